@@ -1,0 +1,362 @@
+//! [`MemoryTransport`]: the embedded default transport, for one process and no server.
+//!
+//! Every channel keeps a bounded history ring, so `Last-Event-ID` resume works in one process
+//! exactly as it does on Redis. A channel's state is dropped once it has no local subscriber and
+//! its last publish is older than the history time-to-live, so churned keys do not grow memory.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::hub::Hub;
+use super::transport::{BoxFuture, History, Interest, LiveFeed, Transport};
+use crate::{BackplaneError, Diagnostics, ErrorKind, EventId, Message};
+
+/// Settings of a [`MemoryTransport`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use statelesse::{Backplane, MemoryConfig};
+///
+/// let bp = Backplane::in_memory_with(
+///     MemoryConfig::default()
+///         .with_history_len(100)
+///         .with_history_ttl(Duration::from_secs(60)),
+/// );
+/// # drop(bp);
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryConfig {
+    history_len: usize,
+    history_ttl: Duration,
+    subscriber_buffer: usize,
+}
+
+impl Default for MemoryConfig {
+    /// 1,000 events of history per channel kept for 10 minutes; 1,024 events buffered per subscriber.
+    fn default() -> Self {
+        Self {
+            history_len: 1000,
+            history_ttl: Duration::from_mins(10),
+            subscriber_buffer: 1024,
+        }
+    }
+}
+
+impl MemoryConfig {
+    /// Sets how many events each channel keeps for resume; `0` turns history off.
+    #[must_use]
+    pub fn with_history_len(mut self, len: usize) -> Self {
+        self.history_len = len;
+        self
+    }
+
+    /// Sets how long a channel without local subscribers keeps its history after its last publish.
+    #[must_use]
+    pub fn with_history_ttl(mut self, ttl: Duration) -> Self {
+        self.history_ttl = ttl;
+        self
+    }
+
+    /// Sets how many events a subscriber may fall behind before it lags (at least 1).
+    #[must_use]
+    pub fn with_subscriber_buffer(mut self, len: usize) -> Self {
+        self.subscriber_buffer = len.max(1);
+        self
+    }
+}
+
+/// The in-memory transport; build a [`Backplane`](crate::Backplane) over it with
+/// [`Backplane::in_memory`](crate::Backplane::in_memory).
+#[derive(Debug, Clone)]
+pub struct MemoryTransport {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    hub: Hub<Log>,
+    config: MemoryConfig,
+    closed: AtomicBool,
+    published: AtomicU64,
+    last_sweep: Mutex<Instant>,
+}
+
+/// A channel's history and id sequence.
+#[derive(Debug)]
+struct Log {
+    history: VecDeque<Arc<Message>>,
+    last_id: EventId,
+    /// Every id up to this one is unknown to this log: trimmed, or from before it existed.
+    forgotten_through: EventId,
+    touched: Instant,
+}
+
+impl Log {
+    fn new() -> Self {
+        let floor = EventId::new(now_millis(), 0);
+        Self {
+            history: VecDeque::new(),
+            last_id: floor,
+            forgotten_through: floor,
+            touched: Instant::now(),
+        }
+    }
+
+    fn next_id(&mut self) -> EventId {
+        let now = now_millis();
+        self.last_id = if now > self.last_id.millis() {
+            EventId::new(now, 0)
+        } else {
+            self.last_id.successor()
+        };
+        self.last_id
+    }
+
+    fn is_live(&self, ttl: Duration) -> bool {
+        !self.history.is_empty() && self.touched.elapsed() < ttl
+    }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl MemoryTransport {
+    /// A transport with `config`.
+    #[must_use]
+    pub fn new(config: MemoryConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                hub: Hub::new(config.subscriber_buffer),
+                config,
+                closed: AtomicBool::new(false),
+                published: AtomicU64::new(0),
+                last_sweep: Mutex::new(Instant::now()),
+            }),
+        }
+    }
+
+    /// The number of channels whose state is held (subscribed, or with unexpired history).
+    #[must_use]
+    pub fn retained_channels(&self) -> usize {
+        self.inner.hub.lock().len()
+    }
+
+    fn closed_error(&self, channel: &str) -> Option<BackplaneError> {
+        self.inner
+            .closed
+            .load(Ordering::Acquire)
+            .then(|| BackplaneError::new(ErrorKind::Closed).on_channel(channel))
+    }
+
+    fn publish_now(&self, channel: &str, event: Cow<'static, str>, data: Bytes) -> EventId {
+        let inner = &self.inner;
+        let keep = inner.config.history_len;
+        let id = {
+            let mut channels = inner.hub.lock();
+            if keep == 0 && !channels.contains_key(channel) {
+                // Nobody listens and nothing is kept: there is nothing to deliver or remember.
+                return EventId::new(now_millis(), 0);
+            }
+            let slot = inner.hub.slot(&mut channels, channel, Log::new);
+            let id = slot.state.next_id();
+            let message = Arc::new(Message::new(id, event, data));
+            let log = &mut slot.state;
+            log.touched = Instant::now();
+            if keep == 0 {
+                log.forgotten_through = id;
+            } else {
+                log.history.push_back(Arc::clone(&message));
+                while log.history.len() > keep {
+                    if let Some(evicted) = log.history.pop_front() {
+                        log.forgotten_through = evicted.id();
+                    }
+                }
+            }
+            slot.deliver(message);
+            id
+        };
+        inner.published.fetch_add(1, Ordering::Relaxed);
+        self.sweep_expired();
+        id
+    }
+
+    /// Drops the state of channels nobody listens to whose history expired, at most once per
+    /// second (amortized over publishes, so no background task is needed).
+    fn sweep_expired(&self) {
+        let inner = &self.inner;
+        {
+            let mut last = inner.last_sweep.lock().unwrap_or_else(PoisonError::into_inner);
+            if last.elapsed() < Duration::from_secs(1) {
+                return;
+            }
+            *last = Instant::now();
+        }
+        let ttl = inner.config.history_ttl;
+        inner
+            .hub
+            .lock()
+            .retain(|_, slot| slot.subscribers > 0 || slot.state.is_live(ttl));
+    }
+}
+
+impl Default for MemoryTransport {
+    fn default() -> Self {
+        Self::new(MemoryConfig::default())
+    }
+}
+
+impl Transport for MemoryTransport {
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        event: Cow<'static, str>,
+        data: Bytes,
+    ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
+        let result = match self.closed_error(channel) {
+            Some(err) => Err(err),
+            None => Ok(self.publish_now(channel, event, data)),
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn subscribe<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<LiveFeed, BackplaneError>> {
+        if let Some(err) = self.closed_error(channel) {
+            return Box::pin(std::future::ready(Err(err)));
+        }
+        let (receiver, _first) = self.inner.hub.subscribe(channel, Log::new);
+        let inner = Arc::clone(&self.inner);
+        let name = channel.to_owned();
+        let interest = Interest::new(move || {
+            let ttl = inner.config.history_ttl;
+            inner.hub.release(&name, |log| log.is_live(ttl));
+        });
+        Box::pin(std::future::ready(Ok(LiveFeed::new(receiver, interest))))
+    }
+
+    fn history_after<'a>(
+        &'a self,
+        channel: &'a str,
+        after: EventId,
+    ) -> BoxFuture<'a, Result<History, BackplaneError>> {
+        let history = match self.inner.hub.lock().get(channel) {
+            None => History::new(Vec::new(), false),
+            Some(slot) => {
+                let log = &slot.state;
+                let start = log.history.partition_point(|m| m.id() <= after);
+                let events = log.history.range(start..).cloned().collect();
+                let complete = after >= log.forgotten_through && after <= log.last_id;
+                History::new(events, complete)
+            }
+        };
+        Box::pin(std::future::ready(Ok(history)))
+    }
+
+    fn local_subscriber_count(&self, channel: &str) -> usize {
+        self.inner.hub.subscriber_count(channel)
+    }
+
+    fn diagnostics(&self) -> Diagnostics {
+        Diagnostics::from_counts(
+            "memory",
+            self.inner.hub.counts(),
+            self.inner.published.load(Ordering::Relaxed),
+        )
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.hub.clear();
+        Box::pin(std::future::ready(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    async fn publish(t: &MemoryTransport, channel: &str) -> EventId {
+        t.publish(channel, "E".into(), data("{}")).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn ids_increase_along_a_channel() {
+        let t = MemoryTransport::default();
+        let a = publish(&t, "c").await;
+        let b = publish(&t, "c").await;
+        assert!(b > a);
+    }
+
+    #[tokio::test]
+    async fn history_after_returns_later_events_in_order() {
+        let t = MemoryTransport::default();
+        let first = publish(&t, "c").await;
+        let second = publish(&t, "c").await;
+        let third = publish(&t, "c").await;
+        let history = t.history_after("c", first).await.unwrap();
+        let ids: Vec<_> = history.events.iter().map(|m| m.id()).collect();
+        assert_eq!(ids, [second, third]);
+        assert!(history.complete);
+    }
+
+    #[tokio::test]
+    async fn history_is_incomplete_after_trimming() {
+        let t = MemoryTransport::new(MemoryConfig::default().with_history_len(2));
+        let first = publish(&t, "c").await;
+        for _ in 0..3 {
+            publish(&t, "c").await;
+        }
+        let history = t.history_after("c", first).await.unwrap();
+        assert_eq!(history.events.len(), 2);
+        assert!(!history.complete);
+    }
+
+    #[tokio::test]
+    async fn unknown_future_id_is_incomplete() {
+        let t = MemoryTransport::default();
+        let id = publish(&t, "c").await;
+        let history = t.history_after("c", id.successor()).await.unwrap();
+        assert!(!history.complete);
+    }
+
+    #[tokio::test]
+    async fn channel_state_is_dropped_when_last_subscriber_leaves_without_history() {
+        let t = MemoryTransport::new(MemoryConfig::default().with_history_len(0));
+        let feed = t.subscribe("c").await.unwrap();
+        publish(&t, "c").await;
+        assert_eq!(t.retained_channels(), 1);
+        drop(feed);
+        assert_eq!(t.retained_channels(), 0);
+    }
+
+    #[tokio::test]
+    async fn publishing_without_listeners_or_history_keeps_nothing() {
+        let t = MemoryTransport::new(MemoryConfig::default().with_history_len(0));
+        for i in 0..100 {
+            t.publish(&format!("c{i}"), "E".into(), data("{}")).await.unwrap();
+        }
+        assert_eq!(t.retained_channels(), 0);
+    }
+
+    #[tokio::test]
+    async fn expired_history_is_swept() {
+        let t = MemoryTransport::new(MemoryConfig::default().with_history_ttl(Duration::ZERO));
+        publish(&t, "old").await;
+        *t.inner.last_sweep.lock().unwrap() -= Duration::from_secs(2);
+        publish(&t, "new").await;
+        assert_eq!(t.retained_channels(), 0);
+    }
+}

@@ -1,0 +1,226 @@
+//! [`Backplane`]: the cheap-to-clone handle that publishes and subscribes typed events.
+//!
+//! A backplane carries events between server instances through a [`Transport`]: in memory (the
+//! default, one process) or Redis (many instances). Each publish serializes its event once; every
+//! local subscriber then shares the same bytes.
+
+pub(crate) mod error;
+pub(crate) mod hub;
+pub(crate) mod memory;
+pub mod transport;
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::subscription::RawSubscription;
+use crate::{BackplaneError, Channel, Diagnostics, ErrorKind, EventId, SseEvent, Subscription};
+use memory::{MemoryConfig, MemoryTransport};
+use transport::Transport;
+
+/// The default largest serialized event accepted by [`Backplane::publish`]: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
+
+/// Publishes and subscribes typed events over a transport.
+///
+/// Cloning is cheap (a reference count); every clone shares the same transport.
+///
+/// # Examples
+///
+/// ```
+/// use statelesse::prelude::*;
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, SseEvent)]
+/// #[sse(domain = "game", key = "game_id")]
+/// pub struct ScoreChanged {
+///     pub game_id: u32,
+///     pub score: i64,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BackplaneError> {
+/// let bp = Backplane::in_memory();
+/// let mut scores = bp.subscribe(&ScoreChanged::channel(&1)).await?;
+/// let id = bp.publish(&ScoreChanged { game_id: 1, score: 10 }).await?;
+///
+/// let received = scores.next().await.unwrap().unwrap();
+/// assert_eq!((received.id, received.event.score), (id, 10));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Backplane {
+    transport: Arc<dyn Transport>,
+    max_payload: usize,
+}
+
+impl Backplane {
+    /// A backplane over the in-memory transport with default settings.
+    #[must_use]
+    pub fn in_memory() -> Self {
+        Self::new(MemoryTransport::default())
+    }
+
+    /// A backplane over the in-memory transport with `config`.
+    #[must_use]
+    pub fn in_memory_with(config: MemoryConfig) -> Self {
+        Self::new(MemoryTransport::new(config))
+    }
+
+    /// A backplane over any transport.
+    #[must_use]
+    pub fn new(transport: impl Transport) -> Self {
+        Self {
+            transport: Arc::new(transport),
+            max_payload: DEFAULT_MAX_PAYLOAD,
+        }
+    }
+
+    /// Sets the largest serialized event [`publish`](Self::publish) accepts, in bytes.
+    #[must_use]
+    pub fn with_max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// The transport underneath: the escape hatch to raw, untyped channel names.
+    #[must_use]
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// Publishes `event` on the channel of its key; returns the id it was given.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Encode`] if it does not serialize, [`ErrorKind::PayloadTooLarge`] past the
+    /// maximum payload, [`ErrorKind::Closed`] after [`shutdown`](Self::shutdown), and
+    /// [`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`] when the transport's server is down:
+    /// an event is never dropped silently.
+    pub async fn publish<E: SseEvent>(&self, event: &E) -> Result<EventId, BackplaneError> {
+        let channel = E::channel(event.key());
+        let data = self.encode(event, channel.name())?;
+        self.transport
+            .publish(channel.name(), event.event_name().into(), data)
+            .await
+    }
+
+    /// Publishes `event` on each of `channels` (serialized once); returns the ids in order.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish); the channels before the failing one were published.
+    pub async fn publish_to<E: SseEvent>(
+        &self,
+        channels: &[Channel<E>],
+        event: &E,
+    ) -> Result<Vec<EventId>, BackplaneError> {
+        let Some(first) = channels.first() else {
+            return Ok(Vec::new());
+        };
+        let data = self.encode(event, first.name())?;
+        let mut ids = Vec::with_capacity(channels.len());
+        for channel in channels {
+            let id = self
+                .transport
+                .publish(channel.name(), event.event_name().into(), data.clone())
+                .await?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Subscribes to `channel`; the stream yields every event published after this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Closed`] after shutdown; [`ErrorKind::Unavailable`] or
+    /// [`ErrorKind::Timeout`] when the transport's server cannot confirm the subscription.
+    pub async fn subscribe<E: SseEvent>(
+        &self,
+        channel: &Channel<E>,
+    ) -> Result<Subscription<E>, BackplaneError> {
+        self.subscribe_after(channel, None).await
+    }
+
+    /// Subscribes to `channel`, first replaying the events after `last_id` from history.
+    ///
+    /// With `Some(id)`, the stream yields the events after `id` still in history, then live
+    /// events, with no gap and no duplicate at the seam; if history no longer covers everything
+    /// after `id`, it yields a [`Gap`](crate::Gap) first. With `None` it is
+    /// [`subscribe`](Self::subscribe).
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe).
+    pub async fn subscribe_after<E: SseEvent>(
+        &self,
+        channel: &Channel<E>,
+        last_id: Option<EventId>,
+    ) -> Result<Subscription<E>, BackplaneError> {
+        let raw = self.subscribe_raw(channel.name(), last_id).await?;
+        Ok(Subscription::new(raw))
+    }
+
+    pub(crate) async fn subscribe_raw(
+        &self,
+        channel: &str,
+        last_id: Option<EventId>,
+    ) -> Result<RawSubscription, BackplaneError> {
+        RawSubscription::open(Arc::clone(&self.transport), channel, last_id).await
+    }
+
+    /// The number of local subscribers of `channel` on this instance.
+    #[must_use]
+    pub fn local_subscriber_count<E>(&self, channel: &Channel<E>) -> usize {
+        self.transport.local_subscriber_count(channel.name())
+    }
+
+    /// The names of the channels with local subscribers on this instance, sorted.
+    #[must_use]
+    pub fn local_channels(&self) -> Vec<String> {
+        self.diagnostics().channels.into_keys().collect()
+    }
+
+    /// A snapshot of this instance's channels, subscribers and transport state.
+    #[must_use]
+    pub fn diagnostics(&self) -> Diagnostics {
+        self.transport.diagnostics()
+    }
+
+    /// Ends every local subscription cleanly and releases the transport (for Redis: unsubscribes
+    /// and closes its connections); later publishes and subscribes fail with [`ErrorKind::Closed`].
+    pub async fn shutdown(&self) {
+        self.transport.shutdown().await;
+    }
+
+    fn encode<E: SseEvent>(&self, event: &E, channel: &str) -> Result<Bytes, BackplaneError> {
+        let data = event
+            .to_data()
+            .map_err(|err| BackplaneError::with_source(ErrorKind::Encode, err).on_channel(channel))?;
+        if data.len() > self.max_payload {
+            return Err(BackplaneError::with_source(
+                ErrorKind::PayloadTooLarge,
+                format!("{} bytes, the maximum is {}", data.len(), self.max_payload),
+            )
+            .on_channel(channel));
+        }
+        Ok(Bytes::from(data))
+    }
+}
+
+impl Default for Backplane {
+    fn default() -> Self {
+        Self::in_memory()
+    }
+}
+
+impl fmt::Debug for Backplane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backplane")
+            .field("transport", &self.transport)
+            .field("max_payload", &self.max_payload)
+            .finish()
+    }
+}

@@ -1,0 +1,55 @@
+//! [`Diagnostics`]: a snapshot of what a backplane is doing, serializable for a `/diagnostics` route.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// A snapshot of a backplane's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Diagnostics {
+    /// The transport: `"memory"` or `"redis"`.
+    pub transport: &'static str,
+    /// Channels with at least one local subscriber.
+    pub total_channels: usize,
+    /// Local subscribers over all channels.
+    pub total_local_subscribers: usize,
+    /// Local subscribers per channel, for channels that have any.
+    pub channels: BTreeMap<String, usize>,
+    /// Events published through this instance.
+    pub published: u64,
+    /// The Redis connection's state, on the Redis transport.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisDiagnostics>,
+}
+
+impl Diagnostics {
+    /// Diagnostics for `transport` from per-channel local subscriber counts.
+    #[must_use]
+    pub fn from_counts(transport: &'static str, channels: BTreeMap<String, usize>, published: u64) -> Self {
+        Self {
+            transport,
+            total_channels: channels.len(),
+            total_local_subscribers: channels.values().sum(),
+            channels,
+            published,
+            redis: None,
+        }
+    }
+}
+
+/// The state of the Redis transport's connections.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RedisDiagnostics {
+    /// Whether the pub/sub connection is up.
+    pub connected: bool,
+    /// How many times the pub/sub connection was re-established.
+    pub reconnects: u64,
+    /// Channels this instance is subscribed to on Redis.
+    pub subscribed_channels: usize,
+    /// Messages on project channels that were not valid envelopes, dropped.
+    pub malformed_messages: u64,
+    /// Channel gaps refilled from history after a reconnect.
+    pub gap_refills: u64,
+}

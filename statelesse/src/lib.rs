@@ -1,0 +1,104 @@
+//! Typed server-sent events that scale across server instances.
+//!
+//! Derive [`SseEvent`] on an event struct and get, checked by the compiler, its channel name,
+//! typed `publish` and `stream` functions, an axum SSE route and a TypeScript client:
+//!
+//! ```
+//! use statelesse::prelude::*;
+//!
+//! #[derive(Clone, Debug, Serialize, Deserialize, SseEvent)]
+//! #[sse(domain = "game", key = "game_id")]
+//! pub struct PlayerJoined {
+//!     pub game_id: u64,
+//!     pub player_name: String,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BackplaneError> {
+//! let bp = Backplane::in_memory();
+//! let mut joined = PlayerJoined::stream(&bp, &42).await?;
+//!
+//! PlayerJoined::publish(&bp, PlayerJoined { game_id: 42, player_name: "ada".into() }).await?;
+//!
+//! let received = joined.next().await.unwrap()?;
+//! assert_eq!(received.event.player_name, "ada");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Events and channels
+//!
+//! `#[derive(SseEvent)]` (see its documentation for the `#[sse(..)]` attribute) gives each event
+//! type a domain, an SSE event name and a key type. A [`Channel<E>`] is one key's channel:
+//!
+//! | event | channel name |
+//! |---|---|
+//! | struct with `key` | `{domain}:{key}:{EventName}` |
+//! | struct without `key` (broadcast) | `{domain}:{EventName}` |
+//! | enum (a domain stream, one SSE event name per variant) | `{domain}:{key}` |
+//!
+//! Keys are escaped so that no key can forge another channel (see [`ChannelKey`]). Handing a
+//! `Channel<A>` where a `Channel<B>` is wanted, a key of the wrong type, or an event of the wrong
+//! type is a compile error.
+//!
+//! # Backplanes
+//!
+//! A [`Backplane`] is a cheap-to-clone handle over a [`Transport`](backplane::Transport):
+//! [`Backplane::in_memory`] for one process, or the Redis transport (feature `redis`) for many
+//! instances. Every channel keeps a bounded history, so a subscriber can resume after the last
+//! id it saw ([`Backplane::subscribe_after`]); see [`subscription`] for ordering and lag.
+//!
+//! # Cargo features
+//!
+//! | Name | Description | Default? |
+//! |---|---|---|
+//! | `macros` | `#[derive(SseEvent)]` | yes |
+//! | `axum` | SSE routes for axum | no |
+//! | `redis` | the Redis transport | no |
+//! | `typescript` | the TypeScript manifest and client | no |
+//! | `uuid` | [`ChannelKey`] for `uuid::Uuid` | no |
+//!
+//! The `examples/` directory of the repository holds runnable examples, one concept each.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod backplane;
+mod channel;
+mod diagnostics;
+mod event;
+mod id;
+mod key;
+mod message;
+pub mod registry;
+pub mod subscription;
+mod variant;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use backplane::error::{BackplaneError, ErrorKind};
+pub use backplane::memory::{MemoryConfig, MemoryTransport};
+pub use backplane::{Backplane, DEFAULT_MAX_PAYLOAD};
+pub use channel::Channel;
+pub use diagnostics::{Diagnostics, RedisDiagnostics};
+pub use event::{EventKind, SseEvent};
+pub use id::{EventId, ParseEventIdError};
+pub use key::{ChannelKey, KeyParseError, escape_key, unescape_key};
+pub use message::Message;
+pub use subscription::{Gap, Received, Subscription, SubscriptionError};
+
+/// Derives [`SseEvent`]; see the `statelesse-macros` crate for the `#[sse(..)]` reference.
+#[cfg(feature = "macros")]
+pub use statelesse_macros::SseEvent;
+
+/// Everything an application needs to declare, publish and stream events.
+///
+/// ```
+/// use statelesse::prelude::*;
+/// ```
+pub mod prelude {
+    pub use crate::{Backplane, BackplaneError, Channel, ChannelKey, EventId, SseEvent, Subscription};
+    pub use futures_util::StreamExt as _;
+    pub use serde::{Deserialize, Serialize};
+}

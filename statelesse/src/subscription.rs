@@ -1,0 +1,257 @@
+//! Subscriptions: a channel's events as a [`Stream`], with resume and lag recovery built in.
+//!
+//! # Ordering and duplicates
+//!
+//! Events arrive in publish order, each at most once. A subscription opened with a last seen id
+//! subscribes first, then reads the history after that id, then continues with live events,
+//! dropping the live events it already replayed: no gap and no duplicate at the seam.
+//!
+//! # Lagging
+//!
+//! Each subscriber buffers a bounded number of events. One that falls further behind is refilled
+//! from the channel's history, transparently. When history cannot cover what it missed (history
+//! off, trimmed or expired), the stream yields a [`Gap`] and goes on with the events it still has,
+//! so the reader can refetch state; it is never a silent skip.
+//!
+//! # Closing
+//!
+//! The stream ends when the backplane shuts down. Dropping it unsubscribes.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use futures_core::Stream;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use crate::backplane::transport::{BoxFuture, History, Interest, LiveFeed, Transport};
+use crate::{BackplaneError, EventId, Message, SseEvent};
+
+/// Events were lost between the previous item of a subscription and the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", match .missed {
+    Some(n) => format!("subscription missed {n} events"),
+    None => "subscription missed events no longer in history".to_owned(),
+})]
+pub struct Gap {
+    /// How many events were missed, when known.
+    pub missed: Option<u64>,
+}
+
+/// A channel's events as raw [`Message`]s: the untyped core of [`Subscription`], used by the SSE
+/// routes, which forward the bytes without decoding them.
+pub struct RawSubscription {
+    channel: Arc<str>,
+    transport: Arc<dyn Transport>,
+    live: BroadcastStream<Arc<Message>>,
+    _interest: Interest,
+    last: Option<EventId>,
+    replay: VecDeque<Arc<Message>>,
+    refill: Option<BoxFuture<'static, Result<History, BackplaneError>>>,
+    gap: Option<Gap>,
+}
+
+impl RawSubscription {
+    /// Subscribes to `channel` on `transport`; with `after`, replays the history after that id first.
+    pub(crate) async fn open(
+        transport: Arc<dyn Transport>,
+        channel: &str,
+        after: Option<EventId>,
+    ) -> Result<Self, BackplaneError> {
+        let LiveFeed { receiver, interest } = transport.subscribe(channel).await?;
+        let mut subscription = Self {
+            channel: channel.into(),
+            transport,
+            live: BroadcastStream::new(receiver),
+            _interest: interest,
+            last: after,
+            replay: VecDeque::new(),
+            refill: None,
+            gap: None,
+        };
+        if let Some(after) = after {
+            subscription.start_refill(after);
+        }
+        Ok(subscription)
+    }
+
+    /// The channel's name.
+    #[must_use]
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// The id of the last event this subscription yielded (or resumed after).
+    #[must_use]
+    pub fn last_id(&self) -> Option<EventId> {
+        self.last
+    }
+
+    fn start_refill(&mut self, after: EventId) {
+        let transport = Arc::clone(&self.transport);
+        let channel = Arc::clone(&self.channel);
+        self.refill = Some(Box::pin(async move {
+            transport.history_after(&channel, after).await
+        }));
+    }
+
+    fn yield_message(&mut self, message: Arc<Message>) -> Poll<Option<Result<Arc<Message>, Gap>>> {
+        self.last = Some(message.id());
+        Poll::Ready(Some(Ok(message)))
+    }
+}
+
+impl Stream for RawSubscription {
+    type Item = Result<Arc<Message>, Gap>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(gap) = this.gap.take() {
+                return Poll::Ready(Some(Err(gap)));
+            }
+            if let Some(message) = this.replay.pop_front() {
+                return this.yield_message(message);
+            }
+            if let Some(refill) = this.refill.as_mut() {
+                let result = ready!(refill.as_mut().poll(cx));
+                this.refill = None;
+                match result {
+                    Ok(history) => {
+                        if !history.complete {
+                            this.gap = Some(Gap { missed: None });
+                        }
+                        let last = this.last;
+                        this.replay.extend(
+                            history
+                                .events
+                                .into_iter()
+                                .filter(|m| last.is_none_or(|last| m.id() > last)),
+                        );
+                    }
+                    Err(err) => {
+                        tracing::warn!(channel = %this.channel, error = %err, "history read failed; reporting a gap");
+                        this.gap = Some(Gap { missed: None });
+                    }
+                }
+                continue;
+            }
+            match ready!(Pin::new(&mut this.live).poll_next(cx)) {
+                None => return Poll::Ready(None),
+                Some(Ok(message)) => {
+                    if this.last.is_some_and(|last| message.id() <= last) {
+                        continue;
+                    }
+                    return this.yield_message(message);
+                }
+                Some(Err(BroadcastStreamRecvError::Lagged(missed))) => match this.last {
+                    Some(last) => this.start_refill(last),
+                    None => this.gap = Some(Gap { missed: Some(missed) }),
+                },
+            }
+        }
+    }
+}
+
+impl fmt::Debug for RawSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawSubscription")
+            .field("channel", &self.channel)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One event received from a [`Subscription`], with its id.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Received<E> {
+    /// The event's id on its channel (its SSE `id`).
+    pub id: EventId,
+    /// The event.
+    pub event: E,
+}
+
+/// Why a [`Subscription`] yielded an error item; the stream goes on after it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscriptionError {
+    /// Events were lost here; refetch state if you need it to be complete.
+    #[error(transparent)]
+    Gap(#[from] Gap),
+    /// An event could not be decoded as the subscription's type (published by another version?).
+    #[error("event {id} (`{event}`) could not be decoded")]
+    Decode {
+        /// The undecodable event's id.
+        id: EventId,
+        /// Its SSE event name.
+        event: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The events of one [`Channel`](crate::Channel) of `E`, as a [`Stream`].
+///
+/// Returned by [`SseEvent::stream`] and [`Backplane::subscribe`](crate::Backplane::subscribe).
+/// See the [module documentation](self) for ordering, lagging and closing.
+pub struct Subscription<E> {
+    raw: RawSubscription,
+    event: PhantomData<fn() -> E>,
+}
+
+impl<E: SseEvent> Subscription<E> {
+    pub(crate) fn new(raw: RawSubscription) -> Self {
+        Self {
+            raw,
+            event: PhantomData,
+        }
+    }
+
+    /// The id of the last event yielded (or resumed after).
+    #[must_use]
+    pub fn last_id(&self) -> Option<EventId> {
+        self.raw.last_id()
+    }
+
+    /// The untyped subscription underneath.
+    #[must_use]
+    pub fn into_raw(self) -> RawSubscription {
+        self.raw
+    }
+}
+
+impl<E: SseEvent> Stream for Subscription<E> {
+    type Item = Result<Received<E>, SubscriptionError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = ready!(Pin::new(&mut self.raw).poll_next(cx));
+        Poll::Ready(item.map(|item| {
+            let message = item?;
+            E::from_data(message.event(), message.data())
+                .map(|event| Received {
+                    id: message.id(),
+                    event,
+                })
+                .map_err(|source| SubscriptionError::Decode {
+                    id: message.id(),
+                    event: message.event().to_owned(),
+                    source,
+                })
+        }))
+    }
+}
+
+impl<E> fmt::Debug for Subscription<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("channel", &self.raw.channel)
+            .field("last", &self.raw.last)
+            .finish()
+    }
+}
