@@ -24,8 +24,9 @@ use crate::{EventKind, SseEvent};
 ///
 /// ```
 /// use statelesse::prelude::*;
+/// # use ts_rs::TS;
 ///
-/// #[derive(Clone, Serialize, Deserialize, SseEvent)]
+/// #[derive(Clone, Serialize, Deserialize, TS, SseEvent)]
 /// #[sse(domain = "chat", key = "room")]
 /// pub struct Message {
 ///     pub room: String,

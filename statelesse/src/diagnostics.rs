@@ -26,7 +26,11 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// Diagnostics for `transport` from per-channel local subscriber counts.
     #[must_use]
-    pub fn from_counts(transport: &'static str, channels: BTreeMap<String, usize>, published: u64) -> Self {
+    pub fn from_counts(
+        transport: &'static str,
+        channels: BTreeMap<String, usize>,
+        published: u64,
+    ) -> Self {
         Self {
             transport,
             total_channels: channels.len(),

@@ -50,8 +50,9 @@ impl EventKind {
 ///
 /// ```
 /// use statelesse::prelude::*;
+/// # use ts_rs::TS;
 ///
-/// #[derive(Clone, Debug, Serialize, Deserialize, SseEvent)]
+/// #[derive(Clone, Debug, Serialize, Deserialize, TS, SseEvent)]
 /// #[sse(domain = "game", key = "game_id")]
 /// pub struct PlayerJoined {
 ///     pub game_id: u64,

@@ -97,7 +97,9 @@ mod tests {
 
     #[test]
     fn rejects_signs_spaces_and_missing_parts() {
-        for bad in ["", "1", "-1", "1-", "+1-2", "1-+2", " 1-2", "1-2\n", "a-b", "1-2-3"] {
+        for bad in [
+            "", "1", "-1", "1-", "+1-2", "1-+2", " 1-2", "1-2\n", "a-b", "1-2-3",
+        ] {
             assert!(bad.parse::<EventId>().is_err(), "{bad:?} parsed");
         }
     }

@@ -195,7 +195,9 @@ macro_rules! integer_keys {
     )*};
 }
 
-integer_keys!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+integer_keys!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+);
 
 #[cfg(feature = "uuid")]
 impl ChannelKey for uuid::Uuid {

@@ -5,8 +5,9 @@
 //!
 //! ```
 //! use statelesse::prelude::*;
+//! use ts_rs::TS;
 //!
-//! #[derive(Clone, Debug, Serialize, Deserialize, SseEvent)]
+//! #[derive(Clone, Debug, Serialize, Deserialize, TS, SseEvent)]
 //! #[sse(domain = "game", key = "game_id")]
 //! pub struct PlayerJoined {
 //!     pub game_id: u64,
@@ -43,7 +44,7 @@
 //!
 //! # Backplanes
 //!
-//! A [`Backplane`] is a cheap-to-clone handle over a [`Transport`](backplane::Transport):
+//! A [`Backplane`] is a cheap-to-clone handle over a [`Transport`](backplane::transport::Transport):
 //! [`Backplane::in_memory`] for one process, or the Redis transport (feature `redis`) for many
 //! instances. Every channel keeps a bounded history, so a subscriber can resume after the last
 //! id it saw ([`Backplane::subscribe_after`]); see [`subscription`] for ordering and lag.
@@ -55,6 +56,7 @@
 //! | `macros` | `#[derive(SseEvent)]` | yes |
 //! | `axum` | SSE routes for axum | no |
 //! | `redis` | the Redis transport | no |
+//! | `redis-tls` | `rediss://` (TLS) for the Redis transport, with rustls | no |
 //! | `typescript` | the TypeScript manifest and client | no |
 //! | `uuid` | [`ChannelKey`] for `uuid::Uuid` | no |
 //!
@@ -68,8 +70,14 @@ mod diagnostics;
 mod event;
 mod id;
 mod key;
+#[cfg(feature = "typescript")]
+#[cfg_attr(docsrs, doc(cfg(feature = "typescript")))]
+pub mod manifest;
 mod message;
 pub mod registry;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod routes;
 pub mod subscription;
 mod variant;
 
@@ -79,6 +87,9 @@ pub mod __private;
 
 pub use backplane::error::{BackplaneError, ErrorKind};
 pub use backplane::memory::{MemoryConfig, MemoryTransport};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use backplane::redis::{RedisConfig, RedisTransport};
 pub use backplane::{Backplane, DEFAULT_MAX_PAYLOAD};
 pub use channel::Channel;
 pub use diagnostics::{Diagnostics, RedisDiagnostics};
@@ -87,6 +98,12 @@ pub use id::{EventId, ParseEventIdError};
 pub use key::{ChannelKey, KeyParseError, escape_key, unescape_key};
 pub use message::Message;
 pub use subscription::{Gap, Received, Subscription, SubscriptionError};
+
+/// The ts-rs crate, for `#[derive(TS)]` with `#[ts(crate = "statelesse::ts_rs")]` (feature
+/// `typescript`).
+#[cfg(feature = "typescript")]
+#[cfg_attr(docsrs, doc(cfg(feature = "typescript")))]
+pub use ts_rs;
 
 /// Derives [`SseEvent`]; see the `statelesse-macros` crate for the `#[sse(..)]` reference.
 #[cfg(feature = "macros")]
@@ -98,7 +115,16 @@ pub use statelesse_macros::SseEvent;
 /// use statelesse::prelude::*;
 /// ```
 pub mod prelude {
-    pub use crate::{Backplane, BackplaneError, Channel, ChannelKey, EventId, SseEvent, Subscription};
+    pub use crate::{
+        Backplane, BackplaneError, Channel, ChannelKey, EventId, SseEvent, Subscription,
+    };
     pub use futures_util::StreamExt as _;
     pub use serde::{Deserialize, Serialize};
+    #[cfg(feature = "typescript")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "typescript")))]
+    pub use ts_rs::TS;
+
+    #[cfg(feature = "axum")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    pub use crate::routes::SseRouteExt as _;
 }

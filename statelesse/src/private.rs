@@ -2,18 +2,19 @@
 
 pub use ::core;
 pub use ::inventory;
+pub use ::serde;
 pub use ::serde_json;
 
 pub use crate::registry::Registration;
 
-use crate::{ChannelKey, SseEvent};
+use crate::SseEvent;
 
 /// Serializes the content of an enum stream's variant, see the `variant` module.
 ///
 /// # Errors
 ///
 /// When the payload's `Serialize` fails or the enum is not externally tagged.
-pub fn encode_variant<E: serde::Serialize>(event: &E) -> serde_json::Result<Vec<u8>> {
+pub fn encode_variant<E: SseEvent>(event: &E) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(128);
     crate::variant::encode(event, &mut out)?;
     Ok(out)
@@ -24,7 +25,7 @@ pub fn encode_variant<E: serde::Serialize>(event: &E) -> serde_json::Result<Vec<
 /// # Errors
 ///
 /// When `event` is not one of `variants` or `data` is not that variant's content.
-pub fn decode_variant<E: serde::de::DeserializeOwned>(
+pub fn decode_variant<E: SseEvent>(
     variants: &[&str],
     event: &str,
     data: &[u8],
@@ -41,19 +42,56 @@ pub fn decode_variant<E: serde::de::DeserializeOwned>(
     crate::variant::decode(index, data)
 }
 
-/// Asserts at compile time that a key field's type is a [`ChannelKey`]; the error names the
-/// missing trait at the field.
-pub const fn assert_channel_key<K: ChannelKey>() {}
-
-/// Implemented by every event whose key type is `K`.
+/// Implemented by every event whose key type is `K`; a key of another type is `SameKey`'s error,
+/// so this trait's own error is for a wrapped type that is not an event at all.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not keyed by `{K}`, the key type of this enum stream",
-    label = "this variant wraps an event with another key type",
-    note = "every variant of an enum stream must carry the same key type; change the key of `{Self}` or wrap another event"
+    message = "`{Self}` is not an SSE event, so a variant of an enum stream cannot wrap it",
+    label = "this variant must wrap a type that derives `SseEvent`",
+    note = "derive `SseEvent` for `{Self}` with a key of type `{K}`, or make this a struct variant with the key field"
 )]
-pub trait KeyedBy<K> {}
+pub trait KeyedBy<K> {
+    /// The key of this event, typed as the enum stream's key: what a newtype variant's `key()`
+    /// returns, so that a wrong key type is one `SameKey` error rather than a type mismatch.
+    fn keyed_key(&self) -> &K;
+}
 
-impl<E: SseEvent> KeyedBy<E::Key> for E {}
+impl<E: SseEvent, K> KeyedBy<K> for E
+where
+    E::Key: SameKey<K>,
+{
+    fn keyed_key(&self) -> &K {
+        self.key().same_key()
+    }
+}
 
-/// Asserts at compile time that `E` is an event keyed by `K`.
-pub const fn assert_keyed_by<E: KeyedBy<K>, K>() {}
+/// Implemented by `K` alone: a variant of an enum stream is keyed by the stream's key type `K`.
+/// Its error names both types, where a blanket impl over `E::Key` would report a projection
+/// mismatch.
+#[diagnostic::on_unimplemented(
+    message = "this variant is keyed by `{Self}`, but the enum stream is keyed by `{K}`",
+    label = "expected a key of type `{K}`",
+    note = "every variant of an enum stream carries the same key type: that of the key field of its first struct variant, or else that of the event its first variant wraps"
+)]
+pub trait SameKey<K> {
+    /// The key field, typed as the stream's key.
+    fn same_key(&self) -> &K;
+}
+
+impl<K> SameKey<K> for K {
+    fn same_key(&self) -> &K {
+        self
+    }
+}
+
+/// Implemented by every type with a TypeScript type; with the `typescript` feature on,
+/// `Registration::of` requires it of every event, so a missing `#[derive(TS)]` is this error.
+#[cfg(feature = "typescript")]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no TypeScript type: add `#[derive(TS)]` to it",
+    label = "`{Self}` does not implement `ts_rs::TS`",
+    note = "the `typescript` feature of statelesse is on, so every event is part of the TypeScript manifest and needs `#[derive(TS)]` (from `ts-rs`, or with `#[ts(crate = \"statelesse::ts_rs\")]`)"
+)]
+pub trait TypeScriptEvent: ts_rs::TS + 'static {}
+
+#[cfg(feature = "typescript")]
+impl<T: ts_rs::TS + 'static> TypeScriptEvent for T {}

@@ -55,14 +55,29 @@ impl EventInfo {
 #[derive(Debug)]
 pub struct Registration {
     pub(crate) info: fn() -> EventInfo,
+    /// Walks the event's payload types for the TypeScript manifest.
+    #[cfg(feature = "typescript")]
+    pub(crate) typescript: crate::manifest::Describe,
 }
 
 impl Registration {
     /// The registration of `E`.
+    #[cfg(not(feature = "typescript"))]
     #[must_use]
     pub const fn of<E: SseEvent>() -> Self {
         Self {
             info: EventInfo::of::<E>,
+        }
+    }
+
+    /// The registration of `E`, which must have a TypeScript type: with the `typescript` feature
+    /// on, every event is part of the manifest.
+    #[cfg(feature = "typescript")]
+    #[must_use]
+    pub const fn of<E: SseEvent + crate::__private::TypeScriptEvent>() -> Self {
+        Self {
+            info: EventInfo::of::<E>,
+            typescript: crate::manifest::describe::<E>,
         }
     }
 }
@@ -75,8 +90,9 @@ inventory::collect!(Registration);
 ///
 /// ```
 /// use statelesse::prelude::*;
+/// # use ts_rs::TS;
 ///
-/// #[derive(Clone, Serialize, Deserialize, SseEvent)]
+/// #[derive(Clone, Serialize, Deserialize, TS, SseEvent)]
 /// #[sse(domain = "docs", key = "id")]
 /// pub struct Edited {
 ///     pub id: u32,
@@ -90,8 +106,7 @@ pub fn events() -> Vec<EventInfo> {
         .into_iter()
         .map(|registration| (registration.info)())
         .collect();
-    events.sort_by(|a, b| {
-        (a.domain, a.name(), a.rust_type).cmp(&(b.domain, b.name(), b.rust_type))
-    });
+    events
+        .sort_by(|a, b| (a.domain, a.name(), a.rust_type).cmp(&(b.domain, b.name(), b.rust_type)));
     events
 }

@@ -143,6 +143,10 @@ impl Stream for RawSubscription {
             match ready!(Pin::new(&mut this.live).poll_next(cx)) {
                 None => return Poll::Ready(None),
                 Some(Ok(message)) => {
+                    if message.is_gap_marker() {
+                        this.gap = Some(Gap { missed: None });
+                        continue;
+                    }
                     if this.last.is_some_and(|last| message.id() <= last) {
                         continue;
                     }
@@ -150,7 +154,11 @@ impl Stream for RawSubscription {
                 }
                 Some(Err(BroadcastStreamRecvError::Lagged(missed))) => match this.last {
                     Some(last) => this.start_refill(last),
-                    None => this.gap = Some(Gap { missed: Some(missed) }),
+                    None => {
+                        this.gap = Some(Gap {
+                            missed: Some(missed),
+                        });
+                    }
                 },
             }
         }

@@ -7,20 +7,31 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, VariantAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, VariantAccess, Visitor,
+};
 use serde::ser::{self, Impossible, Serialize, Serializer};
 
 /// Serializes the content of the enum variant `value` as compact JSON into `out`; returns the
 /// variant's declaration index.
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> serde_json::Result<u32> {
+pub(crate) fn encode<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> serde_json::Result<u32> {
     let mut json = serde_json::Serializer::new(out);
     value.serialize(Capture { json: &mut json })
 }
 
 /// Deserializes the variant with declaration index `index` of `T` from its JSON content.
-pub(crate) fn decode<'de, T: de::Deserialize<'de>>(index: u32, data: &'de [u8]) -> serde_json::Result<T> {
+pub(crate) fn decode<'de, T: de::Deserialize<'de>>(
+    index: u32,
+    data: &'de [u8],
+) -> serde_json::Result<T> {
     let mut json = serde_json::Deserializer::from_slice(data);
-    let value = T::deserialize(Variant { index, json: &mut json })?;
+    let value = T::deserialize(Variant {
+        index,
+        json: &mut json,
+    })?;
     json.end()?;
     Ok(value)
 }
@@ -28,7 +39,9 @@ pub(crate) fn decode<'de, T: de::Deserialize<'de>>(index: u32, data: &'de [u8]) 
 type Json<'a> = serde_json::Serializer<&'a mut Vec<u8>>;
 
 fn not_a_variant() -> serde_json::Error {
-    ser::Error::custom("an enum stream must serialize as an externally tagged enum with data in every variant")
+    ser::Error::custom(
+        "an enum stream must serialize as an externally tagged enum with data in every variant",
+    )
 }
 
 struct Capture<'a, 'b> {
@@ -130,7 +143,8 @@ impl<'a, 'b> Serializer for Capture<'a, 'b> {
     }
 }
 
-type Compound<'a, 'b> = serde_json::ser::Compound<'a, &'b mut Vec<u8>, serde_json::ser::CompactFormatter>;
+type Compound<'a, 'b> =
+    serde_json::ser::Compound<'a, &'b mut Vec<u8>, serde_json::ser::CompactFormatter>;
 
 struct TupleVariant<'a, 'b> {
     index: u32,
@@ -187,7 +201,9 @@ impl<'de> Deserializer<'de> for Variant<'_, 'de> {
     type Error = serde_json::Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-        Err(de::Error::custom("an enum stream decodes only into its own enum"))
+        Err(de::Error::custom(
+            "an enum stream decodes only into its own enum",
+        ))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -210,7 +226,10 @@ impl<'a, 'de> EnumAccess<'de> for Variant<'a, 'de> {
     type Error = serde_json::Error;
     type Variant = Content<'a, 'de>;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self::Variant), Self::Error> {
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self::Variant), Self::Error> {
         let index: de::value::U32Deserializer<serde_json::Error> = self.index.into_deserializer();
         let tag = seed.deserialize(index)?;
         Ok((tag, Content { json: self.json }))
@@ -228,11 +247,18 @@ impl<'de> VariantAccess<'de> for Content<'_, 'de> {
         de::Deserialize::deserialize(&mut *self.json)
     }
 
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Self::Error> {
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, Self::Error> {
         seed.deserialize(&mut *self.json)
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Self::Error> {
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
         self.json.deserialize_tuple(len, visitor)
     }
 
@@ -267,7 +293,10 @@ mod tests {
     enum Game {
         Joined(Joined),
         #[serde(rename_all = "camelCase")]
-        ScoreChanged { game_id: u32, new_score: i64 },
+        ScoreChanged {
+            game_id: u32,
+            new_score: i64,
+        },
     }
 
     #[test]
@@ -280,13 +309,29 @@ mod tests {
     #[test]
     fn struct_variant_data_is_its_fields_with_serde_renames() {
         let mut out = Vec::new();
-        let index = encode(&Game::ScoreChanged { game_id: 1, new_score: -3 }, &mut out).unwrap();
-        assert_eq!((index, out.as_slice()), (1, &br#"{"gameId":1,"newScore":-3}"#[..]));
+        let index = encode(
+            &Game::ScoreChanged {
+                game_id: 1,
+                new_score: -3,
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            (index, out.as_slice()),
+            (1, &br#"{"gameId":1,"newScore":-3}"#[..])
+        );
     }
 
     #[test]
     fn decode_reverses_encode() {
-        for game in [Game::Joined(Joined { name: "x".into() }), Game::ScoreChanged { game_id: 2, new_score: 9 }] {
+        for game in [
+            Game::Joined(Joined { name: "x".into() }),
+            Game::ScoreChanged {
+                game_id: 2,
+                new_score: 9,
+            },
+        ] {
             let mut out = Vec::new();
             let index = encode(&game, &mut out).unwrap();
             assert_eq!(decode::<Game>(index, &out).unwrap(), game);

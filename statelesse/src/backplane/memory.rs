@@ -195,7 +195,10 @@ impl MemoryTransport {
     fn sweep_expired(&self) {
         let inner = &self.inner;
         {
-            let mut last = inner.last_sweep.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut last = inner
+                .last_sweep
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if last.elapsed() < Duration::from_secs(1) {
                 return;
             }
@@ -229,7 +232,10 @@ impl Transport for MemoryTransport {
         Box::pin(std::future::ready(result))
     }
 
-    fn subscribe<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<LiveFeed, BackplaneError>> {
+    fn subscribe<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<LiveFeed, BackplaneError>> {
         if let Some(err) = self.closed_error(channel) {
             return Box::pin(std::future::ready(Err(err)));
         }
@@ -346,7 +352,9 @@ mod tests {
     async fn publishing_without_listeners_or_history_keeps_nothing() {
         let t = MemoryTransport::new(MemoryConfig::default().with_history_len(0));
         for i in 0..100 {
-            t.publish(&format!("c{i}"), "E".into(), data("{}")).await.unwrap();
+            t.publish(&format!("c{i}"), "E".into(), data("{}"))
+                .await
+                .unwrap();
         }
         assert_eq!(t.retained_channels(), 0);
     }

@@ -7,6 +7,8 @@
 pub(crate) mod error;
 pub(crate) mod hub;
 pub(crate) mod memory;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 pub mod transport;
 
 use std::fmt;
@@ -30,8 +32,9 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
 ///
 /// ```
 /// use statelesse::prelude::*;
+/// # use ts_rs::TS;
 ///
-/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, SseEvent)]
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, SseEvent)]
 /// #[sse(domain = "game", key = "game_id")]
 /// pub struct ScoreChanged {
 ///     pub game_id: u32,
@@ -196,9 +199,9 @@ impl Backplane {
     }
 
     fn encode<E: SseEvent>(&self, event: &E, channel: &str) -> Result<Bytes, BackplaneError> {
-        let data = event
-            .to_data()
-            .map_err(|err| BackplaneError::with_source(ErrorKind::Encode, err).on_channel(channel))?;
+        let data = event.to_data().map_err(|err| {
+            BackplaneError::with_source(ErrorKind::Encode, err).on_channel(channel)
+        })?;
         if data.len() > self.max_payload {
             return Err(BackplaneError::with_source(
                 ErrorKind::PayloadTooLarge,

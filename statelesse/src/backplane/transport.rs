@@ -34,7 +34,8 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
     /// Subscribes this instance to `channel`; the feed receives every event published after the
     /// returned future completes.
-    fn subscribe<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<LiveFeed, BackplaneError>>;
+    fn subscribe<'a>(&'a self, channel: &'a str)
+    -> BoxFuture<'a, Result<LiveFeed, BackplaneError>>;
 
     /// The events of `channel` after `after`, oldest first, from the channel's history.
     fn history_after<'a>(
@@ -85,10 +86,7 @@ impl LiveFeed {
     /// A feed reading `receiver`; `interest` is dropped with the feed.
     #[must_use]
     pub fn new(receiver: broadcast::Receiver<Arc<Message>>, interest: Interest) -> Self {
-        Self {
-            receiver,
-            interest,
-        }
+        Self { receiver, interest }
     }
 }
 

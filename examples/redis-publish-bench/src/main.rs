@@ -1,0 +1,280 @@
+//! Publish throughput and publish-to-receive latency of the Redis backplane between two
+//! instances, next to `redis-benchmark`'s PUBLISH figures from the same run and server.
+//!
+//! Run with: `cargo run --release -p example-redis-publish-bench`
+//!
+//! It starts a private `redis-server` on a free port (persistence off), or uses `REDIS_URL`
+//! when set (then `redis-benchmark` is pointed at the same host and port). Instance A publishes,
+//! instance B (a second `Backplane` on the same server) is subscribed to every channel and
+//! checks that it received every event. Environment knobs: `BENCH_EVENTS` (default 100000),
+//! `BENCH_CONCURRENCY` (publishes in flight, default 256), `BENCH_CHANNELS` (default 64),
+//! `BENCH_RATE` (latency run, events per second, default 2000), `BENCH_SECONDS` (default 5).
+
+use std::error::Error;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use statelesse::RedisConfig;
+use statelesse::prelude::*;
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// One benchmark event: where and when it was sent.
+#[derive(Clone, Debug, Serialize, Deserialize, TS, SseEvent)]
+#[ts(crate = "statelesse::ts_rs")]
+#[sse(domain = "bench", key = "room")]
+pub struct Sample {
+    /// The channel's key.
+    pub room: u32,
+    /// The sequence number.
+    pub seq: u64,
+    /// Nanoseconds since the start of the process when it was published.
+    pub sent_ns: u64,
+}
+
+fn now_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A private `redis-server`, killed on drop.
+struct Server {
+    port: u16,
+    child: Option<Child>,
+    dir: std::path::PathBuf,
+}
+
+impl Server {
+    fn start() -> Result<Self, BoxError> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = std::env::temp_dir().join(format!("statelesse-bench-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let server = Self {
+            port,
+            child: Some(child),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("redis-server did not start".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let events = knob("BENCH_EVENTS", 100_000);
+    let concurrency = knob("BENCH_CONCURRENCY", 256);
+    let channels = u32::try_from(knob("BENCH_CHANNELS", 64))?;
+    let rate = knob("BENCH_RATE", 2000);
+    let seconds = knob("BENCH_SECONDS", 5);
+
+    let (_server, url, host, port) = if let Ok(url) = std::env::var("REDIS_URL") {
+        let rest = url.split("://").nth(1).unwrap_or("127.0.0.1:6379");
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let authority = authority.rsplit('@').next().unwrap_or(authority);
+        let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "6379"));
+        let (host, port) = (host.to_owned(), port.parse()?);
+        (None, url, host, port)
+    } else {
+        let server = Server::start()?;
+        let port = server.port;
+        let url = format!("redis://127.0.0.1:{port}/");
+        (Some(server), url, "127.0.0.1".to_owned(), port)
+    };
+    println!("redis-server {url}; {events} events, {concurrency} in flight, {channels} channels");
+
+    for pipeline in ["1", "32"] {
+        let rps = redis_benchmark(&host, port, pipeline)?;
+        println!("redis-benchmark PUBLISH -P {pipeline:>2} -c 50:             {rps:>10.0} req/s");
+    }
+
+    for history in [1000, 0] {
+        let per_second = throughput(&url, history, events, concurrency, channels).await?;
+        println!(
+            "statelesse publish, history {history:>4}, 2 instances:   {per_second:>10.0} events/s (all received by B)"
+        );
+    }
+
+    let (p50, p99, max, count) = latency(&url, rate, seconds).await?;
+    println!(
+        "publish-to-receive latency A -> B at {rate}/s for {seconds} s ({count} samples): p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms"
+    );
+    Ok(())
+}
+
+/// `redis-benchmark`'s requests per second for `PUBLISH` of a 64-byte message.
+fn redis_benchmark(host: &str, port: u16, pipeline: &str) -> Result<f64, BoxError> {
+    let message = "x".repeat(64);
+    let output = Command::new("redis-benchmark")
+        .args(["-h", host, "-p", &port.to_string()])
+        .args(["-P", pipeline, "-n", "200000", "-c", "50", "--csv"])
+        .args(["PUBLISH", "bench:redis-benchmark", &message])
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // --csv: a header line, then "PUBLISH ...","<rps>",...
+    let rps = text
+        .lines()
+        .filter(|line| line.starts_with("\"PUBLISH"))
+        .find_map(|line| line.split(',').nth(1))
+        .map(|field| field.trim_matches('"').parse::<f64>())
+        .ok_or("redis-benchmark printed no PUBLISH result")??;
+    Ok(rps)
+}
+
+async fn instances(url: &str, history: usize) -> Result<(Backplane, Backplane), BoxError> {
+    let config = || -> Result<RedisConfig, BoxError> {
+        Ok(RedisConfig::new(url)?
+            .with_prefix(format!("bench{history}"))
+            .with_history_len(history)
+            .with_subscriber_buffer(1 << 16))
+    };
+    Ok((
+        Backplane::redis(config()?).await?,
+        Backplane::redis(config()?).await?,
+    ))
+}
+
+/// Events per second published from A with `concurrency` publishes in flight, while B is
+/// subscribed to every channel; returns once B received every event.
+async fn throughput(
+    url: &str,
+    history: usize,
+    events: u64,
+    concurrency: u64,
+    channels: u32,
+) -> Result<f64, BoxError> {
+    let (a, b) = instances(url, history).await?;
+    let mut readers = Vec::new();
+    let per_channel = events / u64::from(channels);
+    for room in 0..channels {
+        let mut subscription = Sample::stream(&b, &room).await?;
+        readers.push(tokio::spawn(async move {
+            let mut received = 0;
+            while received < per_channel {
+                match subscription.next().await {
+                    Some(Ok(_)) => received += 1,
+                    Some(Err(err)) => return Err(format!("room {room}: {err}")),
+                    None => return Err(format!("room {room}: stream ended")),
+                }
+            }
+            Ok(received)
+        }));
+    }
+    let total = per_channel * u64::from(channels);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut publishers = Vec::new();
+    for _ in 0..concurrency {
+        let (a, next) = (a.clone(), Arc::clone(&next));
+        publishers.push(tokio::spawn(async move {
+            loop {
+                let seq = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if seq >= total {
+                    return Ok::<(), statelesse::BackplaneError>(());
+                }
+                let room = u32::try_from(seq % u64::from(channels)).unwrap_or(0);
+                a.publish(&Sample {
+                    room,
+                    seq,
+                    sent_ns: now_ns(),
+                })
+                .await?;
+            }
+        }));
+    }
+    for publisher in publishers {
+        publisher.await??;
+    }
+    for reader in readers {
+        reader.await??;
+    }
+    let elapsed = started.elapsed();
+    a.shutdown().await;
+    b.shutdown().await;
+    #[allow(clippy::cast_precision_loss)] // event counts are far below 2^52
+    Ok(total as f64 / elapsed.as_secs_f64())
+}
+
+/// Publish-to-receive latency between two instances at a fixed rate: p50, p99, max in ms.
+async fn latency(url: &str, rate: u64, seconds: u64) -> Result<(f64, f64, f64, usize), BoxError> {
+    let (a, b) = instances(url, 1000).await?;
+    let count = rate * seconds;
+    let mut subscription = Sample::stream(&b, &0).await?;
+    let reader = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        while (samples.len() as u64) < count {
+            match subscription.next().await {
+                Some(Ok(received)) => samples.push(now_ns() - received.event.sent_ns),
+                Some(Err(err)) => return Err(err.to_string()),
+                None => return Err("stream ended".to_owned()),
+            }
+        }
+        Ok(samples)
+    });
+    let mut ticks = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate.max(1)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for seq in 0..count {
+        ticks.tick().await;
+        let a = a.clone();
+        // Fire and forget, so that one slow round trip does not delay the next publish.
+        tokio::spawn(async move {
+            let _ = a
+                .publish(&Sample {
+                    room: 0,
+                    seq,
+                    sent_ns: now_ns(),
+                })
+                .await;
+        });
+    }
+    let mut samples = reader.await??;
+    samples.sort_unstable();
+    let at = |q: f64| {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let index = ((samples.len() - 1) as f64 * q).round() as usize;
+        #[allow(clippy::cast_precision_loss)]
+        let ms = samples[index] as f64 / 1e6;
+        ms
+    };
+    let result = (at(0.5), at(0.99), at(1.0), samples.len());
+    a.shutdown().await;
+    b.shutdown().await;
+    Ok(result)
+}

@@ -1,0 +1,317 @@
+//! [`RedisConfig`]: where the Redis backplane connects and how it behaves.
+
+use std::fmt;
+use std::time::Duration;
+
+use ::redis::{Client, ConnectionAddr, IntoConnectionInfo, ProtocolVersion};
+
+use crate::{BackplaneError, ErrorKind};
+
+/// Settings of the Redis backplane: the server, the channel prefix, history and timeouts.
+///
+/// Built from a URL with [`new`](Self::new) or from an existing client with
+/// [`from_client`](Self::from_client), then adjusted with the `with_*` methods. The connection
+/// always uses RESP3 (push-based pub/sub needs it), whatever the URL's `protocol` says.
+///
+/// | setting | default |
+/// |---|---|
+/// | [prefix](Self::with_prefix) | `statelesse` |
+/// | [history length](Self::with_history_len) per channel | 1,000 events (`0` = off) |
+/// | [history time-to-live](Self::with_history_ttl) after a channel's last publish | 1 hour |
+/// | [connect timeout](Self::with_connect_timeout) | 2 s |
+/// | [command timeout](Self::with_command_timeout) | 2 s |
+/// | [reconnect backoff](Self::with_reconnect_backoff) | 100 ms doubling to 5 s, with jitter |
+/// | [health check](Self::with_health_check_interval) of the pub/sub connection | every 5 s |
+/// | [subscriber buffer](Self::with_subscriber_buffer) | 1,024 events |
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use statelesse::{Backplane, RedisConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), statelesse::BackplaneError> {
+/// let config = RedisConfig::new("redis://:secret@127.0.0.1:6379/2")?
+///     .with_prefix("dev")
+///     .with_history_len(500)
+///     .with_command_timeout(Duration::from_secs(1));
+/// let bp = Backplane::redis(config).await?;
+/// # drop(bp);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisConfig {
+    pub(super) client: Client,
+    pub(super) prefix: String,
+    pub(super) history_len: usize,
+    pub(super) history_ttl: Option<Duration>,
+    pub(super) connect_timeout: Duration,
+    pub(super) command_timeout: Duration,
+    pub(super) reconnect_min: Duration,
+    pub(super) reconnect_max: Duration,
+    pub(super) health_check: Duration,
+    pub(super) subscriber_buffer: usize,
+}
+
+impl RedisConfig {
+    /// The default channel prefix.
+    pub const DEFAULT_PREFIX: &'static str = "statelesse";
+
+    /// Settings for the server at `url`, with every other setting at its default.
+    ///
+    /// `url` is `redis://[<user>][:<password>@]<host>[:<port>][/<db>]`, `rediss://…` for TLS
+    /// (feature `redis-tls`), or `redis+unix:///path/to/socket[?db=<db>]`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] when `url` is not a Redis URL, or asks for TLS without the
+    /// `redis-tls` feature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use statelesse::RedisConfig;
+    ///
+    /// assert!(RedisConfig::new("redis://127.0.0.1:6379/0").is_ok());
+    /// assert!(RedisConfig::new("http://127.0.0.1").is_err());
+    /// ```
+    pub fn new(url: &str) -> Result<Self, BackplaneError> {
+        let info = url
+            .into_connection_info()
+            .map_err(|err| BackplaneError::with_source(ErrorKind::Config, err))?;
+        let client = Client::open(info)
+            .map_err(|err| BackplaneError::with_source(ErrorKind::Config, err))?;
+        let config = Self::from_client(client);
+        config.check_tls()?;
+        Ok(config)
+    }
+
+    /// Settings for the server of an existing `client` (its address, credentials, database and
+    /// TLS settings are kept; its protocol is switched to RESP3).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use statelesse::RedisConfig;
+    ///
+    /// let client = redis::Client::open("redis://127.0.0.1/").unwrap();
+    /// let config = RedisConfig::from_client(client).with_prefix("prod");
+    /// # drop(config);
+    /// ```
+    #[must_use]
+    pub fn from_client(client: Client) -> Self {
+        let info = client.get_connection_info().clone();
+        let redis = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let info = info.set_redis_settings(redis);
+        // Re-opening a parsed `ConnectionInfo` cannot fail: it was valid for `client`.
+        let client = Client::open(info).unwrap_or(client);
+        Self {
+            client,
+            prefix: Self::DEFAULT_PREFIX.to_owned(),
+            history_len: 1000,
+            history_ttl: Some(Duration::from_hours(1)),
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(2),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            health_check: Duration::from_secs(5),
+            subscriber_buffer: 1024,
+        }
+    }
+
+    /// Sets the prefix of every Redis key and channel name, isolating environments (`dev`,
+    /// `prod`) that share one server. It must be non-empty and contain no `{`, `}` or whitespace.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets how many events each channel keeps in its Redis Stream for resume; `0` turns
+    /// history off.
+    ///
+    /// Trimming is approximate (`XADD … MAXLEN ~ len`): a stream holds at least `len` events
+    /// and usually up to one stream node (100 entries by default) more.
+    #[must_use]
+    pub fn with_history_len(mut self, len: usize) -> Self {
+        self.history_len = len;
+        self
+    }
+
+    /// Sets how long a channel's stream is kept after its last publish; `None` keeps it until
+    /// it is deleted by hand. With history off, the stream still exists (empty) to keep the
+    /// channel's last id, and expires the same way.
+    #[must_use]
+    pub fn with_history_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.history_ttl = ttl;
+        self
+    }
+
+    /// Sets how long connecting to Redis may take before the attempt fails.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a command (a publish, a history read, a subscription) may wait for its
+    /// answer before it fails with [`ErrorKind::Timeout`].
+    #[must_use]
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// Sets the delays between attempts to re-establish the pub/sub connection: the first is
+    /// about `min`, each next one doubles, up to `max`; each is jittered down by up to half.
+    #[must_use]
+    pub fn with_reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.reconnect_min = min;
+        self.reconnect_max = max.max(min);
+        self
+    }
+
+    /// Sets how often the pub/sub connection is checked with a `PING`, to notice a connection
+    /// that died without being closed.
+    #[must_use]
+    pub fn with_health_check_interval(mut self, interval: Duration) -> Self {
+        self.health_check = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Sets how many events a local subscriber may fall behind before it lags (at least 1).
+    #[must_use]
+    pub fn with_subscriber_buffer(mut self, len: usize) -> Self {
+        self.subscriber_buffer = len.max(1);
+        self
+    }
+
+    /// The client the backplane connects with (RESP3).
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The prefix of every key and channel name.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Checks what the builder methods cannot.
+    pub(super) fn validate(&self) -> Result<(), BackplaneError> {
+        let bad_prefix = self.prefix.is_empty()
+            || self
+                .prefix
+                .chars()
+                .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control());
+        if bad_prefix {
+            return Err(BackplaneError::with_source(
+                ErrorKind::Config,
+                format!(
+                    "invalid prefix `{}`: it must be non-empty, without braces or whitespace",
+                    self.prefix.escape_debug()
+                ),
+            ));
+        }
+        if self.command_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(BackplaneError::with_source(
+                ErrorKind::Config,
+                "timeouts must be greater than zero",
+            ));
+        }
+        self.check_tls()
+    }
+
+    fn check_tls(&self) -> Result<(), BackplaneError> {
+        let tls = matches!(
+            self.client.get_connection_info().addr(),
+            ConnectionAddr::TcpTls { .. }
+        );
+        if tls && !cfg!(feature = "redis-tls") {
+            return Err(BackplaneError::with_source(
+                ErrorKind::Config,
+                "a `rediss://` URL needs the `redis-tls` feature of statelesse",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The connection info holds the password: show the address only.
+        f.debug_struct("RedisConfig")
+            .field(
+                "addr",
+                &self.client.get_connection_info().addr().to_string(),
+            )
+            .field(
+                "db",
+                &self.client.get_connection_info().redis_settings().db(),
+            )
+            .field("prefix", &self.prefix)
+            .field("history_len", &self.history_len)
+            .field("history_ttl", &self.history_ttl)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field(
+                "reconnect_backoff",
+                &(self.reconnect_min, self.reconnect_max),
+            )
+            .field("health_check", &self.health_check)
+            .field("subscriber_buffer", &self.subscriber_buffer)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forces_resp3() {
+        let config = RedisConfig::new("redis://127.0.0.1:1/3?protocol=resp2").unwrap();
+        let settings = config.client().get_connection_info().redis_settings();
+        assert_eq!(settings.protocol(), ProtocolVersion::RESP3);
+        assert_eq!(settings.db(), 3);
+    }
+
+    #[test]
+    fn keeps_credentials() {
+        let config = RedisConfig::new("redis://ada:secret@127.0.0.1:1/").unwrap();
+        let settings = config.client().get_connection_info().redis_settings();
+        assert_eq!(settings.username(), Some("ada"));
+        assert_eq!(settings.password(), Some("secret"));
+        assert!(!format!("{config:?}").contains("secret"));
+    }
+
+    #[test]
+    fn rejects_bad_prefixes() {
+        for prefix in ["", "a{b", "a}", "a b"] {
+            let config = RedisConfig::new("redis://127.0.0.1/")
+                .unwrap()
+                .with_prefix(prefix);
+            assert_eq!(
+                config.validate().unwrap_err().kind(),
+                ErrorKind::Config,
+                "{prefix:?}"
+            );
+        }
+        let config = RedisConfig::new("redis://127.0.0.1/")
+            .unwrap()
+            .with_prefix("prod:eu");
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn rediss_needs_the_tls_feature() {
+        let result = RedisConfig::new("rediss://127.0.0.1/");
+        assert_eq!(result.is_ok(), cfg!(feature = "redis-tls"));
+    }
+}

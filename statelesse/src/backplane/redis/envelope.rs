@@ -1,0 +1,424 @@
+//! The wire format on Redis: key and channel names, the pub/sub envelope, the stream entries,
+//! and the two Lua scripts that write and read them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ::redis::{Script, Value};
+use bytes::Bytes;
+
+use crate::{EventId, Message};
+
+/// The first line of every envelope: the format and its version.
+pub(super) const MAGIC: &[u8] = b"statelesse/1\n";
+const FAMILY: &[u8] = b"statelesse/";
+
+/// Appends to the channel's stream (trimmed, or emptied when history is off, which keeps the
+/// stream's last id so ids stay increasing), refreshes its time-to-live, and publishes the
+/// envelope, atomically; returns the stream id, which is the event id.
+///
+/// KEYS: stream. ARGV: pub/sub channel, history length, ttl in ms (0 = none), event name, data.
+const PUBLISH_LUA: &str = r"
+local id
+if ARGV[2] == '0' then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '0', '*', 'e', '', 'd', '')
+else
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[4], 'd', ARGV[5])
+end
+if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+redis.call('PUBLISH', ARGV[1], 'statelesse/1\n' .. id .. '\n' .. ARGV[4] .. '\n' .. ARGV[5])
+return id
+";
+
+/// Reads a stream's state and, when ARGV[1] is an id, its entries after that id, in one
+/// consistent snapshot. Returns nil when the stream does not exist, else
+/// `{last id, first id or nil, max deleted id or nil, entries added or nil, entries}`
+/// (the optional fields are missing before Redis 7).
+const HISTORY_LUA: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local s = {}
+for i = 1, #info, 2 do s[info[i]] = info[i + 1] end
+local first = false
+if s['first-entry'] then first = s['first-entry'][1] end
+local entries = {}
+if ARGV[1] ~= '' then entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+') end
+return {s['last-generated-id'], first, s['max-deleted-entry-id'] or false, s['entries-added'] or false, s['length'], entries}
+";
+
+/// The two scripts, hashed once.
+#[derive(Debug)]
+pub(super) struct Scripts {
+    pub(super) publish: Script,
+    pub(super) history: Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Self {
+        Self {
+            publish: Script::new(PUBLISH_LUA),
+            history: Script::new(HISTORY_LUA),
+        }
+    }
+}
+
+/// Builds the Redis names of channels under one prefix.
+#[derive(Debug, Clone)]
+pub(super) struct Names {
+    /// `{prefix}:{`, the start of every pub/sub channel name.
+    channel_start: Box<str>,
+    /// `{prefix}:h:{`, the start of every stream key.
+    stream_start: Box<str>,
+}
+
+impl Names {
+    pub(super) fn new(prefix: &str) -> Self {
+        Self {
+            channel_start: format!("{prefix}:{{").into(),
+            stream_start: format!("{prefix}:h:{{").into(),
+        }
+    }
+
+    /// The pub/sub channel of `channel`: `{prefix}:{<channel>}`.
+    pub(super) fn pubsub(&self, channel: &str) -> String {
+        format!("{}{channel}}}", self.channel_start)
+    }
+
+    /// The stream key of `channel`: `{prefix}:h:{<channel>}`.
+    pub(super) fn stream(&self, channel: &str) -> String {
+        format!("{}{channel}}}", self.stream_start)
+    }
+
+    /// The channel whose pub/sub channel is `name`, if `name` is one of ours.
+    pub(super) fn channel_of<'a>(&self, name: &'a [u8]) -> Option<&'a str> {
+        let inner = name
+            .strip_prefix(self.channel_start.as_bytes())?
+            .strip_suffix(b"}")?;
+        std::str::from_utf8(inner).ok()
+    }
+}
+
+/// Why a payload on one of our channels is not a valid envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Malformed {
+    /// It does not start with the envelope's magic line.
+    NotAnEnvelope,
+    /// It is an envelope of a version this build does not know.
+    UnknownVersion,
+    /// The id line is missing or not an id.
+    BadId,
+    /// The event name line is missing, empty or not a valid SSE event name.
+    BadEventName,
+    /// A stream entry lacks its `e` or `d` field.
+    BadEntry,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotAnEnvelope => "not a statelesse envelope",
+            Self::UnknownVersion => "unknown envelope version",
+            Self::BadId => "invalid event id",
+            Self::BadEventName => "invalid event name",
+            Self::BadEntry => "stream entry without event name or data",
+        })
+    }
+}
+
+/// Frames an event as the publish script does: `statelesse/1\n<id>\n<event>\n<data>`.
+#[cfg(test)]
+pub(super) fn encode(id: EventId, event: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(format!("{id}\n{event}\n").as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// Parses an envelope; the data is a zero-copy slice of `payload`.
+pub(super) fn decode(payload: &Bytes) -> Result<Message, Malformed> {
+    let Some(rest) = payload.strip_prefix(MAGIC) else {
+        return Err(if payload.starts_with(FAMILY) {
+            Malformed::UnknownVersion
+        } else {
+            Malformed::NotAnEnvelope
+        });
+    };
+    let (id, rest) = split_line(rest).ok_or(Malformed::BadId)?;
+    let id = parse_id(id).ok_or(Malformed::BadId)?;
+    let (event, rest) = split_line(rest).ok_or(Malformed::BadEventName)?;
+    let event = event_name(event).ok_or(Malformed::BadEventName)?;
+    let start = payload.len() - rest.len();
+    Ok(Message::new(id, event, payload.slice(start..)))
+}
+
+fn split_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = bytes.iter().position(|&b| b == b'\n')?;
+    Some((&bytes[..end], &bytes[end + 1..]))
+}
+
+pub(super) fn parse_id(bytes: &[u8]) -> Option<EventId> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// An SSE event name: non-empty UTF-8 without CR, LF or NUL (axum panics on those).
+fn event_name(bytes: &[u8]) -> Option<String> {
+    let name = std::str::from_utf8(bytes).ok()?;
+    let valid = !name.is_empty() && !name.contains(['\r', '\n', '\0']);
+    valid.then(|| name.to_owned())
+}
+
+/// A stream's state and the entries read after an id, as [`HISTORY_LUA`] returns them.
+#[derive(Debug, Default)]
+pub(super) struct StreamState {
+    /// The stream's last generated id.
+    pub(super) last: EventId,
+    /// The oldest entry still held.
+    pub(super) first: Option<EventId>,
+    /// The largest id deleted with `XDEL` (Redis 7+).
+    pub(super) max_deleted: Option<EventId>,
+    /// Whether nothing was ever trimmed or deleted (Redis 7+; `false` when unknown).
+    pub(super) never_trimmed: bool,
+    /// The entries after the requested id, oldest first.
+    pub(super) events: Vec<Arc<Message>>,
+    /// Entries that were skipped because they are not ours.
+    pub(super) malformed: u64,
+}
+
+impl StreamState {
+    /// Whether history holds every event after `after`.
+    ///
+    /// The rule: `after` must not be newer than the stream's last id (an unknown id), nothing
+    /// newer than `after` may have been deleted, and either `after` is the last id, or `after`
+    /// is at or after the oldest entry still held (trimming removes the oldest entries, so
+    /// everything after such an id is still there), or `after` is `0-0` (the very beginning)
+    /// and nothing was ever trimmed. An older id is not covered even by an untrimmed stream:
+    /// that stream may have been created anew (expired, or lost by a server restart).
+    pub(super) fn covers(&self, after: EventId) -> bool {
+        if after > self.last {
+            return false;
+        }
+        if self.max_deleted.is_some_and(|deleted| deleted > after) {
+            return false;
+        }
+        after == self.last
+            || self.first.is_some_and(|first| after >= first)
+            || (self.never_trimmed && after == EventId::default())
+    }
+}
+
+/// Parses the reply of [`HISTORY_LUA`]; `None` when the stream does not exist.
+pub(super) fn parse_history(value: Value) -> Result<Option<StreamState>, &'static str> {
+    let fields = match value {
+        Value::Nil => return Ok(None),
+        Value::Array(fields) => fields,
+        _ => return Err("history reply is not an array"),
+    };
+    let [last, first, max_deleted, added, length, entries]: [Value; 6] = fields
+        .try_into()
+        .map_err(|_| "history reply has the wrong length")?;
+    let last = id_value(&last).ok_or("history reply without a last id")?;
+    let first = id_value(&first);
+    let max_deleted = id_value(&max_deleted);
+    let never_trimmed = match (int_value(&added), int_value(&length)) {
+        (Some(added), Some(length)) => added == length,
+        _ => false,
+    };
+    let Value::Array(entries) = entries else {
+        return Err("history entries are not an array");
+    };
+    let mut state = StreamState {
+        last,
+        first,
+        max_deleted,
+        never_trimmed,
+        events: Vec::with_capacity(entries.len()),
+        malformed: 0,
+    };
+    for entry in entries {
+        match parse_entry(entry) {
+            Ok(message) => state.events.push(Arc::new(message)),
+            Err(reason) => {
+                state.malformed += 1;
+                tracing::warn!(%reason, "skipping a stream entry that is not a statelesse event");
+            }
+        }
+    }
+    Ok(Some(state))
+}
+
+/// Parses one `[id, [field, value, …]]` stream entry written by [`PUBLISH_LUA`].
+fn parse_entry(entry: Value) -> Result<Message, Malformed> {
+    let Value::Array(parts) = entry else {
+        return Err(Malformed::BadEntry);
+    };
+    let [id, fields]: [Value; 2] = parts.try_into().map_err(|_| Malformed::BadEntry)?;
+    let id = id_value(&id).ok_or(Malformed::BadId)?;
+    let fields = match fields {
+        Value::Array(fields) => fields,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        _ => return Err(Malformed::BadEntry),
+    };
+    let (mut event, mut data) = (None, None);
+    let mut fields = fields.into_iter();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        match (bytes_value(&name), value) {
+            (Some(b"e"), value) => event = bytes_owned(value),
+            (Some(b"d"), value) => data = bytes_owned(value),
+            _ => {}
+        }
+    }
+    let (Some(event), Some(data)) = (event, data) else {
+        return Err(Malformed::BadEntry);
+    };
+    let event = event_name(&event).ok_or(Malformed::BadEventName)?;
+    Ok(Message::new(id, event, Bytes::from(data)))
+}
+
+fn bytes_value(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+fn bytes_owned(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) => Some(text.into_bytes()),
+        _ => None,
+    }
+}
+
+fn id_value(value: &Value) -> Option<EventId> {
+    bytes_value(value).and_then(parse_id)
+}
+
+fn int_value(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn names_wrap_the_channel_in_a_hash_tag() {
+        let names = Names::new("dev");
+        assert_eq!(
+            names.pubsub("game:42:PlayerJoined"),
+            "dev:{game:42:PlayerJoined}"
+        );
+        assert_eq!(
+            names.stream("game:42:PlayerJoined"),
+            "dev:h:{game:42:PlayerJoined}"
+        );
+        assert_eq!(
+            names.channel_of(b"dev:{game:42:PlayerJoined}"),
+            Some("game:42:PlayerJoined")
+        );
+        assert_eq!(names.channel_of(b"prod:{game:42:PlayerJoined}"), None);
+        assert_eq!(names.channel_of(b"dev:{unterminated"), None);
+    }
+
+    #[test]
+    fn decodes_what_the_script_encodes() {
+        let payload = encode(EventId::new(5, 1), "PlayerJoined", b"{\"a\":\"x\ny\"}\n");
+        let message = decode(&Bytes::from(payload)).unwrap();
+        assert_eq!(message.id(), EventId::new(5, 1));
+        assert_eq!(message.event(), "PlayerJoined");
+        assert_eq!(&message.data()[..], b"{\"a\":\"x\ny\"}\n");
+    }
+
+    #[test]
+    fn the_script_writes_the_magic_line() {
+        let magic = std::str::from_utf8(MAGIC).unwrap().replace('\n', "\\n");
+        assert!(PUBLISH_LUA.contains(&format!("'{magic}'")));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        let cases: [(&[u8], Malformed); 7] = [
+            (b"hello", Malformed::NotAnEnvelope),
+            (b"", Malformed::NotAnEnvelope),
+            (b"statelesse/2\n1-0\nE\n{}", Malformed::UnknownVersion),
+            (b"statelesse/1\n", Malformed::BadId),
+            (b"statelesse/1\nx-1\nE\n{}", Malformed::BadId),
+            (b"statelesse/1\n1-0\n\n{}", Malformed::BadEventName),
+            (b"statelesse/1\n1-0\nE\r\n{}", Malformed::BadEventName),
+        ];
+        for (payload, expected) in cases {
+            let result = decode(&Bytes::from_static(payload)).map(|m| m.id());
+            assert_eq!(
+                result,
+                Err(expected),
+                "{:?}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+    }
+
+    #[test]
+    fn parses_a_history_reply() {
+        let entry = |id: &str, e: &str, d: &str| {
+            Value::Array(vec![
+                bulk(id),
+                Value::Array(vec![bulk("e"), bulk(e), bulk("d"), bulk(d)]),
+            ])
+        };
+        let reply = Value::Array(vec![
+            bulk("9-0"),
+            bulk("5-0"),
+            bulk("0-0"),
+            Value::Int(9),
+            Value::Int(5),
+            Value::Array(vec![
+                entry("8-0", "E", "{}"),
+                Value::Array(vec![bulk("9-0"), Value::Array(vec![])]),
+            ]),
+        ]);
+        let state = parse_history(reply).unwrap().unwrap();
+        assert_eq!(state.last, EventId::new(9, 0));
+        assert_eq!(state.first, Some(EventId::new(5, 0)));
+        assert!(!state.never_trimmed);
+        assert_eq!(state.events.len(), 1);
+        assert_eq!(state.malformed, 1);
+        assert!(parse_history(Value::Nil).unwrap().is_none());
+    }
+
+    #[test]
+    fn coverage_rule() {
+        let state = StreamState {
+            last: EventId::new(9, 0),
+            first: Some(EventId::new(5, 0)),
+            max_deleted: Some(EventId::new(0, 0)),
+            ..StreamState::default()
+        };
+        assert!(state.covers(EventId::new(5, 0)));
+        assert!(state.covers(EventId::new(9, 0)));
+        assert!(!state.covers(EventId::new(4, 0)), "older than history");
+        assert!(!state.covers(EventId::new(9, 1)), "unknown future id");
+        let untrimmed = StreamState {
+            never_trimmed: true,
+            ..state
+        };
+        assert!(untrimmed.covers(EventId::new(0, 0)));
+        assert!(
+            !untrimmed.covers(EventId::new(4, 0)),
+            "the stream may be a new one"
+        );
+        let emptied = StreamState {
+            last: EventId::new(9, 0),
+            ..StreamState::default()
+        };
+        assert!(emptied.covers(EventId::new(9, 0)));
+        assert!(!emptied.covers(EventId::new(8, 0)));
+    }
+}

@@ -1,0 +1,459 @@
+//! [`RedisTransport`]: the backplane for many server instances, over Redis pub/sub and Streams.
+//!
+//! The behaviour (layout on Redis, ids, subscriptions, resume, reconnects) is documented on
+//! [`RedisTransport`], the public face of this module.
+
+mod config;
+mod envelope;
+mod subscriber;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ::redis::RedisError;
+use ::redis::aio::ConnectionManagerConfig;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+pub use config::RedisConfig;
+
+use super::hub::Hub;
+use super::transport::{BoxFuture, History, Interest, LiveFeed, Transport};
+use crate::{Backplane, BackplaneError, Diagnostics, ErrorKind, EventId, RedisDiagnostics};
+use envelope::{Names, Scripts};
+use subscriber::{Command, Settings, Shared, Stats, Subscriber};
+
+/// The Redis transport, for many server instances; build a [`Backplane`] over it with
+/// [`Backplane::redis`].
+///
+/// Cloning is cheap; every clone shares the same connections and subscriber task.
+///
+///
+/// # Layout on Redis
+///
+/// Every name starts with the configured prefix (default `statelesse`), and wraps the channel in
+/// a hash tag, so a channel's stream and messages share one Redis Cluster slot:
+///
+/// | what | name | holds |
+/// |---|---|---|
+/// | pub/sub channel | `{prefix}:{<channel>}` | one envelope per event |
+/// | stream (history) | `{prefix}:h:{<channel>}` | one entry per event, fields `e` (event name) and `d` (data) |
+///
+/// For example `statelesse:{game:42:PlayerJoined}` and `statelesse:h:{game:42:PlayerJoined}`.
+///
+/// An envelope is `statelesse/1\n<id>\n<event name>\n<data>`: a magic line carrying the format
+/// version, the event id, the SSE event name, then the JSON data verbatim. Anything else on one
+/// of our channels is counted in [`RedisDiagnostics::malformed_messages`](crate::RedisDiagnostics),
+/// logged through `tracing`, and dropped.
+///
+/// # Publishing and ids
+///
+/// A publish runs one Lua script (`EVALSHA`, loaded again after a server restart): `XADD` to the
+/// channel's stream with `MAXLEN ~ <history length>`, refresh the stream's time-to-live, and
+/// `PUBLISH` the envelope, atomically. The stream entry id is the event id, so ids increase
+/// strictly along a channel whichever instance publishes. With history off the script still
+/// appends, with `MAXLEN 0`: the stream stays empty but keeps its last id, so ids keep
+/// increasing. Publishes go over one multiplexed connection, many in flight at once. While Redis
+/// is unreachable a publish fails with [`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`]; it
+/// is never dropped silently.
+///
+/// # Subscribing
+///
+/// Each instance has one dedicated pub/sub connection (RESP3). It subscribes a channel when its
+/// first local subscriber arrives, and unsubscribes when the last one leaves, so an instance
+/// receives only what its clients want. [`subscribe`](Transport::subscribe) returns once Redis confirmed
+/// the subscription. Each message is decoded once and shared by every local subscriber; each
+/// subscriber's queue is bounded, and one that falls behind lags alone and is refilled from
+/// history.
+///
+/// # Resume and history
+///
+/// [`history_after`](Transport::history_after) reads a stream with an exclusive `XRANGE` and its `XINFO`, in
+/// one script. It reports the history as complete when the id is the stream's last id, or is at
+/// or after the oldest entry the stream still holds (trimming removes the oldest entries, so
+/// everything after it is still there), and no entry after it was deleted (`XDEL`). An older id,
+/// an id newer than the stream's last one, and any id on a stream that does not exist (never
+/// published, expired, or lost by a server restart) are incomplete: the subscription yields a
+/// [`Gap`](crate::Gap). Redis 7 or later is expected.
+///
+/// # Reconnecting
+///
+/// When the pub/sub connection drops (or stops answering the periodic `PING`), the transport
+/// reconnects with capped exponential backoff and jitter, subscribes again every channel that
+/// still has local subscribers, and then reads each channel's gap from its stream, from the last
+/// id that channel delivered. Live messages that arrive meanwhile are held in a bounded buffer,
+/// and delivered after the gap, without the ones already delivered: subscribers see every event
+/// once, in order. When history cannot cover the gap (history off, trimmed, or the server lost
+/// its data), subscriptions yield a [`Gap`](crate::Gap) instead of skipping silently.
+///
+/// # Examples
+///
+/// ```no_run
+/// use statelesse::{Backplane, RedisConfig, RedisTransport};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), statelesse::BackplaneError> {
+/// let transport = RedisTransport::connect(RedisConfig::new("redis://127.0.0.1/")?).await?;
+/// let bp = Backplane::new(transport);
+/// # drop(bp);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+    closed: AtomicBool,
+    prefix: String,
+}
+
+impl RedisTransport {
+    /// Connects to Redis with `config`: opens the command connection and the pub/sub
+    /// connection, and starts the task that owns the latter.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for an invalid configuration, [`ErrorKind::Unavailable`] or
+    /// [`ErrorKind::Timeout`] when Redis cannot be reached.
+    pub async fn connect(config: RedisConfig) -> Result<Self, BackplaneError> {
+        config.validate()?;
+        #[cfg(feature = "redis-tls")]
+        {
+            // rustls needs a process-wide crypto provider; keep one the application installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let settings = Settings {
+            history_len: config.history_len,
+            history_ttl_ms: config.history_ttl.map_or(0, |ttl| {
+                u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+            }),
+            connect_timeout: config.connect_timeout,
+            command_timeout: config.command_timeout,
+            reconnect_min: config.reconnect_min,
+            reconnect_max: config.reconnect_max,
+            health_check: config.health_check,
+            buffer: config.subscriber_buffer,
+        };
+        let client = config.client;
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.command_timeout))
+            // Fail fast while Redis is down: one quick retry, then the caller gets the error.
+            .set_number_of_retries(1)
+            .set_min_delay(settings.reconnect_min)
+            .set_max_delay(settings.reconnect_max);
+        let deadline = settings.call_timeout() + settings.connect_timeout;
+        let publisher =
+            tokio::time::timeout(deadline, client.get_connection_manager_with_config(manager))
+                .await
+                .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
+                .map_err(connect_error)?;
+        let link = tokio::time::timeout(deadline, subscriber::open_link(&client, &settings))
+            .await
+            .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
+            .map_err(connect_error)?;
+        let shared = Arc::new(Shared {
+            hub: Hub::new(settings.buffer),
+            names: Names::new(&config.prefix),
+            scripts: Scripts::new(),
+            publisher,
+            client,
+            settings,
+            stats: Stats::default(),
+        });
+        let (commands, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(Subscriber::new(Arc::clone(&shared), receiver, link).run());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                shared,
+                commands,
+                closed: AtomicBool::new(false),
+                prefix: config.prefix,
+            }),
+        })
+    }
+
+    /// The prefix of every key and channel name this transport uses.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The Redis pub/sub channel carrying `channel`: `{prefix}:{<channel>}`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), statelesse::BackplaneError> {
+    /// # let transport = statelesse::RedisTransport::connect(statelesse::RedisConfig::new("redis://127.0.0.1/")?).await?;
+    /// assert_eq!(transport.pubsub_channel("game:1:Started"), "statelesse:{game:1:Started}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn pubsub_channel(&self, channel: &str) -> String {
+        self.inner.shared.names.pubsub(channel)
+    }
+
+    /// The Redis key of `channel`'s history stream: `{prefix}:h:{<channel>}`.
+    #[must_use]
+    pub fn stream_key(&self, channel: &str) -> String {
+        self.inner.shared.names.stream(channel)
+    }
+
+    fn closed_error(&self, channel: &str) -> Option<BackplaneError> {
+        self.inner
+            .closed
+            .load(Ordering::Acquire)
+            .then(|| BackplaneError::new(ErrorKind::Closed).on_channel(channel))
+    }
+
+    async fn publish_now(
+        &self,
+        channel: &str,
+        event: &str,
+        data: &[u8],
+    ) -> Result<EventId, BackplaneError> {
+        let shared = &self.inner.shared;
+        let settings = &shared.settings;
+        let mut con = shared.publisher.clone();
+        let mut invocation = shared.scripts.publish.key(shared.names.stream(channel));
+        invocation
+            .arg(shared.names.pubsub(channel))
+            .arg(settings.history_len)
+            .arg(settings.history_ttl_ms)
+            .arg(event)
+            .arg(data);
+        let id: String =
+            tokio::time::timeout(settings.call_timeout(), invocation.invoke_async(&mut con))
+                .await
+                .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
+                .map_err(redis_error)?;
+        let id = envelope::parse_id(id.as_bytes()).ok_or_else(|| {
+            BackplaneError::with_source(ErrorKind::Protocol, format!("`{id}` is not a stream id"))
+        })?;
+        shared.stats.published.fetch_add(1, Ordering::Relaxed);
+        Ok(id)
+    }
+
+    async fn subscribe_now(&self, channel: &str) -> Result<LiveFeed, BackplaneError> {
+        let shared = &self.inner.shared;
+        let (receiver, _first) = shared.hub.subscribe(channel, || ());
+        let interest = {
+            let shared = Arc::clone(shared);
+            let commands = self.inner.commands.clone();
+            let channel: Box<str> = channel.into();
+            Interest::new(move || {
+                if shared.hub.release(&channel, |()| false) {
+                    let _ = commands.send(Command::Release { channel });
+                }
+            })
+        };
+        let (reply, confirmed) = oneshot::channel();
+        let ensure = Command::Ensure {
+            channel: channel.into(),
+            reply,
+        };
+        if self.inner.commands.send(ensure).is_err() {
+            return Err(BackplaneError::new(ErrorKind::Closed));
+        }
+        match tokio::time::timeout(shared.settings.call_timeout(), confirmed).await {
+            Ok(Ok(Ok(()))) => Ok(LiveFeed::new(receiver, interest)),
+            Ok(Ok(Err(err))) => Err(err),
+            Ok(Err(_)) => Err(BackplaneError::new(ErrorKind::Closed)),
+            Err(_) => Err(BackplaneError::new(ErrorKind::Timeout)),
+        }
+    }
+}
+
+impl Transport for RedisTransport {
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        event: Cow<'static, str>,
+        data: Bytes,
+    ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
+        Box::pin(async move {
+            if let Some(err) = self.closed_error(channel) {
+                return Err(err);
+            }
+            self.publish_now(channel, &event, &data)
+                .await
+                .map_err(|err| err.on_channel(channel))
+        })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<LiveFeed, BackplaneError>> {
+        Box::pin(async move {
+            if let Some(err) = self.closed_error(channel) {
+                return Err(err);
+            }
+            self.subscribe_now(channel)
+                .await
+                .map_err(|err| err.on_channel(channel))
+        })
+    }
+
+    fn history_after<'a>(
+        &'a self,
+        channel: &'a str,
+        after: EventId,
+    ) -> BoxFuture<'a, Result<History, BackplaneError>> {
+        Box::pin(async move {
+            if let Some(err) = self.closed_error(channel) {
+                return Err(err);
+            }
+            let state = subscriber::read_stream(&self.inner.shared, channel, Some(after))
+                .await
+                .map_err(|err| err.on_channel(channel))?;
+            Ok(match state {
+                None => History::new(Vec::new(), false),
+                Some(state) => {
+                    let complete = state.covers(after);
+                    History::new(state.events, complete)
+                }
+            })
+        })
+    }
+
+    fn local_subscriber_count(&self, channel: &str) -> usize {
+        self.inner.shared.hub.subscriber_count(channel)
+    }
+
+    fn diagnostics(&self) -> Diagnostics {
+        let shared = &self.inner.shared;
+        let stats = &shared.stats;
+        let mut diagnostics = Diagnostics::from_counts(
+            "redis",
+            shared.hub.counts(),
+            stats.published.load(Ordering::Relaxed),
+        );
+        diagnostics.redis = Some(RedisDiagnostics {
+            connected: stats.connected.load(Ordering::Relaxed),
+            reconnects: stats.reconnects.load(Ordering::Relaxed),
+            subscribed_channels: stats.subscribed.load(Ordering::Relaxed),
+            malformed_messages: stats.malformed.load(Ordering::Relaxed),
+            gap_refills: stats.gap_refills.load(Ordering::Relaxed),
+        });
+        diagnostics
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.inner.closed.store(true, Ordering::Release);
+            let (reply, done) = oneshot::channel();
+            if self
+                .inner
+                .commands
+                .send(Command::Shutdown { reply })
+                .is_ok()
+            {
+                let wait = self.inner.shared.settings.command_timeout;
+                let _ = tokio::time::timeout(wait + wait, done).await;
+            }
+            self.inner.shared.hub.clear();
+        })
+    }
+}
+
+impl fmt::Debug for RedisTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let settings = &self.inner.shared.settings;
+        f.debug_struct("RedisTransport")
+            .field("prefix", &self.inner.prefix)
+            .field("history_len", &settings.history_len)
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+impl Backplane {
+    /// A backplane over Redis with `config`: the way to share events between server instances.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisTransport::connect`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use statelesse::{Backplane, RedisConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), statelesse::BackplaneError> {
+    /// let bp = Backplane::redis(RedisConfig::new("redis://127.0.0.1:6379/")?.with_prefix("prod")).await?;
+    /// println!("{:?}", bp.diagnostics().redis);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn redis(config: RedisConfig) -> Result<Self, BackplaneError> {
+        Ok(Self::new(RedisTransport::connect(config).await?))
+    }
+
+    /// A backplane over Redis through an existing `client`, with default settings (see
+    /// [`RedisConfig::from_client`] to change them).
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisTransport::connect`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use statelesse::Backplane;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://127.0.0.1/")?;
+    /// let bp = Backplane::redis_from_client(client).await?;
+    /// # drop(bp);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn redis_from_client(client: ::redis::Client) -> Result<Self, BackplaneError> {
+        Self::redis(RedisConfig::from_client(client)).await
+    }
+}
+
+/// Maps a Redis error to the kind of failure it is.
+fn redis_error(err: RedisError) -> BackplaneError {
+    use ::redis::{ErrorKind as Kind, ServerErrorKind as Server};
+    let kind = if err.is_timeout() {
+        ErrorKind::Timeout
+    } else if err.is_io_error()
+        || err.is_connection_refusal()
+        || err.is_connection_dropped()
+        || err.is_unrecoverable_error()
+        || matches!(
+            err.kind(),
+            Kind::Server(
+                Server::BusyLoading | Server::MasterDown | Server::TryAgain | Server::ClusterDown
+            ) | Kind::ClusterConnectionNotFound
+        )
+    {
+        ErrorKind::Unavailable
+    } else if matches!(
+        err.kind(),
+        Kind::AuthenticationFailed | Kind::InvalidClientConfig | Kind::RESP3NotSupported
+    ) {
+        ErrorKind::Config
+    } else {
+        ErrorKind::Protocol
+    };
+    BackplaneError::with_source(kind, err)
+}
+
+fn connect_error(err: RedisError) -> BackplaneError {
+    redis_error(err)
+}

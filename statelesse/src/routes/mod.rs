@@ -1,0 +1,804 @@
+//! axum SSE routes: `E::sse_route()` streams one event type's channels to browsers.
+//!
+//! ```no_run
+//! use axum::Router;
+//! use statelesse::prelude::*;
+//!
+//! #[derive(Clone, Serialize, Deserialize, SseEvent)]
+//! # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+//! #[sse(domain = "game", key = "game_id")]
+//! pub struct PlayerJoined {
+//!     pub game_id: u64,
+//!     pub player_name: String,
+//! }
+//!
+//! # #[tokio::main]
+//! # async fn main() -> std::io::Result<()> {
+//! // GET /sse/game/{game_id}/player-joined
+//! let app: Router = Router::new()
+//!     .merge(PlayerJoined::sse_route())
+//!     .with_state(Backplane::in_memory());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! [`SseRouteExt`] (in the prelude) gives every event type `sse_route()`, the route with default
+//! settings, and `sse_routes()`, a builder ([`SseRoutes`]) for hooks and limits. The router works
+//! with any app state `S` from which a [`Backplane`] is taken (`Backplane: FromRef<S>`); a
+//! `Backplane` is itself such a state.
+//!
+//! # Routes
+//!
+//! One `GET` route per event type, at the event's [`SseEvent::PATH`]: by default
+//! `/sse/{domain}/{key}/{event-name}` for a keyed event, `/sse/{domain}/{event-name}` for a
+//! keyless (broadcast) event, and `/sse/{domain}/{key}` for an enum domain stream, which carries
+//! every variant. The key segment is percent-decoded and parsed as the event's key type.
+//!
+//! # Frames
+//!
+//! The response is `text/event-stream` with `Cache-Control: no-cache` and
+//! `X-Accel-Buffering: no` (so nginx does not buffer it). It starts with a `retry` hint (default
+//! 3 s, [`SseRoutes::retry`]), then one frame per event:
+//!
+//! ```text
+//! retry: 3000
+//!
+//! id: 1700000000000-0
+//! event: PlayerJoined
+//! data: {"game_id":42,"player_name":"ada"}
+//!
+//! ```
+//!
+//! `id` is the event's [`EventId`] on its channel, `event` its SSE event name (the
+//! variant's name on an enum stream) and `data` one line of compact JSON. Each event is framed
+//! once per instance and the same bytes go to every subscriber. When no frame was sent for the
+//! keep-alive interval (default 15 s, [`SseRoutes::keep_alive`]), a `: keep-alive` comment is.
+//!
+//! # Resume
+//!
+//! A client that reconnects with the last id it saw, in the `Last-Event-ID` header (as
+//! `EventSource` does on its own reconnects) or the `lastEventId` query parameter (for a page
+//! reload, where `EventSource` cannot set headers), gets every event after that id still in the
+//! channel's history, then live events, with no gap and no duplicate at the seam, on this
+//! instance or any other one on the same backplane. The header wins over the query parameter; an
+//! empty value means no id.
+//!
+//! # Gaps
+//!
+//! When history cannot cover what a client missed (the id is older than history, unknown, or the
+//! client fell further behind than history reaches), the stream sends a [`GAP_EVENT`] before the
+//! events it still has, never a silent skip:
+//!
+//! ```text
+//! event: gap
+//! data: {"missed":null}
+//!
+//! ```
+//!
+//! `missed` is how many events were lost when known, else `null`. A client that keeps state should
+//! refetch it, for example by reconnecting without an id to get a fresh [snapshot](#initial-state).
+//!
+//! # Initial state
+//!
+//! With [`SseRoutes::initial_state`], a connection without a last id first receives a
+//! [`SNAPSHOT_EVENT`] whose `data` is the hook's value as JSON, then live events. The route
+//! subscribes *before* calling the hook, so nothing published meanwhile is lost: such events
+//! follow the snapshot, which may already reflect them, so apply events idempotently. A resuming
+//! connection gets no snapshot: history brings it up to date.
+//!
+//! # Authorization
+//!
+//! With [`SseRoutes::authorize`], a hook receives the request parts, the parsed key and the state
+//! and answers `Ok(())` or a denial, any `IntoResponse` such as [`Denied::Forbidden`]; a denial is
+//! the response, and no stream is opened or subscribed.
+//!
+//! # Bad input and limits
+//!
+//! Each failure is a response with a fixed status and a plain text body, before any stream opens:
+//!
+//! | failure | response | rejection |
+//! |---|---|---|
+//! | the key segment does not parse as the key type | 400 | [`InvalidKey`] |
+//! | malformed `Last-Event-ID` / `lastEventId` | 400 | [`InvalidLastEventId`] |
+//! | denied by the authorization hook | the hook's (401/403 with [`Denied`]) | |
+//! | past the [`ConnectionLimit`] | 503 + `Retry-After` | [`TooManyConnections`] |
+//! | the backplane cannot subscribe | 503 + `Retry-After` | [`BackplaneUnavailable`] |
+//! | the initial state does not serialize | 500 | [`SnapshotFailed`] |
+//!
+//! Checks run in that order; the connection slot is taken before the authorization hook runs.
+//!
+//! # Slow clients
+//!
+//! Each connection's response body is pulled by its own connection task: a client that stops
+//! reading stops only its own stream, never a publisher or another client. Its subscription
+//! buffers a bounded number of events (the transport's subscriber buffer); past that it is
+//! refilled from the channel's history when it reads again, or, when history does not reach back
+//! far enough, sent a `gap` event and the events history still has. Memory per connection stays
+//! bounded by that buffer, one history read, and the socket's buffers.
+//!
+//! # Shutdown
+//!
+//! axum's graceful shutdown waits for every response body, and an SSE body never ends by itself.
+//! Give the routes a [`Shutdown`] and trigger it when shutting down: every open stream sends a
+//! final `: shutdown` comment and ends. When the backplane shuts down, streams end with `: closed`.
+//!
+//! # Diagnostics
+//!
+//! Each open connection holds one subscription, so
+//! [`Backplane::diagnostics`] counts it as a local subscriber of its
+//! channel, from the moment the route subscribes until the stream ends or the client goes away.
+
+mod error;
+mod frame;
+mod limit;
+mod shutdown;
+mod stream;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{FromRef, FromRequestParts, Query, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::backplane::transport::BoxFuture;
+use crate::{Backplane, Channel, ChannelKey, EventId, EventKind, SseEvent};
+use stream::{Cancelled, EventStream};
+
+pub use error::{
+    BackplaneUnavailable, Denied, InvalidKey, InvalidLastEventId, MissingKeyParam, SnapshotFailed,
+    TooManyConnections,
+};
+pub use limit::ConnectionLimit;
+pub use shutdown::Shutdown;
+
+/// The SSE event name of the frame that reports lost events: `gap`.
+///
+/// Its data is `{"missed":<count or null>}`; see [Gaps](self#gaps). This name and
+/// [`SNAPSHOT_EVENT`] are reserved: the route of an event (or enum variant) so named does not
+/// compile.
+///
+/// ```compile_fail
+/// use statelesse::prelude::*;
+///
+/// #[derive(Clone, Serialize, Deserialize, SseEvent)]
+/// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+/// #[sse(domain = "net", name = "gap")]
+/// pub struct Outage {
+///     pub seconds: u32,
+/// }
+///
+/// let _route: axum::Router<Backplane> = Outage::sse_route();
+/// ```
+pub const GAP_EVENT: &str = "gap";
+
+/// The SSE event name of the initial state frame: `snapshot`.
+///
+/// Its data is the initial state hook's value as compact JSON; see
+/// [Initial state](self#initial-state).
+pub const SNAPSHOT_EVENT: &str = "snapshot";
+
+/// The default interval of keep-alive comments: 15 seconds.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The default `retry` hint, and `Retry-After` of 503 answers: 3 seconds.
+pub const DEFAULT_RETRY: Duration = Duration::from_secs(3);
+
+/// The SSE routes of an event type: `E::sse_route()` and `E::sse_routes()`.
+///
+/// Implemented for every [`SseEvent`]; in the [prelude](crate::prelude). See the
+/// [module documentation](self) for what the route does.
+///
+/// # Examples
+///
+/// ```
+/// use axum::Router;
+/// use axum::extract::FromRef;
+/// use statelesse::prelude::*;
+///
+/// #[derive(Clone, Serialize, Deserialize, SseEvent)]
+/// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+/// #[sse(domain = "game", key = "game_id")]
+/// pub struct PlayerJoined {
+///     pub game_id: u64,
+///     pub player_name: String,
+/// }
+///
+/// #[derive(Clone)]
+/// struct AppState {
+///     backplane: Backplane,
+/// }
+///
+/// impl FromRef<AppState> for Backplane {
+///     fn from_ref(state: &AppState) -> Self {
+///         state.backplane.clone()
+///     }
+/// }
+///
+/// let state = AppState { backplane: Backplane::in_memory() };
+/// let app: Router = Router::new()
+///     .merge(PlayerJoined::sse_route::<AppState>())
+///     .with_state(state);
+/// # drop(app);
+/// ```
+pub trait SseRouteExt: SseEvent + Sized {
+    /// The route of this event type at [`SseEvent::PATH`], with default settings.
+    fn sse_route<S>() -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+        Backplane: FromRef<S>,
+    {
+        Self::sse_routes().into_router()
+    }
+
+    /// A builder of this event type's route, for hooks and limits; see [`SseRoutes`].
+    #[must_use]
+    fn sse_routes<S>() -> SseRoutes<Self, S>
+    where
+        S: Clone + Send + Sync + 'static,
+        Backplane: FromRef<S>,
+    {
+        SseRoutes::new()
+    }
+}
+
+impl<E: SseEvent> SseRouteExt for E {}
+
+type AuthorizeHook<K, S> =
+    dyn Fn(Parts, &K, &S) -> BoxFuture<'static, Result<(), Response>> + Send + Sync;
+type InitialStateHook<K, S> =
+    dyn Fn(&K, &S) -> BoxFuture<'static, Result<Bytes, Response>> + Send + Sync;
+
+/// A builder of an event type's SSE route, from [`SseRouteExt::sse_routes`].
+///
+/// Finish with [`into_router`](Self::into_router), or hand the builder to `Router::merge`
+/// directly (it converts into a `Router<S>`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::Router;
+/// use statelesse::prelude::*;
+/// use statelesse::routes::{Denied, Shutdown};
+///
+/// #[derive(Clone, Serialize, Deserialize, SseEvent)]
+/// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+/// #[sse(domain = "user", key = "user_id")]
+/// pub struct Notification {
+///     pub user_id: String,
+///     pub text: String,
+/// }
+///
+/// let shutdown = Shutdown::new();
+/// let app: Router = Router::new()
+///     .merge(
+///         Notification::sse_routes()
+///             // Only the user themself may open their stream.
+///             .authorize(|parts, user_id: String, _state: Backplane| async move {
+///                 match parts.headers.get("x-user").and_then(|v| v.to_str().ok()) {
+///                     None => Err(Denied::Unauthorized),
+///                     Some(user) if user == user_id => Ok(()),
+///                     Some(_) => Err(Denied::Forbidden),
+///                 }
+///             })
+///             .keep_alive(Duration::from_secs(20))
+///             .max_connections(10_000)
+///             .shutdown(&shutdown),
+///     )
+///     .with_state(Backplane::in_memory());
+/// # drop(app);
+/// ```
+pub struct SseRoutes<E: SseEvent, S> {
+    authorize: Option<Arc<AuthorizeHook<E::Key, S>>>,
+    initial_state: Option<Arc<InitialStateHook<E::Key, S>>>,
+    keep_alive: Duration,
+    retry: Duration,
+    limit: Option<ConnectionLimit>,
+    shutdown: Option<Shutdown>,
+    event: PhantomData<fn() -> E>,
+}
+
+impl<E, S> SseRoutes<E, S>
+where
+    E: SseEvent,
+    S: Clone + Send + Sync + 'static,
+    Backplane: FromRef<S>,
+{
+    /// A builder with default settings: no hooks, keep-alive every 15 s, a 3 s retry hint, no
+    /// connection limit, no shutdown signal.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            authorize: None,
+            initial_state: None,
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            retry: DEFAULT_RETRY,
+            limit: None,
+            shutdown: None,
+            event: PhantomData,
+        }
+    }
+
+    /// Authorizes each request with `hook` before any stream opens.
+    ///
+    /// The hook receives the request's parts (headers, URI, extensions: run your own
+    /// `FromRequestParts` extractors on them), the parsed key and the app state, and returns
+    /// `Ok(())` to open the stream or an error, any [`IntoResponse`] such as [`Denied`], which is
+    /// the response. Nothing is subscribed before it says yes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use statelesse::prelude::*;
+    /// use statelesse::routes::Denied;
+    ///
+    /// #[derive(Clone, Serialize, Deserialize, SseEvent)]
+    /// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+    /// #[sse(domain = "user", key = "user_id")]
+    /// pub struct Notification {
+    ///     pub user_id: u64,
+    ///     pub text: String,
+    /// }
+    ///
+    /// let route = Notification::sse_routes().authorize(|parts, user_id: u64, _: Backplane| async move {
+    ///     let token = parts.headers.get("authorization").ok_or(Denied::Unauthorized)?;
+    ///     if token.as_bytes() == format!("Bearer user-{user_id}").as_bytes() {
+    ///         Ok(())
+    ///     } else {
+    ///         Err(Denied::Forbidden)
+    ///     }
+    /// });
+    /// # let _: axum::Router<Backplane> = route.into_router();
+    /// ```
+    #[must_use]
+    pub fn authorize<F, Fut, R>(mut self, hook: F) -> Self
+    where
+        F: Fn(Parts, E::Key, S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), R>> + Send + 'static,
+        R: IntoResponse,
+        E::Key: Clone,
+    {
+        self.authorize = Some(Arc::new(move |parts: Parts, key: &E::Key, state: &S| {
+            let decision = hook(parts, key.clone(), state.clone());
+            Box::pin(async move { decision.await.map_err(IntoResponse::into_response) })
+        }));
+        self
+    }
+
+    /// Sends each new connection a snapshot of the current state first, from `hook`.
+    ///
+    /// The hook receives the parsed key and the app state and returns the state to send, any
+    /// `Serialize` value, which goes out as a [`SNAPSHOT_EVENT`] with that value as JSON data;
+    /// or an error, any [`IntoResponse`] (say, 404 for an unknown game), which is the response.
+    /// The route subscribes before calling the hook, so events published meanwhile follow the
+    /// snapshot. Connections resuming with a last id get no snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use statelesse::prelude::*;
+    ///
+    /// #[derive(Clone, Serialize, Deserialize, SseEvent)]
+    /// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+    /// #[sse(domain = "game", key = "game_id")]
+    /// pub struct PlayerJoined {
+    ///     pub game_id: u64,
+    ///     pub player_name: String,
+    /// }
+    ///
+    /// #[derive(Serialize)]
+    /// struct Lobby {
+    ///     players: Vec<String>,
+    /// }
+    ///
+    /// let route = PlayerJoined::sse_routes().initial_state(|game_id: u64, _: Backplane| async move {
+    ///     // Read the game's current players from your store here.
+    ///     Ok::<_, Infallible>(Lobby { players: vec![format!("host of {game_id}")] })
+    /// });
+    /// # let _: axum::Router<Backplane> = route.into_router();
+    /// ```
+    #[must_use]
+    pub fn initial_state<F, Fut, T, R>(mut self, hook: F) -> Self
+    where
+        F: Fn(E::Key, S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, R>> + Send + 'static,
+        T: Serialize,
+        R: IntoResponse,
+        E::Key: Clone,
+    {
+        self.initial_state = Some(Arc::new(move |key: &E::Key, state: &S| {
+            let snapshot = hook(key.clone(), state.clone());
+            Box::pin(async move {
+                let value = snapshot.await.map_err(IntoResponse::into_response)?;
+                serde_json::to_vec(&value)
+                    .map(Bytes::from)
+                    .map_err(|err| error::SnapshotFailed::new(err).into_response())
+            })
+        }));
+        self
+    }
+
+    /// Sets the interval of keep-alive comments sent when no other frame was; `Duration::ZERO`
+    /// turns them off. Defaults to 15 seconds.
+    ///
+    /// Keep it below the idle timeout of every proxy between the server and its clients.
+    ///
+    /// ```
+    /// # use statelesse::prelude::*;
+    /// # #[derive(Clone, Serialize, Deserialize, SseEvent)]
+    /// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+    /// # #[sse(domain = "game", key = "game_id")]
+    /// # pub struct PlayerJoined { pub game_id: u64 }
+    /// use std::time::Duration;
+    /// let route = PlayerJoined::sse_routes::<Backplane>().keep_alive(Duration::from_secs(30));
+    /// # drop(route);
+    /// ```
+    #[must_use]
+    pub fn keep_alive(mut self, interval: Duration) -> Self {
+        self.keep_alive = interval;
+        self
+    }
+
+    /// Sets the `retry` hint, how long a client waits before reconnecting, also sent as
+    /// `Retry-After` (rounded up to whole seconds) on 503 answers. Defaults to 3 seconds.
+    ///
+    /// ```
+    /// # use statelesse::prelude::*;
+    /// # #[derive(Clone, Serialize, Deserialize, SseEvent)]
+    /// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+    /// # #[sse(domain = "game", key = "game_id")]
+    /// # pub struct PlayerJoined { pub game_id: u64 }
+    /// use std::time::Duration;
+    /// let route = PlayerJoined::sse_routes::<Backplane>().retry(Duration::from_secs(1));
+    /// # drop(route);
+    /// ```
+    #[must_use]
+    pub fn retry(mut self, after: Duration) -> Self {
+        self.retry = after;
+        self
+    }
+
+    /// Limits this route to `max` open connections on this instance; past it, requests are
+    /// answered 503 with `Retry-After`. To share one limit among several routes, use
+    /// [`connection_limit`](Self::connection_limit).
+    ///
+    /// ```
+    /// # use statelesse::prelude::*;
+    /// # #[derive(Clone, Serialize, Deserialize, SseEvent)]
+    /// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+    /// # #[sse(domain = "game", key = "game_id")]
+    /// # pub struct PlayerJoined { pub game_id: u64 }
+    /// let route = PlayerJoined::sse_routes::<Backplane>().max_connections(5_000);
+    /// # drop(route);
+    /// ```
+    #[must_use]
+    pub fn max_connections(self, max: usize) -> Self {
+        self.connection_limit(&ConnectionLimit::new(max))
+    }
+
+    /// Counts this route's connections against `limit`, shared with every route given it.
+    ///
+    /// ```
+    /// # use statelesse::prelude::*;
+    /// # #[derive(Clone, Serialize, Deserialize, SseEvent)]
+    /// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+    /// # #[sse(domain = "game", key = "game_id")]
+    /// # pub struct PlayerJoined { pub game_id: u64 }
+    /// # #[derive(Clone, Serialize, Deserialize, SseEvent)]
+    /// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+    /// # #[sse(domain = "game", key = "game_id")]
+    /// # pub struct PlayerLeft { pub game_id: u64 }
+    /// use axum::Router;
+    /// use statelesse::routes::ConnectionLimit;
+    ///
+    /// let limit = ConnectionLimit::new(10_000);
+    /// let app: Router = Router::new()
+    ///     .merge(PlayerJoined::sse_routes().connection_limit(&limit))
+    ///     .merge(PlayerLeft::sse_routes().connection_limit(&limit))
+    ///     .with_state(Backplane::in_memory());
+    /// # drop(app);
+    /// ```
+    #[must_use]
+    pub fn connection_limit(mut self, limit: &ConnectionLimit) -> Self {
+        self.limit = Some(limit.clone());
+        self
+    }
+
+    /// Ends every open stream of this route when `shutdown` is triggered; see [`Shutdown`].
+    #[must_use]
+    pub fn shutdown(mut self, shutdown: &Shutdown) -> Self {
+        self.shutdown = Some(shutdown.clone());
+        self
+    }
+
+    /// The router serving `GET` at [`SseEvent::PATH`], to merge into the app.
+    pub fn into_router(self) -> Router<S> {
+        const {
+            assert!(
+                is_route_path(E::PATH),
+                "the event's `PATH` must start with `/`"
+            );
+            assert!(
+                !uses_reserved_name(E::KIND),
+                "an SSE route cannot carry an event named `gap` or `snapshot`, the route's own frames; rename it with #[sse(name = \"..\")]"
+            );
+        }
+        let config = Arc::new(self);
+        let handler = move |State(state): State<S>, request: Request| {
+            let config = Arc::clone(&config);
+            async move { config.serve(state, request).await }
+        };
+        Router::new().route(E::PATH, get(handler))
+    }
+
+    async fn serve(&self, state: S, request: Request) -> Response {
+        let (mut parts, _body) = request.into_parts();
+        let key = match key_of::<E>(&mut parts).await {
+            Ok(key) => key,
+            Err(rejection) => return rejection,
+        };
+        let last_id = match last_event_id(&parts) {
+            Ok(id) => id,
+            Err(rejection) => return rejection.into_response(),
+        };
+        if self.shutdown.as_ref().is_some_and(Shutdown::is_triggered) {
+            let head = VecDeque::from([frame::retry(self.retry), frame::SHUTDOWN]);
+            return event_stream(EventStream::new(head, None, None, Duration::ZERO, None));
+        }
+        let permit = match &self.limit {
+            None => None,
+            Some(limit) => match limit.try_acquire() {
+                Some(permit) => Some(permit),
+                None => return TooManyConnections::new(self.retry).into_response(),
+            },
+        };
+        if let Some(authorize) = &self.authorize
+            && let Err(denied) = authorize(parts, &key, &state).await
+        {
+            return denied;
+        }
+        let backplane = Backplane::from_ref(&state);
+        let channel = Channel::<E>::new(&key);
+        let subscription = match backplane.subscribe_raw(channel.name(), last_id).await {
+            Ok(subscription) => subscription,
+            Err(err) => return BackplaneUnavailable::new(err, self.retry).into_response(),
+        };
+        let mut head = VecDeque::with_capacity(2);
+        head.push_back(frame::retry(self.retry));
+        if last_id.is_none()
+            && let Some(initial_state) = &self.initial_state
+        {
+            match initial_state(&key, &state).await {
+                Ok(data) => head.push_back(frame::snapshot(&data)),
+                Err(response) => return response,
+            }
+        }
+        let shutdown = self
+            .shutdown
+            .as_ref()
+            .map(|shutdown| -> Cancelled { Box::pin(shutdown.clone().triggered_owned()) });
+        event_stream(EventStream::new(
+            head,
+            Some(subscription),
+            shutdown,
+            self.keep_alive,
+            permit,
+        ))
+    }
+}
+
+impl<E, S> Default for SseRoutes<E, S>
+where
+    E: SseEvent,
+    S: Clone + Send + Sync + 'static,
+    Backplane: FromRef<S>,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: SseEvent, S> Clone for SseRoutes<E, S> {
+    fn clone(&self) -> Self {
+        Self {
+            authorize: self.authorize.clone(),
+            initial_state: self.initial_state.clone(),
+            keep_alive: self.keep_alive,
+            retry: self.retry,
+            limit: self.limit.clone(),
+            shutdown: self.shutdown.clone(),
+            event: PhantomData,
+        }
+    }
+}
+
+impl<E: SseEvent, S> fmt::Debug for SseRoutes<E, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SseRoutes")
+            .field("path", &E::PATH)
+            .field("authorize", &self.authorize.is_some())
+            .field("initial_state", &self.initial_state.is_some())
+            .field("keep_alive", &self.keep_alive)
+            .field("retry", &self.retry)
+            .field("limit", &self.limit)
+            .field("shutdown", &self.shutdown)
+            .finish()
+    }
+}
+
+impl<E, S> From<SseRoutes<E, S>> for Router<S>
+where
+    E: SseEvent,
+    S: Clone + Send + Sync + 'static,
+    Backplane: FromRef<S>,
+{
+    fn from(routes: SseRoutes<E, S>) -> Self {
+        routes.into_router()
+    }
+}
+
+/// The key of the request: the path parameter named after the key field, parsed.
+async fn key_of<E: SseEvent>(parts: &mut Parts) -> Result<E::Key, Response> {
+    let Some(name) = E::KEY_FIELD else {
+        return E::Key::parse_key("").map_err(|err| InvalidKey::parse(err).into_response());
+    };
+    let params = match RawPathParams::from_request_parts(parts, &()).await {
+        Ok(params) => params,
+        Err(RawPathParamsRejection::InvalidUtf8InPathParam(_)) => {
+            return Err(InvalidKey::not_utf8().into_response());
+        }
+        Err(_) => return Err(MissingKeyParam::new(name).into_response()),
+    };
+    let Some((_, text)) = params.iter().find(|(param, _)| *param == name) else {
+        return Err(MissingKeyParam::new(name).into_response());
+    };
+    E::Key::parse_key(text).map_err(|err| InvalidKey::parse(err).into_response())
+}
+
+/// The id to resume after: the `Last-Event-ID` header, else the `lastEventId` query parameter;
+/// an empty value is no id.
+fn last_event_id(parts: &Parts) -> Result<Option<EventId>, InvalidLastEventId> {
+    let parse = |text: &str| {
+        if text.is_empty() {
+            Ok(None)
+        } else {
+            text.parse()
+                .map(Some)
+                .map_err(|_| InvalidLastEventId::new(text))
+        }
+    };
+    if let Some(value) = parts.headers.get(LAST_EVENT_ID) {
+        let text = value
+            .to_str()
+            .map_err(|_| InvalidLastEventId::new(&String::from_utf8_lossy(value.as_bytes())))?;
+        if !text.is_empty() {
+            return parse(text);
+        }
+    }
+    let Ok(Query(params)) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri) else {
+        return Ok(None);
+    };
+    params
+        .iter()
+        .find(|(name, _)| name == "lastEventId")
+        .map_or(Ok(None), |(_, text)| parse(text))
+}
+
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
+/// The `200 OK` SSE response streaming `stream`.
+fn event_stream(stream: EventStream) -> Response {
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
+    response
+}
+
+/// Whether `path` can be an axum route path (the derive checks the rest at compile time).
+const fn is_route_path(path: &str) -> bool {
+    !path.is_empty() && path.as_bytes()[0] == b'/'
+}
+
+/// Whether an event name of `kind` is one of the route's own frame names.
+const fn uses_reserved_name(kind: EventKind) -> bool {
+    match kind {
+        EventKind::Keyed { name } | EventKind::Broadcast { name } => is_reserved(name),
+        EventKind::Stream { variants, .. } => {
+            let mut i = 0;
+            while i < variants.len() {
+                if is_reserved(variants[i]) {
+                    return true;
+                }
+                i += 1;
+            }
+            false
+        }
+    }
+}
+
+const fn is_reserved(name: &str) -> bool {
+    eq(name, GAP_EVENT) || eq(name, SNAPSHOT_EVENT)
+}
+
+const fn eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, header: Option<&str>) -> Parts {
+        let mut request = axum::http::Request::builder().uri(uri);
+        if let Some(value) = header {
+            request = request.header("last-event-id", value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn last_event_id_prefers_the_header_over_the_query() {
+        let id = |uri, header| last_event_id(&parts(uri, header)).map_err(|e| e.to_string());
+        assert_eq!(id("/s", None), Ok(None));
+        assert_eq!(id("/s", Some("5-1")), Ok(Some(EventId::new(5, 1))));
+        assert_eq!(id("/s?lastEventId=5-2", None), Ok(Some(EventId::new(5, 2))));
+        assert_eq!(
+            id("/s?a=1&lastEventId=5-2", Some("6-0")),
+            Ok(Some(EventId::new(6, 0)))
+        );
+        assert_eq!(
+            id("/s?lastEventId=5-2", Some("")),
+            Ok(Some(EventId::new(5, 2)))
+        );
+        assert_eq!(id("/s?lastEventId=", None), Ok(None));
+        assert!(id("/s", Some("nope")).is_err());
+        assert!(id("/s?lastEventId=1-x", None).is_err());
+        assert!(id("/s?lastEventId=9-9", Some("bad")).is_err());
+    }
+
+    #[test]
+    fn reserved_names_are_detected() {
+        assert!(uses_reserved_name(EventKind::Keyed { name: "gap" }));
+        assert!(uses_reserved_name(EventKind::Stream {
+            name: "GameEvent",
+            variants: &["Joined", "snapshot"],
+        }));
+        assert!(!uses_reserved_name(EventKind::Broadcast { name: "Gap" }));
+        assert!(!uses_reserved_name(EventKind::Stream {
+            name: "E",
+            variants: &["gaps", "snap"]
+        }));
+        assert!(is_route_path("/sse/x") && !is_route_path("") && !is_route_path("sse"));
+    }
+}

@@ -1,0 +1,61 @@
+//! The backplane behaviour suite on the in-memory transport.
+
+// Helpers outside `#[test]` functions unwrap too, as tests do (STYLE §5).
+#![allow(clippy::unwrap_used)]
+
+use statelesse::{Backplane, MemoryConfig};
+use statelesse_tests::suite::{self, Fleet, Setup};
+
+/// One process: every "instance" is the same backplane.
+struct Memory;
+
+impl Fleet for Memory {
+    async fn backplanes(&self, n: usize, setup: Setup) -> Vec<Backplane> {
+        let bp = Backplane::in_memory_with(
+            MemoryConfig::default()
+                .with_history_len(setup.history_len)
+                .with_subscriber_buffer(setup.subscriber_buffer),
+        );
+        vec![bp; n]
+    }
+}
+
+#[tokio::test]
+async fn delivers_in_order_exactly_once() {
+    suite::delivers_in_order_exactly_once(&Memory).await;
+}
+
+#[tokio::test]
+async fn isolates_channels() {
+    suite::isolates_channels(&Memory).await;
+}
+
+#[tokio::test]
+async fn resumes_after_id() {
+    suite::resumes_after_id(&Memory).await;
+}
+
+#[tokio::test]
+async fn reports_gap_when_history_trimmed() {
+    suite::reports_gap_when_history_trimmed(&Memory).await;
+}
+
+#[tokio::test]
+async fn counts_in_diagnostics() {
+    suite::counts_in_diagnostics(&Memory, "memory").await;
+}
+
+#[tokio::test]
+async fn unsubscribes_on_drop() {
+    suite::unsubscribes_on_drop(&Memory).await;
+}
+
+#[tokio::test]
+async fn shutdown_closes() {
+    suite::shutdown_closes(&Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_subscriber_lags_alone() {
+    suite::slow_subscriber_lags_alone(&Memory).await;
+}

@@ -1,0 +1,473 @@
+//! The Redis transport: the shared behaviour suite (two backplanes on one server are two
+//! instances), then what only Redis has: interest routing, prefixes, connection faults, and
+//! foreign messages. Every test starts its own `redis-server`.
+
+// Helpers outside `#[test]` functions unwrap too, as tests do (STYLE §5).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use statelesse::prelude::*;
+use statelesse::subscription::SubscriptionError;
+use statelesse::{ErrorKind, RedisConfig};
+use statelesse_tests::redis_server::RedisServer;
+use statelesse_tests::suite::{
+    self, Fleet, PATIENCE, Setup, Tick, assert_sequence, collect, next_event, next_item,
+    publish_all,
+};
+
+/// One private server; each call of [`Fleet::backplanes`] gets a prefix of its own.
+struct OnRedis {
+    server: RedisServer,
+    prefixes: AtomicU32,
+}
+
+impl OnRedis {
+    fn start() -> Self {
+        Self {
+            server: RedisServer::start(),
+            prefixes: AtomicU32::new(0),
+        }
+    }
+
+    fn next_prefix(&self) -> String {
+        format!("t{}", self.prefixes.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn config(&self, prefix: &str, setup: Setup) -> RedisConfig {
+        RedisConfig::new(&self.server.url())
+            .unwrap()
+            .with_prefix(prefix)
+            .with_history_len(setup.history_len)
+            .with_subscriber_buffer(setup.subscriber_buffer)
+            .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
+            .with_health_check_interval(Duration::from_secs(1))
+    }
+
+    async fn instances(&self, prefix: &str, n: usize, setup: Setup) -> Vec<Backplane> {
+        let mut bps = Vec::with_capacity(n);
+        for _ in 0..n {
+            bps.push(Backplane::redis(self.config(prefix, setup)).await.unwrap());
+        }
+        bps
+    }
+}
+
+impl Fleet for OnRedis {
+    async fn backplanes(&self, n: usize, setup: Setup) -> Vec<Backplane> {
+        let prefix = self.next_prefix();
+        self.instances(&prefix, n, setup).await
+    }
+}
+
+/// The pub/sub channel of room `room`'s `Tick`s under `prefix`, as documented.
+fn pubsub_name(prefix: &str, room: u32) -> String {
+    format!("{prefix}:{{{}}}", Tick::channel(&room).name())
+}
+
+fn stream_key(prefix: &str, room: u32) -> String {
+    format!("{prefix}:h:{{{}}}", Tick::channel(&room).name())
+}
+
+fn numsub(server: &RedisServer, name: &str) -> u64 {
+    let reply = server.cmd(&["PUBSUB", "NUMSUB", name]);
+    reply.lines().last().unwrap().parse().unwrap()
+}
+
+fn pubsub_channels(server: &RedisServer, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = server
+        .cmd(&["PUBSUB", "CHANNELS", &format!("{prefix}:*")])
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until `condition` holds, checking every 20 ms for at most [`PATIENCE`].
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn redis_stats(bp: &Backplane) -> statelesse::RedisDiagnostics {
+    bp.diagnostics().redis.unwrap()
+}
+
+// The shared suite.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_in_order_exactly_once() {
+    suite::delivers_in_order_exactly_once(&OnRedis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolates_channels() {
+    suite::isolates_channels(&OnRedis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_after_id() {
+    suite::resumes_after_id(&OnRedis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_gap_when_history_trimmed() {
+    suite::reports_gap_when_history_trimmed(&OnRedis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_in_diagnostics() {
+    suite::counts_in_diagnostics(&OnRedis::start(), "redis").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribes_on_drop() {
+    suite::unsubscribes_on_drop(&OnRedis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes() {
+    suite::shutdown_closes(&OnRedis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_subscriber_lags_alone() {
+    suite::slow_subscriber_lags_alone(&OnRedis::start()).await;
+}
+
+// Redis only.
+
+/// Four publishers on two instances write to 16 channels at once; every subscriber on both
+/// instances gets every event of its channel once, in id order, each publisher's in its order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_instance_exactly_once_in_order_with_concurrent_publishers() {
+    const ROOMS: u32 = 16;
+    const PUBLISHERS: u64 = 4;
+    const EACH: u64 = 40;
+    let fleet = OnRedis::start();
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let mut subscriptions = Vec::new();
+    for room in 0..ROOMS {
+        for bp in &bps {
+            subscriptions.push((room, Tick::stream(bp, &room).await.unwrap()));
+        }
+    }
+    let mut publishers = Vec::new();
+    for p in 0..PUBLISHERS {
+        let bp = bps[usize::try_from(p % 2).unwrap()].clone();
+        publishers.push(tokio::spawn(async move {
+            let mut sent = Vec::new();
+            for i in 0..EACH {
+                for room in 0..ROOMS {
+                    let n = p * 1000 + i;
+                    sent.push((room, n, bp.publish(&Tick { room, n }).await.unwrap()));
+                }
+            }
+            sent
+        }));
+    }
+    let mut ids: HashMap<(u32, u64), EventId> = HashMap::new();
+    for publisher in publishers {
+        for (room, n, id) in publisher.await.unwrap() {
+            ids.insert((room, n), id);
+        }
+    }
+    for (room, subscription) in &mut subscriptions {
+        let events = collect(subscription, usize::try_from(PUBLISHERS * EACH).unwrap()).await;
+        assert!(
+            events.windows(2).all(|w| w[0].id < w[1].id),
+            "room {room}: ids out of order"
+        );
+        for event in &events {
+            assert_eq!(event.event.room, *room);
+            assert_eq!(
+                ids[&(*room, event.event.n)],
+                event.id,
+                "id differs from the publish's"
+            );
+        }
+        for p in 0..PUBLISHERS {
+            let mine: Vec<u64> = events
+                .iter()
+                .map(|e| e.event.n)
+                .filter(|n| n / 1000 == p)
+                .collect();
+            let want: Vec<u64> = (0..EACH).map(|i| p * 1000 + i).collect();
+            assert_eq!(mine, want, "room {room}: publisher {p}'s events");
+        }
+    }
+}
+
+/// An instance subscribes on Redis only to channels its local subscribers want, once per
+/// channel, and unsubscribes when the last leaves, even under concurrent churn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_by_interest() {
+    let fleet = OnRedis::start();
+    let server = &fleet.server;
+    let prefix = fleet.next_prefix();
+    let bps = fleet.instances(&prefix, 2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    assert!(pubsub_channels(server, &prefix).is_empty());
+
+    let one = Tick::stream(a, &1).await.unwrap();
+    let two = Tick::stream(a, &1).await.unwrap();
+    assert_eq!(pubsub_channels(server, &prefix), [pubsub_name(&prefix, 1)]);
+    assert_eq!(
+        numsub(server, &pubsub_name(&prefix, 1)),
+        1,
+        "one subscription per instance"
+    );
+    assert_eq!(redis_stats(a).subscribed_channels, 1);
+    assert_eq!(redis_stats(b).subscribed_channels, 0);
+
+    let three = Tick::stream(b, &1).await.unwrap();
+    assert_eq!(numsub(server, &pubsub_name(&prefix, 1)), 2);
+    drop((one, two));
+    eventually("A unsubscribed", || {
+        numsub(server, &pubsub_name(&prefix, 1)) == 1
+    })
+    .await;
+    drop(three);
+    eventually("nobody subscribed", || {
+        pubsub_channels(server, &prefix).is_empty()
+    })
+    .await;
+
+    // Subscribers coming and going concurrently never leave a stale or missing subscription.
+    let mut tasks = Vec::new();
+    for t in 0..32u64 {
+        let bp = a.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10u64 {
+                let subscription = Tick::stream(&bp, &2).await.unwrap();
+                if (t + round) % 3 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                drop(subscription);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    eventually("churn left no subscription", || {
+        numsub(server, &pubsub_name(&prefix, 2)) == 0 && redis_stats(a).subscribed_channels == 0
+    })
+    .await;
+    let mut last = Tick::stream(a, &2).await.unwrap();
+    assert_eq!(numsub(server, &pubsub_name(&prefix, 2)), 1);
+    publish_all(b, 2, [7]).await;
+    assert_eq!(next_event(&mut last).await.event.n, 7);
+}
+
+/// Two prefixes on one server never see each other's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefixes_isolate() {
+    let fleet = OnRedis::start();
+    let dev = &fleet.instances("dev", 1, Setup::default()).await[0];
+    let prod = &fleet.instances("prod", 1, Setup::default()).await[0];
+    let mut on_dev = Tick::stream(dev, &1).await.unwrap();
+    let mut on_prod = Tick::stream(prod, &1).await.unwrap();
+    publish_all(dev, 1, [1]).await;
+    publish_all(prod, 1, [2]).await;
+    assert_eq!(next_event(&mut on_dev).await.event.n, 1);
+    assert_eq!(next_event(&mut on_prod).await.event.n, 2);
+    publish_all(dev, 1, [3]).await;
+    assert_eq!(
+        next_event(&mut on_dev).await.event.n,
+        3,
+        "dev saw prod's event"
+    );
+    let keys = fleet.server.cmd(&["KEYS", "*"]);
+    let mut keys: Vec<&str> = keys.lines().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, [stream_key("dev", 1), stream_key("prod", 1)]);
+}
+
+/// Killing the subscriber's pub/sub connection while another instance keeps publishing loses
+/// nothing: the gap is refilled from history, every event arrives once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_kill_of_the_subscriber_loses_nothing() {
+    const ROOMS: u32 = 4;
+    const COUNT: u64 = 300;
+    let fleet = OnRedis::start();
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let (a, b) = (bps[0].clone(), bps[1].clone());
+    let mut subscriptions = Vec::new();
+    for room in 0..ROOMS {
+        subscriptions.push(Tick::stream(&b, &room).await.unwrap());
+    }
+    let publisher = tokio::spawn(async move {
+        for n in 0..COUNT {
+            for room in 0..ROOMS {
+                a.publish(&Tick { room, n }).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let first = collect(&mut subscriptions[0], 50).await;
+    let killed = fleet.server.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert_eq!(killed, "1", "expected to kill B's pub/sub connection");
+    publisher.await.unwrap();
+    let rest = collect(&mut subscriptions[0], usize::try_from(COUNT).unwrap() - 50).await;
+    assert_sequence(&[first, rest].concat(), 0, 0..COUNT);
+    for (room, subscription) in (1..ROOMS).zip(&mut subscriptions[1..]) {
+        let events = collect(subscription, usize::try_from(COUNT).unwrap()).await;
+        assert_sequence(&events, room, 0..COUNT);
+    }
+    let stats = redis_stats(&b);
+    assert!(stats.connected);
+    assert!(stats.reconnects >= 1, "{stats:?}");
+    assert!(stats.gap_refills >= u64::from(ROOMS), "{stats:?}");
+}
+
+/// kill -9 and restart of the server: publishes during the outage fail with a typed error,
+/// subscriptions come back by themselves, and later publishes are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_crash_and_restart() {
+    let mut fleet = OnRedis::start();
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut subscription = Tick::stream(b, &1).await.unwrap();
+    publish_all(a, 1, 0..10).await;
+    assert_sequence(&collect(&mut subscription, 10).await, 1, 0..10);
+
+    fleet.server.kill();
+    for n in 10..15 {
+        let started = tokio::time::Instant::now();
+        let err = a.publish(&Tick { room: 1, n }).await.unwrap_err();
+        assert!(err.is_connection_lost(), "{err:?}");
+        assert!(started.elapsed() < PATIENCE, "a publish did not fail fast");
+    }
+    eventually("B noticed the outage", || !redis_stats(b).connected).await;
+    let err = Tick::stream(b, &2).await.unwrap_err();
+    assert!(err.is_connection_lost(), "{err:?}");
+
+    fleet.server.restart();
+    eventually("B resubscribed", || {
+        let stats = redis_stats(b);
+        stats.connected && stats.subscribed_channels == 1 && stats.gap_refills >= 1
+    })
+    .await;
+    // The publisher's connection comes back on its next use.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while a.publish(&Tick { room: 1, n: 100 }).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "publishing never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    publish_all(a, 1, 101..110).await;
+    // The server lost its history: B may be told of a gap, then gets everything new.
+    let mut events = Vec::new();
+    while events.len() < 10 {
+        match next_item(&mut subscription).await {
+            Ok(event) => events.push(event),
+            Err(SubscriptionError::Gap(_)) => assert!(events.is_empty(), "gap after new events"),
+            Err(err) => panic!("{err}"),
+        }
+    }
+    assert_sequence(&events, 1, 100..110);
+    assert!(redis_stats(b).reconnects >= 1);
+}
+
+/// A foreign client's garbage on a project channel, or in its stream, is counted and skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_garbage_is_counted_and_skipped() {
+    let fleet = OnRedis::start();
+    let prefix = fleet.next_prefix();
+    let bps = fleet.instances(&prefix, 2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut subscription = Tick::stream(b, &1).await.unwrap();
+    let name = pubsub_name(&prefix, 1);
+    for garbage in [
+        "hello",
+        "statelesse/1\nnot-an-id\nTick\n{}",
+        "statelesse/1\n1-1\nbad\rname\n{}",
+        "statelesse/2\n1-1\nTick\n{}",
+    ] {
+        assert_eq!(fleet.server.cmd(&["PUBLISH", &name, garbage]), "1");
+    }
+    let id = publish_all(a, 1, [1]).await[0];
+    assert_eq!(next_event(&mut subscription).await.event.n, 1);
+    assert_eq!(redis_stats(b).malformed_messages, 4);
+
+    // A foreign stream entry is skipped on resume, and counted too.
+    let key = stream_key(&prefix, 1);
+    let foreign = fleet.server.cmd(&["XADD", &key, "*", "x", "y"]);
+    assert!(!foreign.starts_with("(error)"), "{foreign}");
+    publish_all(a, 1, [2]).await;
+    let mut resumed = a
+        .subscribe_after(&Tick::channel(&1), Some(id))
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut resumed).await.event.n, 2);
+    assert_eq!(redis_stats(a).malformed_messages, 1);
+    assert_eq!(next_event(&mut subscription).await.event.n, 2);
+}
+
+/// With history off, ids still increase along a channel across instances, and resume reports
+/// a gap unless nothing was published since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_off_keeps_ids_increasing() {
+    let fleet = OnRedis::start();
+    let setup = Setup {
+        history_len: 0,
+        ..Setup::default()
+    };
+    let bps = fleet.backplanes(2, setup).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut subscription = Tick::stream(b, &1).await.unwrap();
+    let mut ids = Vec::new();
+    for n in 0..50 {
+        let bp = if n % 2 == 0 { a } else { b };
+        ids.push(bp.publish(&Tick { room: 1, n }).await.unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids do not increase");
+    assert_sequence(&collect(&mut subscription, 50).await, 1, 0..50);
+
+    let channel = Tick::channel(&1);
+    let history = a
+        .transport()
+        .history_after(channel.name(), ids[49])
+        .await
+        .unwrap();
+    assert!(history.complete && history.events.is_empty());
+    let history = a
+        .transport()
+        .history_after(channel.name(), ids[10])
+        .await
+        .unwrap();
+    assert!(!history.complete && history.events.is_empty());
+}
+
+/// An unreachable server is a typed error at construction, as is an invalid prefix.
+#[tokio::test]
+async fn construction_errors_are_typed() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let config = RedisConfig::new(&format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .with_connect_timeout(Duration::from_millis(500));
+    let err = Backplane::redis(config).await.unwrap_err();
+    assert!(err.is_connection_lost(), "{err:?}");
+
+    let config = RedisConfig::new("redis://127.0.0.1:1/")
+        .unwrap()
+        .with_prefix("a{b}");
+    let err = Backplane::redis(config).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+}

@@ -1,0 +1,180 @@
+// A browser consumer of the generated client (expected.ts). It must type-check under
+// tests/manifest/tsconfig.json; each `@ts-expect-error` line must NOT type-check (an unused
+// `@ts-expect-error` is itself an error), so a client that accepts a wrong handler fails the test.
+
+import {
+  DEFAULT_BASE_URL,
+  events,
+  subscribeAnnouncement,
+  subscribeGameEvent,
+  subscribeMessagePosted,
+  subscribePlayerJoined,
+  type GameEventMessage,
+  type PlayerLeft,
+  type SseClose,
+  type SseError,
+  type SseGap,
+} from "./expected.js";
+
+const seen: unknown[] = [];
+const closers: SseClose[] = [];
+
+closers.push(
+  subscribePlayerJoined(
+    42,
+    {
+      onEvent(payload, id) {
+        const name: string = payload.playerName;
+        const joinedAt: number = payload.joinedAtMs;
+        const x: number = payload.position.xPos;
+        const nickname: string | null = payload.nickname;
+        const team: string | null | undefined = payload.team;
+        if (payload.role.kind === "guest") {
+          const invitedBy: string = payload.role.data.invited_by;
+          seen.push(invitedBy);
+        } else if (payload.role.kind === "spectator") {
+          const seat: number = payload.role.data;
+          seen.push(seat);
+        }
+        const eventId: string = id;
+        seen.push(name, joinedAt, x, nickname, team, eventId);
+      },
+      onGap(gap: SseGap) {
+        const missed: number | null = gap.missed;
+        seen.push(missed);
+      },
+      onError(error: SseError) {
+        if (error.kind === "decode") {
+          seen.push(error.event, error.data);
+        } else {
+          const willRetry: boolean = error.willRetry;
+          seen.push(willRetry);
+        }
+      },
+      onOpen() {
+        seen.push("open");
+      },
+    },
+    {
+      baseUrl: "https://api.example.com",
+      lastEventId: "1700000000000-0",
+      withCredentials: true,
+      reconnectDelayMs: 500,
+      maxReconnectDelayMs: 10_000,
+      EventSource: globalThis.EventSource,
+    },
+  ),
+);
+
+// An enum stream: one handler per variant, and a discriminated union for all of them; the
+// snapshot's type is the caller's.
+interface Lobby {
+  players: string[];
+}
+
+closers.push(
+  subscribeGameEvent<Lobby>(7, {
+    onSnapshot(lobby) {
+      seen.push(lobby.players.length);
+    },
+    onJoined(payload, id) {
+      seen.push(payload.playerName, id);
+    },
+    onLeft(payload) {
+      const reason: string | null = payload.reason;
+      seen.push(reason);
+    },
+    onScoreChanged(payload) {
+      const score: number = payload.newScore;
+      if (payload.reward?.type === "Points") {
+        const amount: number = payload.reward.amount;
+        seen.push(amount);
+      }
+      seen.push(score);
+    },
+    onGameOver(payload) {
+      const winner: string | null = payload.winner;
+      seen.push(winner);
+    },
+    onEvent(message: GameEventMessage, id) {
+      switch (message.event) {
+        case "Joined":
+          seen.push(message.data.playerName);
+          break;
+        case "ScoreChanged":
+          seen.push(message.data.newScore);
+          break;
+        case "game-over":
+          seen.push(message.data.winner);
+          break;
+        case "Left":
+          seen.push(message.data.game_id);
+          break;
+      }
+      seen.push(id);
+    },
+  }),
+);
+
+// A string key, generics, maps and serde_json::Value.
+closers.push(
+  subscribeMessagePosted("lobby/1 & more", {
+    onEvent(payload) {
+      const first: number | undefined = payload.mentions.items[0]?.yPos;
+      const next: string | null = payload.mentions.next;
+      seen.push(first, next, payload.meta["color"]);
+    },
+  }),
+);
+
+// A keyless (broadcast) event takes no key.
+closers.push(
+  subscribeAnnouncement({
+    onEvent(payload) {
+      const level: "INFO" | "WARNING" = payload.level;
+      const sentAt: number = payload.sent_at;
+      seen.push(level, sentAt, payload.text);
+    },
+  }),
+);
+
+// The metadata is literal.
+const path: "/sse/game/{game_id}/player-joined" = events.PlayerJoined.path;
+const key: null = events.Announcement.key;
+const variants: readonly ["Joined", "Left", "ScoreChanged", "game-over"] = events.GameEvent.events;
+const base: string = DEFAULT_BASE_URL;
+seen.push(path, key, variants, base);
+
+// What must not compile.
+closers.push(
+  subscribePlayerJoined(42, {
+    // @ts-expect-error: a PlayerJoined handler cannot take a PlayerLeft
+    onEvent: (payload: PlayerLeft) => seen.push(payload.reason),
+  }),
+);
+// @ts-expect-error: the key of PlayerJoined is a number
+closers.push(subscribePlayerJoined("42", {}));
+// @ts-expect-error: a broadcast event takes no key
+closers.push(subscribeAnnouncement("lobby", {}));
+closers.push(
+  subscribeGameEvent(7, {
+    // @ts-expect-error: newScore is a number
+    onScoreChanged: (payload) => seen.push(payload.newScore.toUpperCase()),
+  }),
+);
+closers.push(
+  subscribePlayerJoined(42, {
+    // @ts-expect-error: a keyed event has no variant handlers
+    onJoined: () => undefined,
+  }),
+);
+closers.push(
+  subscribeGameEvent(7, {
+    onEvent(message) {
+      // @ts-expect-error: only a ScoreChanged message has newScore
+      seen.push(message.data.newScore);
+    },
+  }),
+);
+
+for (const close of closers) close();

@@ -1,0 +1,13 @@
+//! Shared helpers of the integration tests: a private `redis-server`, a test app, an SSE reader.
+
+// Test helpers fail by panicking, with `unwrap()` as in tests (STYLE §5); saying so on each is noise.
+#![allow(
+    clippy::unwrap_used,
+    clippy::missing_panics_doc,
+    clippy::missing_errors_doc
+)]
+
+pub mod app;
+pub mod redis_server;
+pub mod sse;
+pub mod suite;

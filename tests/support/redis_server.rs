@@ -1,0 +1,264 @@
+//! [`RedisServer`]: a private `redis-server` for one test or one group of tests.
+//!
+//! ```no_run
+//! use statelesse_tests::redis_server::RedisServer;
+//!
+//! let mut server = RedisServer::start();      // a free port, no persistence, a temp dir
+//! let url = server.url();                      // "redis://127.0.0.1:<port>/"
+//! server.kill();                               // SIGKILL: the data is gone
+//! server.restart();                            // same port, answering PING again
+//! # drop(url);
+//! ```                                          // dropped: killed, temp dir removed
+//!
+//! Never the server on 6379: each guard starts its own process, so fault tests can stop, kill
+//! and restart it without disturbing other tests.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a starting server may take to answer `PING`.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `redis-server` on `127.0.0.1`, killed when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port, with persistence off, and waits until it answers `PING`.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` is not installed or does not answer within 10 seconds
+    /// (`./scripts/test.sh` installs it).
+    #[must_use]
+    pub fn start() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "statelesse-redis-{}-{}-{port}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self {
+            port,
+            dir,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// The server's URL: `redis://127.0.0.1:<port>/`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The server's port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether the server process is running.
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Runs one command on a fresh connection and returns the reply as text (RESP2): simple
+    /// strings and bulk strings as is, integers in decimal, arrays one element per line, nil
+    /// and errors as `(nil)` and `(error) …`.
+    ///
+    /// # Panics
+    ///
+    /// When the server cannot be reached.
+    #[must_use]
+    pub fn cmd(&self, args: &[&str]) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(&encode(args)).unwrap();
+        let mut reader = Reader {
+            stream,
+            buf: Vec::new(),
+        };
+        reader.reply()
+    }
+
+    /// Stops the server gracefully (`SHUTDOWN NOSAVE`) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = stream.write_all(&encode(&["SHUTDOWN", "NOSAVE"]));
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server with SIGKILL (no goodbye to clients, all data lost) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (stopping it first if it runs), empty, and
+    /// waits until it answers `PING`.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let mut child = Command::new("redis-server")
+                .args(["--port", &self.port.to_string()])
+                .args(["--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(["--protected-mode", "no"])
+                .arg("--dir")
+                .arg(&self.dir)
+                .args(["--logfile", "redis.log"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|err| {
+                    panic!("cannot run redis-server ({err}); ./scripts/test.sh installs it")
+                });
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // exited: the port may still be held by the previous process
+                }
+                if self.ping() {
+                    self.child = Some(child);
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not start; see {}",
+                self.port,
+                self.dir.join("redis.log").display()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn encode(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+struct Reader {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 4096];
+        let n = self.stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "redis-server closed the connection");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    fn line(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                self.buf.drain(..end + 2);
+                return line;
+            }
+            self.fill();
+        }
+    }
+
+    fn reply(&mut self) -> String {
+        let line = self.line();
+        let (kind, rest) = line.split_at(1);
+        match kind {
+            "+" | ":" => rest.to_owned(),
+            "-" => format!("(error) {rest}"),
+            "$" => {
+                let Ok(len) = rest.parse::<usize>() else {
+                    return "(nil)".to_owned();
+                };
+                while self.buf.len() < len + 2 {
+                    self.fill();
+                }
+                let text = String::from_utf8_lossy(&self.buf[..len]).into_owned();
+                self.buf.drain(..len + 2);
+                text
+            }
+            "*" => {
+                let Ok(len) = rest.parse::<usize>() else {
+                    return "(nil)".to_owned();
+                };
+                (0..len)
+                    .map(|_| self.reply())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+            _ => panic!("unexpected reply line `{line}`"),
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The behaviour suite every backplane transport passes: ordering, isolation, resume, gaps,
+//! diagnostics, unsubscribe, shutdown and lag, written once over [`Backplane`]s.
+//!
+//! A test file implements [`Fleet`] for its transport and calls each `async fn` here from a
+//! `#[tokio::test]`, as `tests/backplane_memory.rs` and `tests/backplane_redis.rs` do.
+
+use std::future::Future;
+use std::time::Duration;
+
+use statelesse::prelude::*;
+use statelesse::subscription::SubscriptionError;
+use statelesse::{ErrorKind, Received};
+
+/// How long any single expected item may take to arrive.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// How a suite test wants its backplanes configured.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// Events of history kept per channel (`0` = off).
+    pub history_len: usize,
+    /// Events a subscriber may fall behind before it lags.
+    pub subscriber_buffer: usize,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            history_len: 1000,
+            subscriber_buffer: 1024,
+        }
+    }
+}
+
+/// Makes backplanes for the suite.
+pub trait Fleet {
+    /// `n` backplanes configured with `setup` that share one store (in memory: one process's
+    /// backplane; on Redis: one server and prefix, i.e. `n` server instances), isolated from the
+    /// backplanes of every other call.
+    fn backplanes(&self, n: usize, setup: Setup) -> impl Future<Output = Vec<Backplane>>;
+}
+
+/// The event every suite test publishes: `n` is its position in the publisher's sequence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS, SseEvent)]
+#[ts(crate = "statelesse::ts_rs")]
+#[sse(domain = "suite", key = "room")]
+pub struct Tick {
+    /// The channel's key.
+    pub room: u32,
+    /// The sequence number.
+    pub n: u64,
+}
+
+/// Publishes `Tick { room, n }` for every `n` in `ns`; returns the ids.
+///
+/// # Panics
+///
+/// When a publish fails.
+pub async fn publish_all(
+    bp: &Backplane,
+    room: u32,
+    ns: impl IntoIterator<Item = u64>,
+) -> Vec<EventId> {
+    let mut ids = Vec::new();
+    for n in ns {
+        ids.push(bp.publish(&Tick { room, n }).await.unwrap());
+    }
+    ids
+}
+
+/// The next item of `subscription`, waiting at most [`PATIENCE`].
+///
+/// # Panics
+///
+/// When nothing arrives in time or the stream ends.
+pub async fn next_item(
+    subscription: &mut Subscription<Tick>,
+) -> Result<Received<Tick>, SubscriptionError> {
+    let Ok(item) = tokio::time::timeout(PATIENCE, subscription.next()).await else {
+        panic!("no event within {PATIENCE:?}");
+    };
+    let Some(item) = item else {
+        panic!("the subscription ended");
+    };
+    item
+}
+
+/// The next event of `subscription`.
+///
+/// # Panics
+///
+/// As [`next_item`], or when the item is an error.
+pub async fn next_event(subscription: &mut Subscription<Tick>) -> Received<Tick> {
+    next_item(subscription).await.unwrap()
+}
+
+/// Reads events until `count` arrived, skipping gaps; returns them.
+///
+/// # Panics
+///
+/// As [`next_item`], or on a decode error.
+pub async fn collect(subscription: &mut Subscription<Tick>, count: usize) -> Vec<Received<Tick>> {
+    let mut events = Vec::with_capacity(count);
+    while events.len() < count {
+        match next_item(subscription).await {
+            Ok(event) => events.push(event),
+            Err(SubscriptionError::Gap(_)) => {}
+            Err(err) => panic!("unexpected subscription error: {err}"),
+        }
+    }
+    events
+}
+
+/// Asserts `events` are `Tick { room, n }` for exactly `ns`, in order, with strictly
+/// increasing ids.
+///
+/// # Panics
+///
+/// When they are not.
+pub fn assert_sequence(events: &[Received<Tick>], room: u32, ns: impl IntoIterator<Item = u64>) {
+    let got: Vec<u64> = events.iter().map(|e| e.event.n).collect();
+    let want: Vec<u64> = ns.into_iter().collect();
+    assert_eq!(got, want, "events out of order, lost or duplicated");
+    assert!(
+        events.iter().all(|e| e.event.room == room),
+        "event from another channel"
+    );
+    assert!(
+        events.windows(2).all(|w| w[0].id < w[1].id),
+        "ids do not increase"
+    );
+}
+
+/// Events published on one instance reach subscribers on every instance once, in order, with
+/// the ids the publishes returned.
+pub async fn delivers_in_order_exactly_once(fleet: &impl Fleet) {
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut on_a = Tick::stream(a, &1).await.unwrap();
+    let mut on_b = Tick::stream(b, &1).await.unwrap();
+    let ids = publish_all(a, 1, 0..200).await;
+    for subscription in [&mut on_a, &mut on_b] {
+        let events = collect(subscription, 200).await;
+        assert_sequence(&events, 1, 0..200);
+        let got: Vec<EventId> = events.iter().map(|e| e.id).collect();
+        assert_eq!(got, ids);
+    }
+}
+
+/// A subscriber receives its channel's events and no other's.
+pub async fn isolates_channels(fleet: &impl Fleet) {
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut one = Tick::stream(b, &1).await.unwrap();
+    let mut two = Tick::stream(b, &2).await.unwrap();
+    for n in 0..20 {
+        a.publish(&Tick { room: 1, n }).await.unwrap();
+        a.publish(&Tick {
+            room: 2,
+            n: 100 + n,
+        })
+        .await
+        .unwrap();
+    }
+    assert_sequence(&collect(&mut one, 20).await, 1, 0..20);
+    assert_sequence(&collect(&mut two, 20).await, 2, 100..120);
+    // Nothing else is queued: the next event on each is a fresh one.
+    a.publish(&Tick { room: 1, n: 999 }).await.unwrap();
+    assert_eq!(next_event(&mut one).await.event.n, 999);
+}
+
+/// Resuming after an id replays the later events still in history, then goes on live, with
+/// no gap and no duplicate at the seam; it works from any instance.
+pub async fn resumes_after_id(fleet: &impl Fleet) {
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let ids = publish_all(a, 1, 0..10).await;
+    let channel = Tick::channel(&1);
+    let mut resumed = b.subscribe_after(&channel, Some(ids[4])).await.unwrap();
+    publish_all(a, 1, 10..15).await;
+    let events = collect(&mut resumed, 10).await;
+    assert_sequence(&events, 1, 5..15);
+    assert_eq!(events[0].id, ids[5]);
+
+    // Resuming after the very last id yields only what comes next.
+    let last = events.last().unwrap().id;
+    let mut caught_up = a.subscribe_after(&channel, Some(last)).await.unwrap();
+    publish_all(b, 1, [15]).await;
+    assert_eq!(next_event(&mut caught_up).await.event.n, 15);
+}
+
+/// Resuming after an id older than history yields a gap first, then what history holds.
+pub async fn reports_gap_when_history_trimmed(fleet: &impl Fleet) {
+    let setup = Setup {
+        history_len: 10,
+        ..Setup::default()
+    };
+    let bps = fleet.backplanes(1, setup).await;
+    let bp = &bps[0];
+    // Enough to trim even approximately trimmed streams (Redis drops whole 100-entry nodes).
+    let ids = publish_all(bp, 1, 0..400).await;
+    let mut resumed = bp
+        .subscribe_after(&Tick::channel(&1), Some(ids[0]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            next_item(&mut resumed).await,
+            Err(SubscriptionError::Gap(_))
+        ),
+        "no gap reported"
+    );
+    let first = next_event(&mut resumed).await;
+    assert!(first.event.n > 1, "history was not trimmed");
+    let rest = collect(&mut resumed, usize::try_from(399 - first.event.n).unwrap()).await;
+    assert_sequence(&rest, 1, first.event.n + 1..400);
+
+    // An id that is not in history yet (from the future) is a gap too.
+    let future = EventId::new(ids[399].millis() + 60_000, 0);
+    let mut unknown = bp
+        .subscribe_after(&Tick::channel(&1), Some(future))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_item(&mut unknown).await,
+        Err(SubscriptionError::Gap(_))
+    ));
+}
+
+/// Diagnostics count channels, local subscribers and publishes of this instance.
+pub async fn counts_in_diagnostics(fleet: &impl Fleet, transport: &str) {
+    let bps = fleet.backplanes(1, Setup::default()).await;
+    let bp = &bps[0];
+    let before = bp.diagnostics();
+    assert_eq!(before.transport, transport);
+    assert_eq!(before.total_channels, 0);
+    let first = Tick::stream(bp, &1).await.unwrap();
+    let second = Tick::stream(bp, &1).await.unwrap();
+    let third = Tick::stream(bp, &2).await.unwrap();
+    publish_all(bp, 3, 0..3).await;
+    let diagnostics = bp.diagnostics();
+    assert_eq!(diagnostics.total_channels, 2);
+    assert_eq!(diagnostics.total_local_subscribers, 3);
+    assert_eq!(diagnostics.published, before.published + 3);
+    assert_eq!(diagnostics.channels.get(Tick::channel(&1).name()), Some(&2));
+    assert_eq!(bp.local_subscriber_count(&Tick::channel(&1)), 2);
+    assert_eq!(bp.local_subscriber_count(&Tick::channel(&3)), 0);
+    assert_eq!(
+        bp.local_channels(),
+        [Tick::channel(&1).name(), Tick::channel(&2).name()]
+    );
+    drop((first, second, third));
+}
+
+/// Dropping a subscription unsubscribes it.
+pub async fn unsubscribes_on_drop(fleet: &impl Fleet) {
+    let bps = fleet.backplanes(1, Setup::default()).await;
+    let bp = &bps[0];
+    let channel = Tick::channel(&1);
+    let first = Tick::stream(bp, &1).await.unwrap();
+    let mut second = Tick::stream(bp, &1).await.unwrap();
+    drop(first);
+    assert_eq!(bp.local_subscriber_count(&channel), 1);
+    publish_all(bp, 1, [1]).await;
+    assert_eq!(next_event(&mut second).await.event.n, 1);
+    drop(second);
+    assert_eq!(bp.local_subscriber_count(&channel), 0);
+    assert!(bp.local_channels().is_empty());
+    // Subscribing again works.
+    let mut third = Tick::stream(bp, &1).await.unwrap();
+    publish_all(bp, 1, [2]).await;
+    assert_eq!(next_event(&mut third).await.event.n, 2);
+}
+
+/// Shutdown ends every local stream; later publishes and subscribes fail with `Closed`.
+pub async fn shutdown_closes(fleet: &impl Fleet) {
+    let bps = fleet.backplanes(1, Setup::default()).await;
+    let bp = &bps[0];
+    let mut subscription = Tick::stream(bp, &1).await.unwrap();
+    bp.shutdown().await;
+    let end = tokio::time::timeout(PATIENCE, subscription.next()).await;
+    assert!(
+        matches!(end, Ok(None)),
+        "the stream did not end at shutdown"
+    );
+    let err = bp.publish(&Tick { room: 1, n: 0 }).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+    let err = Tick::stream(bp, &1).await.unwrap_err();
+    assert!(err.is_closed());
+}
+
+/// A subscriber that stops reading lags alone: the others get every event at once, and the
+/// slow one is refilled from history when it reads again, missing nothing.
+pub async fn slow_subscriber_lags_alone(fleet: &impl Fleet) {
+    let setup = Setup {
+        subscriber_buffer: 8,
+        ..Setup::default()
+    };
+    let bps = fleet.backplanes(2, setup).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut slow = Tick::stream(b, &1).await.unwrap();
+    let mut fast = Tick::stream(b, &1).await.unwrap();
+    publish_all(a, 1, [0]).await;
+    assert_eq!(next_event(&mut slow).await.event.n, 0);
+    assert_eq!(next_event(&mut fast).await.event.n, 0);
+    let reader = tokio::spawn(async move { collect(&mut fast, 199).await });
+    publish_all(a, 1, 1..200).await;
+    let fast_events = tokio::time::timeout(PATIENCE, reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_sequence(&fast_events, 1, 1..200);
+    // The slow one fell far behind its buffer of 8, and still sees everything, once, in order.
+    let slow_events = collect(&mut slow, 199).await;
+    assert_sequence(&slow_events, 1, 1..200);
+}

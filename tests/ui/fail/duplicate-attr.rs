@@ -1,0 +1,10 @@
+use statelesse::prelude::*;
+
+#[derive(Serialize, Deserialize, SseEvent)]
+#[sse(domain = "game", key = "game_id")]
+#[sse(domain = "lobby")]
+pub struct PlayerJoined {
+    pub game_id: u64,
+}
+
+fn main() {}
