@@ -471,3 +471,103 @@ async fn construction_errors_are_typed() {
     let err = Backplane::redis(config).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
 }
+
+/// `rediss://` with a private CA, through an existing client: events flow over TLS between two
+/// instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_through_an_existing_client() {
+    let dir = std::env::temp_dir().join(format!("statelesse-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    let subject_alt_name = "subjectAltName=DNS:localhost,IP:127.0.0.1";
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), subject_alt_name).unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let tls_port = statelesse_tests::redis_server::free_port().to_string();
+    let (cert, key, ca) = (path("server.pem"), path("server.key"), path("ca.pem"));
+    let server = RedisServer::start_with(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let client = || {
+        redis::Client::build_with_tls(
+            format!("rediss://localhost:{tls_port}/"),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(std::fs::read(&ca).unwrap()),
+            },
+        )
+        .unwrap()
+    };
+    let a = Backplane::redis_from_client(client()).await.unwrap();
+    let b = Backplane::redis_from_client(client()).await.unwrap();
+    let mut subscription = Tick::stream(&b, &1).await.unwrap();
+    publish_all(&a, 1, 0..3).await;
+    assert_sequence(&collect(&mut subscription, 3).await, 1, 0..3);
+
+    // Without the private CA, the server's certificate is not trusted: a typed error.
+    let untrusted = RedisConfig::new(&format!("rediss://localhost:{tls_port}/")).unwrap();
+    assert!(Backplane::redis(untrusted).await.is_err());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,16 +20,18 @@ use statelesse::prelude::*;
 
 /// A square of the board.
 #[derive(Clone, Debug, Serialize, Deserialize, TS)]
+#[ts(crate = "statelesse::ts_rs")]
 #[serde(rename_all = "camelCase")]
-pub struct Position {
-    pub x_pos: i32,
-    pub y_pos: i32,
+struct Position {
+    x_pos: i32,
+    y_pos: i32,
 }
 
 /// What a player is in a game: an adjacently tagged enum.
 #[derive(Clone, Debug, Serialize, Deserialize, TS)]
+#[ts(crate = "statelesse::ts_rs")]
 #[serde(tag = "kind", content = "data", rename_all = "lowercase")]
-pub enum Role {
+enum Role {
     Host,
     Guest { invited_by: String },
     Spectator(u32),
@@ -37,59 +39,69 @@ pub enum Role {
 
 /// A reward: an internally tagged enum.
 #[derive(Clone, Debug, Serialize, Deserialize, TS)]
+#[ts(crate = "statelesse::ts_rs")]
 #[serde(tag = "type")]
-pub enum Reward {
+enum Reward {
     Points { amount: u64 },
     Badge { name: String },
 }
 
 /// A page of items, generic.
 #[derive(Clone, Debug, Serialize, Deserialize, TS)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next: Option<String>,
+#[ts(crate = "statelesse::ts_rs")]
+struct Page<T> {
+    items: Vec<T>,
+    next: Option<String>,
 }
 
 /// How loud an announcement is: a unit-only enum.
 #[derive(Clone, Debug, Serialize, Deserialize, TS)]
+#[ts(crate = "statelesse::ts_rs")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Level {
+enum Level {
     Info,
     Warning,
 }
 
 /// A player joined a game.
 #[derive(Clone, Debug, Serialize, Deserialize, TS, SseEvent)]
+#[ts(crate = "statelesse::ts_rs")]
 #[serde(rename_all = "camelCase")]
 #[sse(domain = "game", key = "game_id")]
-pub struct PlayerJoined {
-    pub game_id: u64,
-    pub player_name: String,
-    pub position: Position,
-    pub role: Role,
-    pub nickname: Option<String>,
+struct PlayerJoined {
+    game_id: u64,
+    player_name: String,
+    position: Position,
+    role: Role,
+    nickname: Option<String>,
     #[serde(rename = "joinedAtMs")]
-    pub joined_at: u64,
+    joined_at: u64,
     #[serde(skip)]
-    pub session_secret: String,
+    #[allow(
+        dead_code,
+        reason = "skipped by serde, so absent from the TypeScript type"
+    )]
+    session_secret: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     #[ts(optional = nullable)]
-    pub team: Option<String>,
+    team: Option<String>,
 }
 
 /// A player left a game.
 #[derive(Clone, Debug, Serialize, Deserialize, TS, SseEvent)]
+#[ts(crate = "statelesse::ts_rs")]
 #[sse(domain = "game", key = "game_id")]
-pub struct PlayerLeft {
-    pub game_id: u64,
-    pub reason: Option<String>,
+struct PlayerLeft {
+    game_id: u64,
+    reason: Option<String>,
 }
 
 /// Everything that happens in one game, on one stream.
 #[derive(Clone, Debug, Serialize, Deserialize, TS, SseEvent)]
+#[ts(crate = "statelesse::ts_rs")]
 #[serde(rename_all = "camelCase")]
 #[sse(domain = "game", key = "game_id")]
-pub enum GameEvent {
+enum GameEvent {
     Joined(PlayerJoined),
     Left(PlayerLeft),
     #[serde(rename_all = "camelCase")]
@@ -107,21 +119,23 @@ pub enum GameEvent {
 
 /// A message in a chat room, keyed by a string.
 #[derive(Clone, Debug, Serialize, Deserialize, TS, SseEvent)]
+#[ts(crate = "statelesse::ts_rs")]
 #[sse(domain = "chat", key = "room", name = "message-posted")]
-pub struct ChatMessage {
-    pub room: String,
-    pub text: String,
-    pub mentions: Page<Position>,
-    pub meta: BTreeMap<String, serde_json::Value>,
+struct ChatMessage {
+    room: String,
+    text: String,
+    mentions: Page<Position>,
+    meta: BTreeMap<String, serde_json::Value>,
 }
 
 /// Said to every lobby: a keyless (broadcast) event.
 #[derive(Clone, Debug, Serialize, Deserialize, TS, SseEvent)]
+#[ts(crate = "statelesse::ts_rs")]
 #[sse(domain = "lobby")]
-pub struct Announcement {
-    pub text: String,
-    pub level: Level,
-    pub sent_at: i64,
+struct Announcement {
+    text: String,
+    level: Level,
+    sent_at: i64,
 }
 
 fn snapshots() -> PathBuf {
@@ -133,7 +147,9 @@ fn snapshots() -> PathBuf {
 fn assert_snapshot(manifest: &Manifest, file: &str) {
     let path = snapshots().join(file);
     if std::env::var_os("STATELESSE_BLESS").is_some() {
-        manifest.write(&path).unwrap();
+        if let Err(error) = manifest.write(&path) {
+            panic!("{error}");
+        }
         return;
     }
     match manifest.check(&path) {
@@ -238,6 +254,7 @@ fn retain_filters_events_and_their_types() {
 #[test]
 fn with_type_adds_a_type_and_its_dependencies() {
     #[derive(Serialize, TS)]
+    #[ts(crate = "statelesse::ts_rs")]
     struct Scoreboard {
         leader: Option<Position>,
     }

@@ -5,7 +5,7 @@
 //! subscriber taking the event off its queue; its slope is the cost per extra subscriber.
 //!
 //! Run with: `cargo bench -p statelesse --bench fanout`
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::unwrap_used)] // a benchmark: setup failures abort it
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

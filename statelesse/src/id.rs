@@ -85,6 +85,20 @@ impl FromStr for EventId {
     }
 }
 
+/// Serialized as its text, `"{millis}-{seq}"`.
+impl serde::Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EventId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +122,13 @@ mod tests {
     fn orders_by_millis_then_sequence() {
         assert!(EventId::new(1, 9) < EventId::new(2, 0));
         assert!(EventId::new(2, 0) < EventId::new(2, 1));
+    }
+
+    #[test]
+    fn serializes_as_its_text() {
+        let id = EventId::new(5, 6);
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#""5-6""#);
+        assert_eq!(serde_json::from_str::<EventId>(r#""5-6""#).unwrap(), id);
     }
 
     #[test]

@@ -49,6 +49,15 @@
 //! instances. Every channel keeps a bounded history, so a subscriber can resume after the last
 //! id it saw ([`Backplane::subscribe_after`]); see [`subscription`] for ordering and lag.
 //!
+//! # TypeScript
+//!
+//! With the `typescript` feature, `statelesse::manifest::Manifest` generates a typed
+//! `EventSource` client of every event in the program, from the registry (nothing listed by hand)
+//! and the payloads' ts-rs types: one `.ts` module, or an ES module `.js` with its `.d.ts`, and a
+//! JSON manifest for other generators. Every event then needs `#[derive(TS)]`. A build script of a
+//! crate that depends on the events' crate regenerates it on every build; see the `manifest`
+//! module.
+//!
 //! # Cargo features
 //!
 //! | Name | Description | Default? |
@@ -90,7 +99,7 @@ pub use backplane::memory::{MemoryConfig, MemoryTransport};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use backplane::redis::{RedisConfig, RedisTransport};
-pub use backplane::{Backplane, DEFAULT_MAX_PAYLOAD};
+pub use backplane::{Backplane, DEFAULT_MAX_PAYLOAD, Replay};
 pub use channel::Channel;
 pub use diagnostics::{Diagnostics, RedisDiagnostics};
 pub use event::{EventKind, SseEvent};

@@ -29,6 +29,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -41,6 +42,17 @@ impl RedisServer {
     /// (`./scripts/test.sh` installs it).
     #[must_use]
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server as [`start`](Self::start) does, with extra `redis-server` arguments
+    /// (for instance `--tls-port …`); the plain port stays open for [`cmd`](Self::cmd).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    #[must_use]
+    pub fn start_with(args: &[&str]) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let port = free_port();
         let dir = std::env::temp_dir().join(format!(
@@ -52,6 +64,7 @@ impl RedisServer {
         let mut server = Self {
             port,
             dir,
+            args: args.iter().map(|&arg| arg.to_owned()).collect(),
             child: None,
         };
         server.spawn();
@@ -145,6 +158,7 @@ impl RedisServer {
                 .arg("--dir")
                 .arg(&self.dir)
                 .args(["--logfile", "redis.log"])
+                .args(&self.args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -193,7 +207,13 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A port that was free a moment ago, on `127.0.0.1`.
+///
+/// # Panics
+///
+/// When no port can be bound.
+#[must_use]
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }

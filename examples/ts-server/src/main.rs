@@ -167,6 +167,10 @@ async fn droppable(State(app): State<App>, request: Request, next: Next) -> Resp
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
-async fn file(content_type: &'static str, content: &'static str) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, content_type)], content)
+/// A handler that answers a file embedded in the binary.
+fn file(
+    content_type: &'static str,
+    content: &'static str,
+) -> impl Future<Output = impl IntoResponse> {
+    std::future::ready(([(header::CONTENT_TYPE, content_type)], content))
 }

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::subscription::RawSubscription;
-use crate::{BackplaneError, Channel, Diagnostics, ErrorKind, EventId, SseEvent, Subscription};
+use crate::{
+    BackplaneError, Channel, Diagnostics, ErrorKind, EventId, Received, SseEvent, Subscription,
+};
 use memory::{MemoryConfig, MemoryTransport};
 use transport::Transport;
 
@@ -166,6 +168,39 @@ impl Backplane {
         Ok(Subscription::new(raw))
     }
 
+    /// The events of `channel` still in history after `after` (all of them with `None`), oldest
+    /// first: for building a snapshot, or catching up without subscribing.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`] when the transport's server cannot
+    /// be read.
+    pub async fn history<E: SseEvent>(
+        &self,
+        channel: &Channel<E>,
+        after: Option<EventId>,
+    ) -> Result<Replay<E>, BackplaneError> {
+        let raw = self
+            .transport
+            .history_after(channel.name(), after.unwrap_or_default())
+            .await?;
+        let mut complete = raw.complete;
+        let mut events = Vec::with_capacity(raw.events.len());
+        for message in raw.events {
+            match E::from_data(message.event(), message.data()) {
+                Ok(event) => events.push(Received {
+                    id: message.id(),
+                    event,
+                }),
+                Err(err) => {
+                    complete = false;
+                    tracing::warn!(channel = channel.name(), id = %message.id(), error = %err, "skipping an undecodable event in history");
+                }
+            }
+        }
+        Ok(Replay { events, complete })
+    }
+
     pub(crate) async fn subscribe_raw(
         &self,
         channel: &str,
@@ -211,6 +246,17 @@ impl Backplane {
         }
         Ok(Bytes::from(data))
     }
+}
+
+/// The result of [`Backplane::history`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Replay<E> {
+    /// The events found, oldest first.
+    pub events: Vec<Received<E>>,
+    /// `false` when events in the requested range are no longer in history (trimmed, expired,
+    /// unknown id, or undecodable), so the events are not everything that was published.
+    pub complete: bool,
 }
 
 impl Default for Backplane {

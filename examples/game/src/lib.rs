@@ -1,0 +1,378 @@
+//! The game example's server: an HTTP API whose every change is published as a typed event, the
+//! SSE routes generated for those events, and a page that uses the generated TypeScript client.
+//!
+//! A game's state is not stored anywhere but in its event stream: the snapshot sent first on the
+//! game stream (and answered by `GET /api/games/{id}`) is the fold of the game's events still in
+//! history, so every instance on one Redis computes the same state with no database.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::extract::{FromRef, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_extra::extract::CookieJar;
+use example_game_events::{
+    GameEvent, GameId, GameSnapshot, Notification, PlayerJoined, PlayerLeft, RoundStarted,
+    ScoreChanged, SystemAnnouncement,
+};
+use serde::Deserialize;
+use statelesse::prelude::*;
+use statelesse::routes::{ConnectionLimit, Denied, Shutdown};
+
+/// How the game runs, from flags or environment variables.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(about = "A multiplayer lobby on statelesse")]
+pub struct Options {
+    /// The Redis URL; without it the game runs on the in-memory backplane, in one process.
+    #[arg(long, env = "GAME_REDIS")]
+    pub redis: Option<String>,
+    /// The port to listen on, on 127.0.0.1.
+    #[arg(long, env = "GAME_PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// The prefix of every Redis key and channel: instances with the same prefix share events.
+    #[arg(long, env = "GAME_PREFIX", default_value = "statelesse")]
+    pub prefix: String,
+}
+
+/// Events kept per channel: a game's snapshot is the fold of its history, so keep all of it.
+const HISTORY_LEN: usize = 10_000;
+
+/// The most event streams open at once on one instance.
+const MAX_STREAMS: usize = 10_000;
+
+/// How long open streams may take to end once shutdown starts.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// The app state of every handler.
+#[derive(Clone)]
+struct App {
+    backplane: Backplane,
+}
+
+impl FromRef<App> for Backplane {
+    fn from_ref(app: &App) -> Self {
+        app.backplane.clone()
+    }
+}
+
+/// A running game server: its router, its backplane and its shutdown signal.
+#[derive(Debug)]
+pub struct Game {
+    router: Router,
+    backplane: Backplane,
+    shutdown: Shutdown,
+}
+
+impl Game {
+    /// Connects the backplane that `options` asks for and builds the server.
+    ///
+    /// # Errors
+    ///
+    /// When Redis cannot be reached or its URL is invalid.
+    pub async fn start(options: &Options) -> Result<Self, BackplaneError> {
+        let backplane = match &options.redis {
+            None => Backplane::in_memory_with(
+                statelesse::MemoryConfig::default().with_history_len(HISTORY_LEN),
+            ),
+            Some(url) => {
+                let config = statelesse::RedisConfig::new(url)?
+                    .with_prefix(options.prefix.clone())
+                    .with_history_len(HISTORY_LEN);
+                Backplane::redis(config).await?
+            }
+        };
+        Ok(Self::new(backplane))
+    }
+
+    /// The server over `backplane`.
+    #[must_use]
+    pub fn new(backplane: Backplane) -> Self {
+        let shutdown = Shutdown::new();
+        let router = router(App { backplane: backplane.clone() }, &shutdown);
+        Self {
+            router,
+            backplane,
+            shutdown,
+        }
+    }
+
+    /// The backplane the server publishes on.
+    #[must_use]
+    pub fn backplane(&self) -> &Backplane {
+        &self.backplane
+    }
+
+    /// The router, for tests that serve it themselves.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// The signal that ends every open event stream.
+    #[must_use]
+    pub fn shutdown_signal(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Serves until `signal` completes, then ends every open stream (within a few seconds, even
+    /// for clients that stopped reading) and shuts the backplane down.
+    ///
+    /// # Errors
+    ///
+    /// When the listener fails.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let server = axum::serve(listener, self.router).with_graceful_shutdown(async move {
+            signal.await;
+            shutdown.trigger();
+        });
+        let drained = self.shutdown.clone();
+        tokio::select! {
+            result = server => result?,
+            () = async {
+                drained.triggered().await;
+                tokio::time::sleep(DRAIN).await;
+            } => tracing::warn!("streams still open after {DRAIN:?}; closing them"),
+        }
+        self.backplane.shutdown().await;
+        Ok(())
+    }
+}
+
+fn router(app: App, shutdown: &Shutdown) -> Router {
+    let limit = ConnectionLimit::new(MAX_STREAMS);
+    let streams = Router::new()
+        .merge(
+            GameEvent::sse_routes()
+                .initial_state(|game_id: GameId, app: App| async move {
+                    snapshot(&app.backplane, game_id).await
+                })
+                .connection_limit(&limit)
+                .shutdown(shutdown),
+        )
+        .merge(PlayerJoined::sse_routes().connection_limit(&limit).shutdown(shutdown))
+        .merge(PlayerLeft::sse_routes().connection_limit(&limit).shutdown(shutdown))
+        .merge(RoundStarted::sse_routes().connection_limit(&limit).shutdown(shutdown))
+        .merge(ScoreChanged::sse_routes().connection_limit(&limit).shutdown(shutdown))
+        .merge(SystemAnnouncement::sse_routes().connection_limit(&limit).shutdown(shutdown))
+        .merge(
+            Notification::sse_routes()
+                .authorize(|parts, user_id: String, _app: App| async move {
+                    match CookieJar::from_headers(&parts.headers).get(USER_COOKIE) {
+                        None => Err(Denied::Unauthorized),
+                        Some(user) if user.value() == user_id => Ok(()),
+                        Some(_) => Err(Denied::Forbidden),
+                    }
+                })
+                .connection_limit(&limit)
+                .shutdown(shutdown),
+        );
+    Router::new()
+        .merge(streams)
+        .route("/api/login", post(login))
+        .route("/api/games", post(create_game))
+        .route("/api/games/{game_id}", get(get_game))
+        .route("/api/games/{game_id}/join", post(join))
+        .route("/api/games/{game_id}/leave", post(leave))
+        .route("/api/games/{game_id}/rounds", post(start_round))
+        .route("/api/games/{game_id}/score", post(score))
+        .route("/api/announcements", post(announce))
+        .route("/diagnostics", get(diagnostics))
+        .route("/", get(|| page(HTML, include_str!("../web/index.html"))))
+        .route("/app.js", get(|| page(JS, include_str!("../web/app.js"))))
+        .route("/events.js", get(|| page(JS, include_str!("../web/events.js"))))
+        .with_state(app)
+}
+
+/// The cookie that says who the browser's user is (a demo login: no password).
+const USER_COOKIE: &str = "user";
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+fn page(
+    content_type: &'static str,
+    content: &'static str,
+) -> impl Future<Output = impl IntoResponse> {
+    std::future::ready(([(header::CONTENT_TYPE, content_type)], content))
+}
+
+/// A game's current state: the fold of its events.
+async fn snapshot(backplane: &Backplane, game_id: GameId) -> Result<GameSnapshot, ApiError> {
+    let history = backplane
+        .history(&GameEvent::channel(&game_id), None)
+        .await?;
+    let mut game = GameSnapshot::new(game_id);
+    for received in &history.events {
+        game.apply(&received.event);
+    }
+    Ok(game)
+}
+
+/// Publishes a game event on its own channel and on the game's stream.
+async fn publish<E>(backplane: &Backplane, event: E) -> Result<EventId, ApiError>
+where
+    E: SseEvent + Clone + Into<GameEvent>,
+{
+    E::publish(backplane, event.clone()).await?;
+    Ok(GameEvent::publish(backplane, event.into()).await?)
+}
+
+/// The body naming a player.
+#[derive(Debug, Deserialize)]
+struct PlayerBody {
+    player: String,
+}
+
+/// The body of `POST /api/games/{id}/score`.
+#[derive(Debug, Deserialize)]
+struct ScoreBody {
+    player: String,
+    points: i64,
+}
+
+/// The body of `POST /api/announcements`.
+#[derive(Debug, Deserialize)]
+struct AnnouncementBody {
+    text: String,
+}
+
+/// `POST /api/login {"player": ".."}`: remembers the user in a cookie.
+async fn login(Json(body): Json<PlayerBody>) -> Result<Response, ApiError> {
+    let name = valid_name(body.player)?;
+    let cookie = format!("{USER_COOKIE}={name}; Path=/; HttpOnly; SameSite=Lax");
+    Ok(([(header::SET_COOKIE, cookie)], Json(name)).into_response())
+}
+
+/// `POST /api/games`: a new game, announced to everyone.
+async fn create_game(State(app): State<App>) -> Result<Json<GameSnapshot>, ApiError> {
+    let game_id = GameId(rand::random_range(1..1_000_000));
+    let text = format!("game {game_id} is open");
+    SystemAnnouncement::publish(&app.backplane, SystemAnnouncement { text }).await?;
+    Ok(Json(GameSnapshot::new(game_id)))
+}
+
+/// `GET /api/games/{id}`: the game's state.
+async fn get_game(
+    State(app): State<App>,
+    Path(game_id): Path<GameId>,
+) -> Result<Json<GameSnapshot>, ApiError> {
+    Ok(Json(snapshot(&app.backplane, game_id).await?))
+}
+
+async fn join(
+    State(app): State<App>,
+    Path(game_id): Path<GameId>,
+    Json(body): Json<PlayerBody>,
+) -> Result<Json<EventId>, ApiError> {
+    let player = valid_name(body.player)?;
+    if snapshot(&app.backplane, game_id).await?.has(&player) {
+        return Err(ApiError::Conflict(format!("{player} is already in game {game_id}")));
+    }
+    let id = publish(&app.backplane, PlayerJoined { game_id, player }).await?;
+    Ok(Json(id))
+}
+
+async fn leave(
+    State(app): State<App>,
+    Path(game_id): Path<GameId>,
+    Json(body): Json<PlayerBody>,
+) -> Result<Json<EventId>, ApiError> {
+    let game = snapshot(&app.backplane, game_id).await?;
+    if !game.has(&body.player) {
+        return Err(not_in_game(&body.player, game_id));
+    }
+    let id = publish(&app.backplane, PlayerLeft { game_id, player: body.player }).await?;
+    Ok(Json(id))
+}
+
+async fn start_round(
+    State(app): State<App>,
+    Path(game_id): Path<GameId>,
+) -> Result<Json<EventId>, ApiError> {
+    let round = snapshot(&app.backplane, game_id).await?.round + 1;
+    let id = publish(&app.backplane, RoundStarted { game_id, round }).await?;
+    Ok(Json(id))
+}
+
+async fn score(
+    State(app): State<App>,
+    Path(game_id): Path<GameId>,
+    Json(body): Json<ScoreBody>,
+) -> Result<Json<EventId>, ApiError> {
+    let game = snapshot(&app.backplane, game_id).await?;
+    let Some(current) = game.score(&body.player) else {
+        return Err(not_in_game(&body.player, game_id));
+    };
+    let score = current.saturating_add(body.points);
+    let player = body.player;
+    let id = publish(&app.backplane, ScoreChanged { game_id, player: player.clone(), score }).await?;
+    let text = format!("you have {score} points in game {game_id}");
+    Notification::publish(&app.backplane, Notification { user_id: player, text }).await?;
+    Ok(Json(id))
+}
+
+async fn announce(
+    State(app): State<App>,
+    Json(body): Json<AnnouncementBody>,
+) -> Result<Json<EventId>, ApiError> {
+    let id = SystemAnnouncement::publish(&app.backplane, SystemAnnouncement { text: body.text }).await?;
+    Ok(Json(id))
+}
+
+/// `GET /diagnostics`: channels, subscribers and transport state of this instance.
+async fn diagnostics(State(app): State<App>) -> impl IntoResponse {
+    Json(app.backplane.diagnostics())
+}
+
+/// Player names are short words, so that they are safe in cookies and URLs alike.
+fn valid_name(name: String) -> Result<String, ApiError> {
+    let ok = (1..=24).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(name)
+    } else {
+        Err(ApiError::BadRequest(
+            "a player name is 1 to 24 letters, digits, `_` or `-`".to_owned(),
+        ))
+    }
+}
+
+fn not_in_game(player: &str, game_id: GameId) -> ApiError {
+    ApiError::NotFound(format!("{player} is not in game {game_id}"))
+}
+
+/// Why an API call failed; each answers a status and a plain text body.
+#[derive(Debug)]
+enum ApiError {
+    BadRequest(String),
+    NotFound(String),
+    Conflict(String),
+    Backplane(BackplaneError),
+}
+
+impl From<BackplaneError> for ApiError {
+    fn from(error: BackplaneError) -> Self {
+        Self::Backplane(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::BadRequest(text) => (StatusCode::BAD_REQUEST, text).into_response(),
+            Self::NotFound(text) => (StatusCode::NOT_FOUND, text).into_response(),
+            Self::Conflict(text) => (StatusCode::CONFLICT, text).into_response(),
+            Self::Backplane(error) => {
+                tracing::warn!(%error, "backplane call failed");
+                (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response()
+            }
+        }
+    }
+}

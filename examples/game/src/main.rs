@@ -1,0 +1,40 @@
+//! The game example: a multiplayer lobby whose every change is a typed server-sent event.
+//!
+//! Run with: `cargo run -p example-game`, then open <http://127.0.0.1:3000>.
+//!
+//! Two instances on one Redis, each with its own browser, see each other's events:
+//!
+//! ```sh
+//! cargo run -p example-game -- --redis redis://127.0.0.1:6379 --port 3000
+//! cargo run -p example-game -- --redis redis://127.0.0.1:6379 --port 3001
+//! ```
+use std::net::{Ipv4Addr, SocketAddr};
+
+use clap::Parser;
+use example_game::{Game, Options};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let options = Options::parse();
+    let game = Game::start(&options).await?;
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, options.port)))
+            .await?;
+    tracing::info!(
+        "listening on http://{} ({})",
+        listener.local_addr()?,
+        game.backplane().diagnostics().transport
+    );
+    game.serve(listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
+    .await?;
+    Ok(())
+}
