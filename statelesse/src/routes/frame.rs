@@ -1,24 +1,38 @@
-//! SSE frames as bytes: the wire format of the routes, written once and shared.
+//! SSE frames as bytes: written by `axum::response::sse::Event`, once, then shared.
 //!
-//! Every frame is what `axum::response::sse::Event` writes for the same fields (the unit tests
-//! compare the bytes), but finished as [`Bytes`] so that one message framed once is handed to
-//! every subscriber by reference count: axum's `Event` copies its buffer on every clone.
+//! axum's `Event` copies its buffer on every clone, so handing one `Event` to each subscriber
+//! would copy every message once per connection. Instead each message is framed by axum once per
+//! instance, through a one-event `Sse` body, and the finished [`Bytes`] are cached in the message:
+//! one more subscriber costs a reference count.
 
-use std::fmt::Write as _;
+use std::convert::Infallible;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use axum::response::IntoResponse as _;
+use axum::response::sse::{Event, Sse};
+use bytes::Bytes;
+use futures_util::FutureExt as _;
 
 use crate::{Gap, Message};
 
 /// The frame sent every keep-alive interval: an SSE comment, which clients ignore.
-pub(crate) const KEEP_ALIVE: Bytes = Bytes::from_static(b": keep-alive\n\n");
+pub(crate) fn keep_alive() -> Bytes {
+    static FRAME: LazyLock<Bytes> = LazyLock::new(|| comment("keep-alive"));
+    FRAME.clone()
+}
 
 /// The last frame of a stream ended by [`Shutdown`](super::Shutdown).
-pub(crate) const SHUTDOWN: Bytes = Bytes::from_static(b": shutdown\n\n");
+pub(crate) fn shutdown() -> Bytes {
+    static FRAME: LazyLock<Bytes> = LazyLock::new(|| comment("shutdown"));
+    FRAME.clone()
+}
 
 /// The last frame of a stream whose backplane closed.
-pub(crate) const CLOSED: Bytes = Bytes::from_static(b": closed\n\n");
+pub(crate) fn closed() -> Bytes {
+    static FRAME: LazyLock<Bytes> = LazyLock::new(|| comment("closed"));
+    FRAME.clone()
+}
 
 /// The frame of `message`, built on first use and cached in the message for every other
 /// subscriber of this instance; `None` when it cannot be framed (logged once).
@@ -26,16 +40,16 @@ pub(crate) fn message(message: &Message) -> Option<Bytes> {
     message
         .frame
         .get_or_init(|| {
-            let frame = encode(
-                Some(&message.id().to_string()),
-                message.event(),
-                message.data(),
-            );
+            let data = std::str::from_utf8(message.data()).ok();
+            let event = Event::default().id(message.id().to_string());
+            let frame = data
+                .zip(named(event, message.event()))
+                .map(|(data, event)| render(event.data(data)));
             if frame.is_none() {
                 tracing::warn!(
                     id = %message.id(),
                     event = ?message.event(),
-                    "dropping a message whose event name cannot be sent over SSE"
+                    "dropping a message that cannot be sent over SSE (bad event name or data)"
                 );
             }
             frame
@@ -45,103 +59,52 @@ pub(crate) fn message(message: &Message) -> Option<Bytes> {
 
 /// The `gap` event: events were lost before the next one (see the module docs of `routes`).
 pub(crate) fn gap(gap: Gap) -> Bytes {
-    let mut data = String::with_capacity(24);
-    match gap.missed {
-        Some(missed) => {
-            let _ = write!(data, "{{\"missed\":{missed}}}");
-        }
-        None => data.push_str("{\"missed\":null}"),
-    }
-    encode(None, super::GAP_EVENT, data.as_bytes()).unwrap_or_default()
+    let data = match gap.missed {
+        Some(missed) => format!("{{\"missed\":{missed}}}"),
+        None => "{\"missed\":null}".to_owned(),
+    };
+    render(Event::default().event(super::GAP_EVENT).data(data))
 }
 
 /// The `snapshot` event carrying the initial state, compact JSON.
-pub(crate) fn snapshot(data: &[u8]) -> Bytes {
-    encode(None, super::SNAPSHOT_EVENT, data).unwrap_or_default()
+pub(crate) fn snapshot(data: &str) -> Bytes {
+    render(Event::default().event(super::SNAPSHOT_EVENT).data(data))
 }
 
-/// The `retry` hint: how long a client waits before reconnecting, in milliseconds.
+/// The `retry` hint: how long a client waits before reconnecting.
 pub(crate) fn retry(after: Duration) -> Bytes {
-    let millis = after.as_millis();
-    let mut frame = BytesMut::with_capacity(20);
-    let _ = write!(Writer(&mut frame), "retry: {millis}\n\n");
-    frame.freeze()
+    render(Event::default().retry(after))
 }
 
-/// `id: <id>\nevent: <event>\ndata: <line>\n..\n`; `None` when `event` is empty or contains a
-/// line break, which would forge fields. Line breaks in `data` (never in compact JSON) start a new
-/// `data:` line, which clients join with `\n`, as axum does.
-fn encode(id: Option<&str>, event: &str, data: &[u8]) -> Option<Bytes> {
-    if event.is_empty() || event.contains(['\r', '\n']) {
-        return None;
-    }
-    let mut frame = BytesMut::with_capacity(data.len() + event.len() + 48);
-    if let Some(id) = id {
-        frame.put_slice(b"id: ");
-        frame.put_slice(id.as_bytes());
-        frame.put_u8(b'\n');
-    }
-    frame.put_slice(b"event: ");
-    frame.put_slice(event.as_bytes());
-    frame.put_u8(b'\n');
-    for line in lines(data) {
-        frame.put_slice(b"data: ");
-        frame.put_slice(line);
-        frame.put_u8(b'\n');
-    }
-    frame.put_u8(b'\n');
-    Some(frame.freeze())
+fn comment(text: &str) -> Bytes {
+    render(Event::default().comment(text))
 }
 
-/// Splits `data` at `\r\n`, `\n` and `\r`, the SSE line ends.
-fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(data);
-    std::iter::from_fn(move || {
-        let current = rest?;
-        match current.iter().position(|&b| b == b'\n' || b == b'\r') {
-            None => {
-                rest = None;
-                Some(current)
-            }
-            Some(end) => {
-                let skip = if current[end] == b'\r' && current.get(end + 1) == Some(&b'\n') {
-                    2
-                } else {
-                    1
-                };
-                rest = Some(&current[end + skip..]);
-                Some(&current[..end])
-            }
-        }
-    })
+/// `event` named `name`; `None` when the name is empty or holds a line break or NUL, which
+/// axum refuses (by panicking) because they would forge fields.
+fn named(event: Event, name: &str) -> Option<Event> {
+    if name.is_empty() || name.contains(['\r', '\n', '\0']) {
+        None
+    } else {
+        Some(event.event(name))
+    }
 }
 
-/// `fmt::Write` into a `BytesMut`, which implements only `bytes::BufMut`.
-struct Writer<'a>(&'a mut BytesMut);
-
-impl std::fmt::Write for Writer<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.put_slice(s.as_bytes());
-        Ok(())
-    }
+/// The bytes axum writes for `event`: the body of a one-event `Sse` response, which is ready at
+/// once (its stream is), so no runtime is involved.
+fn render(event: Event) -> Bytes {
+    let stream = futures_util::stream::iter([Ok::<_, Infallible>(event)]);
+    let body = Sse::new(stream).into_response().into_body();
+    axum::body::to_bytes(body, usize::MAX)
+        .now_or_never()
+        .and_then(Result::ok)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
-    use std::convert::Infallible;
-
-    use axum::response::IntoResponse;
-    use axum::response::sse::{Event, Sse};
-
     use super::*;
     use crate::EventId;
-
-    /// The bytes axum writes for `event`.
-    async fn axum_bytes(event: Event) -> Bytes {
-        let stream = futures_util::stream::iter([Ok::<_, Infallible>(event)]);
-        let body = Sse::new(stream).into_response().into_body();
-        axum::body::to_bytes(body, usize::MAX).await.unwrap()
-    }
 
     fn sample() -> Message {
         Message::new(
@@ -159,65 +122,37 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn message_frame_matches_axum_event() {
-        let expected = Event::default()
-            .id("1700000000000-2")
-            .event("PlayerJoined")
-            .data(r#"{"game_id":7,"player_name":"ada"}"#);
-        assert_eq!(message(&sample()).unwrap(), axum_bytes(expected).await);
+    #[test]
+    fn retry_is_in_milliseconds() {
+        assert_eq!(retry(Duration::from_millis(1500)), "retry: 1500\n\n");
     }
 
-    #[tokio::test]
-    async fn retry_matches_axum_event() {
-        for after in [
-            Duration::from_secs(3),
-            Duration::from_millis(250),
-            Duration::from_millis(1500),
-        ] {
-            let expected = axum_bytes(Event::default().retry(after)).await;
-            assert_eq!(retry(after), expected, "{after:?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn gap_and_snapshot_match_axum_events() {
-        let expected = Event::default().event("gap").data(r#"{"missed":3}"#);
-        assert_eq!(gap(Gap { missed: Some(3) }), axum_bytes(expected).await);
+    #[test]
+    fn gap_and_snapshot_are_named_events_without_id() {
+        assert_eq!(
+            gap(Gap { missed: Some(3) }),
+            "event: gap\ndata: {\"missed\":3}\n\n"
+        );
         assert_eq!(
             gap(Gap { missed: None }),
             "event: gap\ndata: {\"missed\":null}\n\n"
         );
-
-        let expected = Event::default().event("snapshot").data(r#"{"players":[]}"#);
-        assert_eq!(snapshot(br#"{"players":[]}"#), axum_bytes(expected).await);
-    }
-
-    #[tokio::test]
-    async fn comments_match_axum_comments() {
-        let expected = axum_bytes(Event::default().comment("keep-alive")).await;
-        assert_eq!(KEEP_ALIVE, expected);
         assert_eq!(
-            SHUTDOWN,
-            axum_bytes(Event::default().comment("shutdown")).await
+            snapshot(r#"{"players":[]}"#),
+            "event: snapshot\ndata: {\"players\":[]}\n\n"
         );
-        assert_eq!(CLOSED, axum_bytes(Event::default().comment("closed")).await);
     }
 
     #[test]
-    fn line_breaks_in_data_start_new_data_lines() {
-        let frame = encode(None, "e", b"a\nb\r\nc\rd").unwrap();
-        assert_eq!(frame, "event: e\ndata: a\ndata: b\ndata: c\ndata: d\n\n");
-        assert_eq!(encode(None, "e", b"").unwrap(), "event: e\ndata: \n\n");
-        assert_eq!(
-            encode(None, "e", b"x\n").unwrap(),
-            "event: e\ndata: x\ndata: \n\n"
-        );
+    fn comments_are_sse_comments() {
+        assert_eq!(keep_alive(), ": keep-alive\n\n");
+        assert_eq!(shutdown(), ": shutdown\n\n");
+        assert_eq!(closed(), ": closed\n\n");
     }
 
     #[test]
     fn event_names_with_line_breaks_are_not_framed() {
-        for bad in ["", "a\nb", "a\r", "\nid: 9"] {
+        for bad in ["", "a\nb", "a\r", "\nid: 9", "nul\0"] {
             let forged = Message::new(
                 EventId::new(1, 0),
                 bad.to_owned(),
@@ -225,6 +160,12 @@ mod tests {
             );
             assert_eq!(message(&forged), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn data_that_is_not_utf8_is_not_framed() {
+        let bad = Message::new(EventId::new(1, 0), "E", Bytes::from_static(b"\xff"));
+        assert_eq!(message(&bad), None);
     }
 
     #[test]

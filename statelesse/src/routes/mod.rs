@@ -259,7 +259,7 @@ impl<E: SseEvent> SseRouteExt for E {}
 type AuthorizeHook<K, S> =
     dyn Fn(Parts, &K, &S) -> BoxFuture<'static, Result<(), Response>> + Send + Sync;
 type InitialStateHook<K, S> =
-    dyn Fn(&K, &S) -> BoxFuture<'static, Result<Bytes, Response>> + Send + Sync;
+    dyn Fn(&K, &S) -> BoxFuture<'static, Result<String, Response>> + Send + Sync;
 
 /// A builder of an event type's SSE route, from [`SseRouteExt::sse_routes`].
 ///
@@ -424,8 +424,7 @@ where
             let snapshot = hook(key.clone(), state.clone());
             Box::pin(async move {
                 let value = snapshot.await.map_err(IntoResponse::into_response)?;
-                serde_json::to_vec(&value)
-                    .map(Bytes::from)
+                serde_json::to_string(&value)
                     .map_err(|err| error::SnapshotFailed::new(err).into_response())
             })
         }));
@@ -556,7 +555,7 @@ where
             Err(rejection) => return rejection.into_response(),
         };
         if self.shutdown.as_ref().is_some_and(Shutdown::is_triggered) {
-            let head = VecDeque::from([frame::retry(self.retry), frame::SHUTDOWN]);
+            let head = VecDeque::from([frame::retry(self.retry), frame::shutdown()]);
             return event_stream(EventStream::new(head, None, None, Duration::ZERO, None));
         }
         let permit = match &self.limit {

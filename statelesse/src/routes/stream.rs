@@ -82,7 +82,7 @@ impl Stream for EventStream {
             .as_mut()
             .is_some_and(|shutdown| shutdown.as_mut().poll(cx).is_ready())
         {
-            return this.finish(frame::SHUTDOWN);
+            return this.finish(frame::shutdown());
         }
         if let Some(frame) = this.head.pop_front() {
             return this.send(frame);
@@ -98,14 +98,14 @@ impl Stream for EventStream {
                     }
                 }
                 Poll::Ready(Some(Err(gap))) => return this.send(frame::gap(gap)),
-                Poll::Ready(None) => return this.finish(frame::CLOSED),
+                Poll::Ready(None) => return this.finish(frame::closed()),
                 Poll::Pending => break,
             }
         }
         if let Some((sleep, _)) = &mut this.keep_alive
             && sleep.as_mut().poll(cx).is_ready()
         {
-            return this.send(frame::KEEP_ALIVE);
+            return this.send(frame::keep_alive());
         }
         Poll::Pending
     }
@@ -147,7 +147,7 @@ mod tests {
         );
 
         let start = Instant::now();
-        assert_eq!(stream.next().await.unwrap().unwrap(), frame::KEEP_ALIVE);
+        assert_eq!(stream.next().await.unwrap().unwrap(), frame::keep_alive());
         assert_eq!(start.elapsed(), Duration::from_secs(15));
 
         tokio::time::sleep(Duration::from_secs(10)).await;
@@ -155,7 +155,7 @@ mod tests {
         assert!(text(&stream.next().await.unwrap().unwrap()).contains("data: 1"));
         // The event reset the timer: the next comment is 15 s after it, not after the last one.
         let sent = Instant::now();
-        assert_eq!(stream.next().await.unwrap().unwrap(), frame::KEEP_ALIVE);
+        assert_eq!(stream.next().await.unwrap().unwrap(), frame::keep_alive());
         assert_eq!(sent.elapsed(), Duration::from_secs(15));
     }
 
@@ -173,7 +173,7 @@ mod tests {
         let bp = Backplane::in_memory();
         let sub = subscription(&bp, "c").await;
         publish(&bp, "c", "1").await;
-        let head = VecDeque::from([frame::retry(Duration::from_secs(3)), frame::snapshot(b"{}")]);
+        let head = VecDeque::from([frame::retry(Duration::from_secs(3)), frame::snapshot("{}")]);
         let mut stream = EventStream::new(head, Some(sub), None, Duration::from_secs(15), None);
         assert_eq!(stream.next().await.unwrap().unwrap(), "retry: 3000\n\n");
         assert_eq!(
@@ -198,7 +198,7 @@ mod tests {
         );
         assert_eq!(bp.transport().local_subscriber_count("c"), 1);
         token.cancel();
-        assert_eq!(stream.next().await.unwrap().unwrap(), frame::SHUTDOWN);
+        assert_eq!(stream.next().await.unwrap().unwrap(), frame::shutdown());
         assert_eq!(bp.transport().local_subscriber_count("c"), 0);
         assert_eq!(limit.active(), 0);
         assert!(stream.next().await.is_none());
@@ -216,7 +216,7 @@ mod tests {
             None,
         );
         bp.shutdown().await;
-        assert_eq!(stream.next().await.unwrap().unwrap(), frame::CLOSED);
+        assert_eq!(stream.next().await.unwrap().unwrap(), frame::closed());
         assert!(stream.next().await.is_none());
     }
 
