@@ -1239,6 +1239,19 @@ mod tests {
     }
     event!(Lobby, key: (), None, EventKind::Broadcast { name: "Lobby" }, "/sse/lobby/{room}");
 
+    #[derive(Serialize, Deserialize, TS)]
+    #[ts(repr(enum))]
+    enum Color {
+        Red,
+    }
+
+    #[derive(Serialize, Deserialize, TS)]
+    struct Painted {
+        game_id: u64,
+        color: Color,
+    }
+    event!(Painted, key: u64, Some("game_id"), EventKind::Keyed { name: "Painted" }, "/sse/game/{game_id}/painted");
+
     fn manifest(registrations: &[Registration]) -> Manifest {
         Manifest::from_registrations(registrations)
     }
@@ -1335,6 +1348,22 @@ mod tests {
             .unwrap_err();
         assert!(
             matches!(&error, ManifestError::UnsupportedPath { placeholder, .. } if placeholder == "room"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_typescript_enum_needs_the_ts_form() {
+        let painted = manifest(&[Registration::of::<Painted>()]);
+        assert!(
+            painted
+                .render_typescript()
+                .unwrap()
+                .contains("\nexport enum Color { ")
+        );
+        let error = painted.render_javascript().unwrap_err();
+        assert!(
+            matches!(&error, ManifestError::UnsupportedType { name } if name == "Color"),
             "{error}"
         );
     }
