@@ -40,6 +40,9 @@ pub struct Options {
 /// Events kept per channel: a game's snapshot is the fold of its history, so keep all of it.
 const HISTORY_LEN: usize = 10_000;
 
+/// How long an idle game's history is kept: a game is gone a day after its last event.
+const HISTORY_TTL: Duration = Duration::from_hours(24);
+
 /// The most event streams open at once on one instance.
 const MAX_STREAMS: usize = 10_000;
 
@@ -75,12 +78,15 @@ impl Game {
     pub async fn start(options: &Options) -> Result<Self, BackplaneError> {
         let backplane = match &options.redis {
             None => Backplane::in_memory_with(
-                statelesse::MemoryConfig::default().with_history_len(HISTORY_LEN),
+                statelesse::MemoryConfig::default()
+                    .with_history_len(HISTORY_LEN)
+                    .with_history_ttl(HISTORY_TTL),
             ),
             Some(url) => {
                 let config = statelesse::RedisConfig::new(url)?
                     .with_prefix(options.prefix.clone())
-                    .with_history_len(HISTORY_LEN);
+                    .with_history_len(HISTORY_LEN)
+                    .with_history_ttl(Some(HISTORY_TTL));
                 Backplane::redis(config).await?
             }
         };
@@ -91,7 +97,12 @@ impl Game {
     #[must_use]
     pub fn new(backplane: Backplane) -> Self {
         let shutdown = Shutdown::new();
-        let router = router(App { backplane: backplane.clone() }, &shutdown);
+        let router = router(
+            App {
+                backplane: backplane.clone(),
+            },
+            &shutdown,
+        );
         Self {
             router,
             backplane,
@@ -156,11 +167,31 @@ fn router(app: App, shutdown: &Shutdown) -> Router {
                 .connection_limit(&limit)
                 .shutdown(shutdown),
         )
-        .merge(PlayerJoined::sse_routes().connection_limit(&limit).shutdown(shutdown))
-        .merge(PlayerLeft::sse_routes().connection_limit(&limit).shutdown(shutdown))
-        .merge(RoundStarted::sse_routes().connection_limit(&limit).shutdown(shutdown))
-        .merge(ScoreChanged::sse_routes().connection_limit(&limit).shutdown(shutdown))
-        .merge(SystemAnnouncement::sse_routes().connection_limit(&limit).shutdown(shutdown))
+        .merge(
+            PlayerJoined::sse_routes()
+                .connection_limit(&limit)
+                .shutdown(shutdown),
+        )
+        .merge(
+            PlayerLeft::sse_routes()
+                .connection_limit(&limit)
+                .shutdown(shutdown),
+        )
+        .merge(
+            RoundStarted::sse_routes()
+                .connection_limit(&limit)
+                .shutdown(shutdown),
+        )
+        .merge(
+            ScoreChanged::sse_routes()
+                .connection_limit(&limit)
+                .shutdown(shutdown),
+        )
+        .merge(
+            SystemAnnouncement::sse_routes()
+                .connection_limit(&limit)
+                .shutdown(shutdown),
+        )
         .merge(
             Notification::sse_routes()
                 .authorize(|parts, user_id: String, _app: App| async move {
@@ -186,7 +217,10 @@ fn router(app: App, shutdown: &Shutdown) -> Router {
         .route("/diagnostics", get(diagnostics))
         .route("/", get(|| page(HTML, include_str!("../web/index.html"))))
         .route("/app.js", get(|| page(JS, include_str!("../web/app.js"))))
-        .route("/events.js", get(|| page(JS, include_str!("../web/events.js"))))
+        .route(
+            "/events.js",
+            get(|| page(JS, include_str!("../web/events.js"))),
+        )
         .with_state(app)
 }
 
@@ -208,6 +242,11 @@ async fn snapshot(backplane: &Backplane, game_id: GameId) -> Result<GameSnapshot
     let history = backplane
         .history(&GameEvent::channel(&game_id), None)
         .await?;
+    if !history.complete {
+        // The game outlived its history (too many events, or idle past the time-to-live): the
+        // snapshot shows what is left rather than failing the page.
+        tracing::warn!(%game_id, "the game's history is incomplete; its snapshot may miss events");
+    }
     let mut game = GameSnapshot::new(game_id);
     for received in &history.events {
         game.apply(&received.event);
@@ -244,9 +283,12 @@ struct AnnouncementBody {
 }
 
 /// `POST /api/login {"player": ".."}`: remembers the user in a cookie.
+///
+/// Not `HttpOnly`: the page reads it to know, after a reload, who is logged in (a demo login; a
+/// real session cookie would be `HttpOnly` and the page would ask the server).
 async fn login(Json(body): Json<PlayerBody>) -> Result<Response, ApiError> {
     let name = valid_name(body.player)?;
-    let cookie = format!("{USER_COOKIE}={name}; Path=/; HttpOnly; SameSite=Lax");
+    let cookie = format!("{USER_COOKIE}={name}; Path=/; SameSite=Lax");
     Ok(([(header::SET_COOKIE, cookie)], Json(name)).into_response())
 }
 
@@ -273,7 +315,9 @@ async fn join(
 ) -> Result<Json<EventId>, ApiError> {
     let player = valid_name(body.player)?;
     if snapshot(&app.backplane, game_id).await?.has(&player) {
-        return Err(ApiError::Conflict(format!("{player} is already in game {game_id}")));
+        return Err(ApiError::Conflict(format!(
+            "{player} is already in game {game_id}"
+        )));
     }
     let id = publish(&app.backplane, PlayerJoined { game_id, player }).await?;
     Ok(Json(id))
@@ -288,7 +332,14 @@ async fn leave(
     if !game.has(&body.player) {
         return Err(not_in_game(&body.player, game_id));
     }
-    let id = publish(&app.backplane, PlayerLeft { game_id, player: body.player }).await?;
+    let id = publish(
+        &app.backplane,
+        PlayerLeft {
+            game_id,
+            player: body.player,
+        },
+    )
+    .await?;
     Ok(Json(id))
 }
 
@@ -312,9 +363,24 @@ async fn score(
     };
     let score = current.saturating_add(body.points);
     let player = body.player;
-    let id = publish(&app.backplane, ScoreChanged { game_id, player: player.clone(), score }).await?;
+    let id = publish(
+        &app.backplane,
+        ScoreChanged {
+            game_id,
+            player: player.clone(),
+            score,
+        },
+    )
+    .await?;
     let text = format!("you have {score} points in game {game_id}");
-    Notification::publish(&app.backplane, Notification { user_id: player, text }).await?;
+    Notification::publish(
+        &app.backplane,
+        Notification {
+            user_id: player,
+            text,
+        },
+    )
+    .await?;
     Ok(Json(id))
 }
 
@@ -322,7 +388,8 @@ async fn announce(
     State(app): State<App>,
     Json(body): Json<AnnouncementBody>,
 ) -> Result<Json<EventId>, ApiError> {
-    let id = SystemAnnouncement::publish(&app.backplane, SystemAnnouncement { text: body.text }).await?;
+    let id =
+        SystemAnnouncement::publish(&app.backplane, SystemAnnouncement { text: body.text }).await?;
     Ok(Json(id))
 }
 
@@ -334,7 +401,9 @@ async fn diagnostics(State(app): State<App>) -> impl IntoResponse {
 /// Player names are short words, so that they are safe in cookies and URLs alike.
 fn valid_name(name: String) -> Result<String, ApiError> {
     let ok = (1..=24).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(name)
     } else {

@@ -95,6 +95,8 @@ struct Log {
     last_id: EventId,
     /// Every id up to this one is unknown to this log: trimmed, or from before it existed.
     forgotten_through: EventId,
+    /// Whether any event was trimmed: a read from the very beginning is complete until then.
+    trimmed: bool,
     touched: Instant,
 }
 
@@ -105,6 +107,7 @@ impl Log {
             history: VecDeque::new(),
             last_id: floor,
             forgotten_through: floor,
+            trimmed: false,
             touched: Instant::now(),
         }
     }
@@ -174,11 +177,13 @@ impl MemoryTransport {
             log.touched = Instant::now();
             if keep == 0 {
                 log.forgotten_through = id;
+                log.trimmed = true;
             } else {
                 log.history.push_back(Arc::clone(&message));
                 while log.history.len() > keep {
                     if let Some(evicted) = log.history.pop_front() {
                         log.forgotten_through = evicted.id();
+                        log.trimmed = true;
                     }
                 }
             }
@@ -260,7 +265,10 @@ impl Transport for MemoryTransport {
                 let log = &slot.state;
                 let start = log.history.partition_point(|m| m.id() <= after);
                 let events = log.history.range(start..).cloned().collect();
-                let complete = after >= log.forgotten_through && after <= log.last_id;
+                // `0-0` asks for everything: complete unless something was trimmed (as on Redis).
+                let from_start = after == EventId::default() && !log.trimmed;
+                let complete =
+                    (from_start || after >= log.forgotten_through) && after <= log.last_id;
                 History::new(events, complete)
             }
         };
@@ -328,6 +336,26 @@ mod tests {
         let history = t.history_after("c", first).await.unwrap();
         assert_eq!(history.events.len(), 2);
         assert!(!history.complete);
+    }
+
+    #[tokio::test]
+    async fn reading_from_the_start_is_complete_until_something_is_trimmed() {
+        let t = MemoryTransport::new(MemoryConfig::default().with_history_len(2));
+        publish(&t, "c").await;
+        publish(&t, "c").await;
+        assert!(
+            t.history_after("c", EventId::default())
+                .await
+                .unwrap()
+                .complete
+        );
+        publish(&t, "c").await;
+        assert!(
+            !t.history_after("c", EventId::default())
+                .await
+                .unwrap()
+                .complete
+        );
     }
 
     #[tokio::test]

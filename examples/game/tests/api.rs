@@ -1,0 +1,611 @@
+//! The game example end to end: its HTTP API and event streams on a real socket, in memory and as
+//! two instances sharing one private `redis-server`.
+
+// Helpers outside `#[test]` functions unwrap too, as tests do (STYLE §5).
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use example_game::{Game, Options};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use statelesse_tests::redis_server::RedisServer;
+use statelesse_tests::sse::{Frame, SseClient, SseRequest};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A game server on `127.0.0.1:0`, run by [`Game::serve`]; aborted on drop.
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// An HTTP answer: its status and body.
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+/// The game in memory, as `cargo run -p example-game` runs it.
+async fn in_memory() -> Server {
+    start(None).await
+}
+
+/// The game on `redis`, as `cargo run -p example-game -- --redis URL` runs it.
+async fn on_redis(redis: &RedisServer) -> Server {
+    start(Some(redis.url())).await
+}
+
+async fn start(redis: Option<String>) -> Server {
+    let options = Options {
+        redis,
+        port: 0,
+        prefix: "game-test".to_owned(),
+    };
+    let game = Game::start(&options).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(game.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    Server {
+        addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        reply(reqwest::Client::new().get(self.url(path))).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Reply {
+        let request = reqwest::Client::new()
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        reply(request).await
+    }
+
+    /// Creates a game; returns its id.
+    async fn create_game(&self) -> u64 {
+        let created = self.post("/api/games", &json!({})).await;
+        assert_eq!(created.status, StatusCode::OK, "{created:?}");
+        created.json()["gameId"].as_u64().unwrap()
+    }
+
+    async fn join(&self, game: u64, player: &str) -> Reply {
+        let body = json!({ "player": player });
+        self.post(&format!("/api/games/{game}/join"), &body).await
+    }
+
+    async fn leave(&self, game: u64, player: &str) -> Reply {
+        let body = json!({ "player": player });
+        self.post(&format!("/api/games/{game}/leave"), &body).await
+    }
+
+    async fn start_round(&self, game: u64) -> Reply {
+        self.post(&format!("/api/games/{game}/rounds"), &json!({}))
+            .await
+    }
+
+    async fn score(&self, game: u64, player: &str, points: i64) -> Reply {
+        let body = json!({ "player": player, "points": points });
+        self.post(&format!("/api/games/{game}/score"), &body).await
+    }
+
+    /// The game's state, from `GET /api/games/{id}`.
+    async fn game(&self, game: u64) -> Value {
+        let reply = self.get(&format!("/api/games/{game}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        reply.json()
+    }
+
+    /// A request to an SSE route of this server, sent the way `EventSource` sends it.
+    fn sse(&self, path: &str) -> SseRequest {
+        SseClient::request(&self.url(path)).header("accept", "text/event-stream")
+    }
+
+    /// Opens an SSE route and reads its `retry` hint.
+    async fn subscribe(&self, path: &str) -> SseClient {
+        let mut client = self.sse(path).open().await;
+        assert!(client.next_frame().await.unwrap().retry.is_some());
+        client
+    }
+
+    /// Opens the game's stream and reads its `retry` hint and snapshot; returns the snapshot.
+    async fn watch(&self, game: u64) -> (SseClient, Value) {
+        let mut client = self.subscribe(&format!("/sse/game/{game}")).await;
+        let snapshot = client.next_event().await.unwrap();
+        assert_eq!(snapshot.event(), "snapshot");
+        (client, snapshot.json())
+    }
+
+    /// Signals shutdown and waits, at most 5 seconds, for `serve` to return.
+    async fn stop(mut self) -> std::io::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn reply(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.unwrap();
+    Reply {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: response.text().await.unwrap(),
+    }
+}
+
+/// The next event of `client`, asserting its SSE event name; returns its data.
+async fn expect_event(client: &mut SseClient, name: &str) -> Value {
+    let frame = client.next_event().await.unwrap();
+    assert_eq!(frame.event(), name, "{frame:?}");
+    assert!(!frame.id().is_empty(), "{frame:?}");
+    frame.json()
+}
+
+/// The `name=value` pair of the `user` cookie that `POST /api/login` sets.
+async fn login(server: &Server, player: &str) -> String {
+    let reply = server
+        .post("/api/login", &json!({ "player": player }))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let cookie = reply.headers["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+fn players(game: &Value) -> Vec<(&str, i64)> {
+    game["players"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["player"].as_str().unwrap(), p["score"].as_i64().unwrap()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP API, in memory
+
+#[tokio::test]
+async fn a_new_game_is_empty() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    assert!(game > 0);
+    assert_eq!(
+        server.game(game).await,
+        json!({ "gameId": game, "round": 0, "players": [] })
+    );
+}
+
+#[tokio::test]
+async fn joining_adds_the_player_in_joining_order() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    for player in ["ada", "grace"] {
+        assert_eq!(server.join(game, player).await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        players(&server.game(game).await),
+        [("ada", 0), ("grace", 0)]
+    );
+}
+
+#[tokio::test]
+async fn joining_twice_is_409() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    server.join(game, "ada").await;
+    let again = server.join(game, "ada").await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.body, format!("ada is already in game {game}"));
+    assert_eq!(players(&server.game(game).await), [("ada", 0)]);
+}
+
+#[tokio::test]
+async fn joining_with_a_bad_name_is_400() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    for name in ["", "two words", "a/b", "é", &"x".repeat(25)] {
+        let reply = server.join(game, name).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{name:?}");
+        assert_eq!(
+            reply.body,
+            "a player name is 1 to 24 letters, digits, `_` or `-`"
+        );
+    }
+    assert_eq!(players(&server.game(game).await), []);
+}
+
+#[tokio::test]
+async fn leaving_removes_the_player() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    server.join(game, "ada").await;
+    server.join(game, "grace").await;
+    assert_eq!(server.leave(game, "ada").await.status, StatusCode::OK);
+    assert_eq!(players(&server.game(game).await), [("grace", 0)]);
+}
+
+#[tokio::test]
+async fn leaving_a_game_one_is_not_in_is_404() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    server.join(game, "ada").await;
+    let reply = server.leave(game, "grace").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.body, format!("grace is not in game {game}"));
+}
+
+#[tokio::test]
+async fn rounds_count_up_from_one() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    for round in 1..=3 {
+        assert_eq!(server.start_round(game).await.status, StatusCode::OK);
+        assert_eq!(server.game(game).await["round"], round);
+    }
+}
+
+#[tokio::test]
+async fn scoring_adds_points_to_the_player() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    server.join(game, "ada").await;
+    server.join(game, "grace").await;
+    server.score(game, "ada", 5).await;
+    server.score(game, "ada", -2).await;
+    server.score(game, "grace", 1).await;
+    assert_eq!(
+        players(&server.game(game).await),
+        [("ada", 3), ("grace", 1)]
+    );
+}
+
+#[tokio::test]
+async fn scoring_a_player_not_in_the_game_is_404() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    let reply = server.score(game, "ada", 1).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.body, format!("ada is not in game {game}"));
+}
+
+#[tokio::test]
+async fn login_sets_the_user_cookie_that_the_page_reads() {
+    let server = in_memory().await;
+    assert_eq!(login(&server, "ada").await, "user=ada");
+    let reply = server.post("/api/login", &json!({ "player": "ada" })).await;
+    let cookie = reply.headers["set-cookie"].to_str().unwrap();
+    assert!(!cookie.contains("HttpOnly"), "app.js reads document.cookie");
+    let bad = server.post("/api/login", &json!({ "player": "a b" })).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(!bad.headers.contains_key("set-cookie"));
+}
+
+#[tokio::test]
+async fn the_page_and_its_generated_client_are_served() {
+    let server = in_memory().await;
+    let page = server.get("/").await;
+    assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
+    assert!(page.body.contains(r#"src="/app.js""#));
+    let client = server.get("/events.js").await;
+    assert_eq!(
+        client.headers["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(client.body.contains("subscribeGameEvent"));
+    assert_eq!(server.get("/app.js").await.status, StatusCode::OK);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The streams, in memory
+
+#[tokio::test]
+async fn the_game_stream_sends_the_snapshot_first_then_every_event_by_name() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    server.join(game, "ada").await;
+    server.score(game, "ada", 2).await;
+
+    let (mut stream, snapshot) = server.watch(game).await;
+    assert_eq!(
+        snapshot,
+        json!({ "gameId": game, "round": 0, "players": [{ "player": "ada", "score": 2 }] })
+    );
+
+    server.join(game, "grace").await;
+    server.start_round(game).await;
+    server.score(game, "grace", 4).await;
+    server.leave(game, "ada").await;
+    assert_eq!(
+        expect_event(&mut stream, "PlayerJoined").await,
+        json!({ "gameId": game, "player": "grace" })
+    );
+    assert_eq!(
+        expect_event(&mut stream, "RoundStarted").await,
+        json!({ "gameId": game, "round": 1 })
+    );
+    assert_eq!(
+        expect_event(&mut stream, "ScoreChanged").await,
+        json!({ "gameId": game, "player": "grace", "score": 4 })
+    );
+    assert_eq!(
+        expect_event(&mut stream, "PlayerLeft").await,
+        json!({ "gameId": game, "player": "ada" })
+    );
+}
+
+#[tokio::test]
+async fn a_resuming_game_stream_gets_the_missed_events_and_no_snapshot() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    let (mut stream, _) = server.watch(game).await;
+    server.join(game, "ada").await;
+    let seen = stream.next_event().await.unwrap();
+    drop(stream);
+
+    server.join(game, "grace").await;
+    server.start_round(game).await;
+    let mut resumed = server
+        .sse(&format!("/sse/game/{game}"))
+        .last_event_id(seen.id())
+        .open()
+        .await;
+    assert!(resumed.next_frame().await.unwrap().retry.is_some());
+    assert_eq!(
+        expect_event(&mut resumed, "PlayerJoined").await["player"],
+        "grace"
+    );
+    assert_eq!(expect_event(&mut resumed, "RoundStarted").await["round"], 1);
+}
+
+#[tokio::test]
+async fn each_game_event_also_has_a_route_of_its_own() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    let mut scores = server
+        .subscribe(&format!("/sse/game/{game}/score-changed"))
+        .await;
+    server.join(game, "ada").await;
+    server.start_round(game).await;
+    server.score(game, "ada", 7).await;
+    assert_eq!(
+        expect_event(&mut scores, "ScoreChanged").await,
+        json!({ "gameId": game, "player": "ada", "score": 7 })
+    );
+}
+
+#[tokio::test]
+async fn announcements_reach_every_subscriber() {
+    let server = in_memory().await;
+    let mut first = server.subscribe("/sse/system/system-announcement").await;
+    let mut second = server.subscribe("/sse/system/system-announcement").await;
+    let text = json!({ "text": "maintenance at noon" });
+    assert_eq!(
+        server.post("/api/announcements", &text).await.status,
+        StatusCode::OK
+    );
+    for client in [&mut first, &mut second] {
+        assert_eq!(expect_event(client, "SystemAnnouncement").await, text);
+    }
+}
+
+#[tokio::test]
+async fn a_new_game_is_announced() {
+    let server = in_memory().await;
+    let mut announcements = server.subscribe("/sse/system/system-announcement").await;
+    let game = server.create_game().await;
+    assert_eq!(
+        expect_event(&mut announcements, "SystemAnnouncement").await,
+        json!({ "text": format!("game {game} is open") })
+    );
+}
+
+#[tokio::test]
+async fn the_notification_stream_without_a_user_cookie_is_401() {
+    let server = in_memory().await;
+    let denied = server.sse("/sse/user/ada/notification").send().await;
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_notification_stream_of_another_user_is_403() {
+    let server = in_memory().await;
+    let cookie = login(&server, "grace").await;
+    let denied = server
+        .sse("/sse/user/ada/notification")
+        .header("cookie", &cookie)
+        .send()
+        .await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_notification_stream_delivers_to_its_owner() {
+    let server = in_memory().await;
+    let cookie = login(&server, "ada").await;
+    let mut notifications = server
+        .sse("/sse/user/ada/notification")
+        .header("cookie", &cookie)
+        .open()
+        .await;
+    assert!(notifications.next_frame().await.unwrap().retry.is_some());
+    let game = server.create_game().await;
+    server.join(game, "ada").await;
+    server.score(game, "ada", 3).await;
+    assert_eq!(
+        expect_event(&mut notifications, "Notification").await,
+        json!({ "userId": "ada", "text": format!("you have 3 points in game {game}") })
+    );
+}
+
+#[tokio::test]
+async fn diagnostics_count_open_streams() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    let _watchers = [server.watch(game).await, server.watch(game).await];
+    let _announcements = server.subscribe("/sse/system/system-announcement").await;
+    let cookie = login(&server, "ada").await;
+    let _denied = server
+        .sse("/sse/user/grace/notification")
+        .header("cookie", &cookie)
+        .send()
+        .await;
+
+    let diagnostics = server.get("/diagnostics").await.json();
+    assert_eq!(diagnostics["transport"], "memory");
+    assert_eq!(diagnostics["total_local_subscribers"], 3);
+    assert_eq!(
+        diagnostics["channels"],
+        json!({ format!("game:{game}"): 2, "system:SystemAnnouncement": 1 })
+    );
+}
+
+#[tokio::test]
+async fn stopping_the_server_ends_open_streams() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    let (mut stream, _) = server.watch(game).await;
+    let started = Instant::now();
+    server.stop().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(stream.next_frame().await.unwrap().raw, ": shutdown\n\n");
+    assert_eq!(stream.next_frame().await, None::<Frame>);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two instances on one Redis
+
+#[tokio::test]
+async fn redis_a_browser_on_one_instance_sees_api_calls_made_on_another() {
+    let redis = RedisServer::start();
+    let (a, b) = (on_redis(&redis).await, on_redis(&redis).await);
+    let game = b.create_game().await;
+    let cookie = login(&a, "ada").await;
+    let mut stream = a
+        .sse(&format!("/sse/game/{game}"))
+        .header("cookie", &cookie)
+        .open()
+        .await;
+    assert!(stream.next_frame().await.unwrap().retry.is_some());
+    let snapshot = stream.next_event().await.unwrap();
+    assert_eq!(snapshot.event(), "snapshot");
+    assert_eq!(snapshot.json()["players"], json!([]));
+
+    b.join(game, "ada").await;
+    b.start_round(game).await;
+    b.score(game, "ada", 10).await;
+    b.leave(game, "ada").await;
+    assert_eq!(
+        expect_event(&mut stream, "PlayerJoined").await["player"],
+        "ada"
+    );
+    assert_eq!(expect_event(&mut stream, "RoundStarted").await["round"], 1);
+    assert_eq!(expect_event(&mut stream, "ScoreChanged").await["score"], 10);
+    assert_eq!(
+        expect_event(&mut stream, "PlayerLeft").await["player"],
+        "ada"
+    );
+}
+
+#[tokio::test]
+async fn redis_the_snapshot_on_one_instance_includes_players_who_joined_on_another() {
+    let redis = RedisServer::start();
+    let (a, b) = (on_redis(&redis).await, on_redis(&redis).await);
+    let game = a.create_game().await;
+    a.join(game, "ada").await;
+    a.join(game, "grace").await;
+    a.score(game, "grace", 2).await;
+
+    assert_eq!(players(&b.game(game).await), [("ada", 0), ("grace", 2)]);
+    let (_stream, snapshot) = b.watch(game).await;
+    assert_eq!(players(&snapshot), [("ada", 0), ("grace", 2)]);
+    assert_eq!(b.join(game, "ada").await.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn redis_announcements_on_one_instance_reach_subscribers_of_another() {
+    let redis = RedisServer::start();
+    let (a, b) = (on_redis(&redis).await, on_redis(&redis).await);
+    let mut announcements = a.subscribe("/sse/system/system-announcement").await;
+    let text = json!({ "text": "hello from b" });
+    b.post("/api/announcements", &text).await;
+    assert_eq!(
+        expect_event(&mut announcements, "SystemAnnouncement").await,
+        text
+    );
+}
+
+#[tokio::test]
+async fn redis_a_notification_caused_on_one_instance_reaches_its_owner_on_another() {
+    let redis = RedisServer::start();
+    let (a, b) = (on_redis(&redis).await, on_redis(&redis).await);
+    let cookie = login(&a, "ada").await;
+    let mut notifications = a
+        .sse("/sse/user/ada/notification")
+        .header("cookie", &cookie)
+        .open()
+        .await;
+    assert!(notifications.next_frame().await.unwrap().retry.is_some());
+    let game = b.create_game().await;
+    b.join(game, "ada").await;
+    b.score(game, "ada", 1).await;
+    assert_eq!(
+        expect_event(&mut notifications, "Notification").await["text"],
+        format!("you have 1 points in game {game}")
+    );
+}
+
+#[tokio::test]
+async fn redis_a_game_stream_resumes_on_another_instance_without_missing_events() {
+    let redis = RedisServer::start();
+    let (a, b) = (on_redis(&redis).await, on_redis(&redis).await);
+    let game = a.create_game().await;
+    let (mut stream, _) = a.watch(game).await;
+    a.join(game, "ada").await;
+    let seen = stream.next_event().await.unwrap();
+    drop(stream);
+
+    a.join(game, "grace").await;
+    a.start_round(game).await;
+    let mut resumed = b
+        .sse(&format!("/sse/game/{game}"))
+        .last_event_id(seen.id())
+        .open()
+        .await;
+    assert!(resumed.next_frame().await.unwrap().retry.is_some());
+    assert_eq!(
+        expect_event(&mut resumed, "PlayerJoined").await["player"],
+        "grace"
+    );
+    assert_eq!(expect_event(&mut resumed, "RoundStarted").await["round"], 1);
+    a.score(game, "grace", 5).await;
+    assert_eq!(expect_event(&mut resumed, "ScoreChanged").await["score"], 5);
+}
