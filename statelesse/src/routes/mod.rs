@@ -150,7 +150,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
 use serde::Serialize;
 
 use crate::backplane::transport::BoxFuture;
