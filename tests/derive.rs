@@ -444,3 +444,18 @@ async fn enum_events_travel_with_their_variant() {
         }
     );
 }
+
+#[test]
+fn diagnostics_list_every_registered_event() {
+    let diagnostics = Backplane::in_memory().diagnostics();
+    assert_eq!(diagnostics.events, registry::events());
+    let json = serde_json::to_value(&diagnostics).unwrap();
+    let joined = json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "/sse/game/{game_id}/player-joined")
+        .unwrap();
+    assert_eq!(joined["kind"]["kind"], "keyed");
+    assert_eq!(joined["kind"]["name"], "PlayerJoined");
+}

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::registry::EventInfo;
+
 /// A snapshot of a backplane's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -18,6 +20,8 @@ pub struct Diagnostics {
     pub channels: BTreeMap<String, usize>,
     /// Events published through this instance.
     pub published: u64,
+    /// Every event type registered in this program (from `#[derive(SseEvent)]`), sorted.
+    pub events: Vec<EventInfo>,
     /// The Redis connection's state, on the Redis transport.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisDiagnostics>,
@@ -37,6 +41,7 @@ impl Diagnostics {
             total_local_subscribers: channels.values().sum(),
             channels,
             published,
+            events: crate::registry::events(),
             redis: None,
         }
     }

@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use crate::{Backplane, BackplaneError, Channel, ChannelKey, EventId, Subscription};
 
 /// The shape of an event type's channels, fixed by `#[derive(SseEvent)]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EventKind {
     /// A struct with a `key`: one channel per key, `{domain}:{key}:{name}`.

@@ -9,7 +9,7 @@ use std::any::type_name;
 use crate::{ChannelKey, EventKind, SseEvent};
 
 /// What the registry knows of one event type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct EventInfo {
     /// The domain, first segment of its channel names.
