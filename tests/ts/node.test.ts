@@ -1,30 +1,46 @@
-// The generated client (examples/ts-server/client/events.ts, written by the example's build.rs)
-// in Node, with the `eventsource` package, against the running example server.
+// The generated client of the game example (examples/game/web/events.js + events.d.ts, written
+// by the example's build.rs) in Node, with the `eventsource` package, against the running game.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { EventSource } from "eventsource";
+import { EventSource, type EventSourceInit } from "eventsource";
 
 import {
-  subscribeAnnouncement,
-  subscribeChatMessage,
   subscribeGameEvent,
-  type ChatMessage,
+  subscribeNotification,
+  subscribeScoreChanged,
+  subscribeSystemAnnouncement,
   type GameEventMessage,
   type GameSnapshot,
   type SseError,
+  type SseEventSourceConstructor,
   type SseOptions,
-} from "../../examples/ts-server/client/events.js";
-import { startServer, until, type Server } from "./server.js";
+} from "#game/events.js";
+import { startProxy } from "./proxy.js";
+import { startGame, until, type Game } from "./server.js";
 
-async function server(t: { after(fn: () => Promise<void> | void): void }): Promise<Server> {
-  const started = await startServer();
+type After = { after(fn: () => Promise<void> | void): void };
+
+async function game(t: After): Promise<Game> {
+  const started = await startGame();
   t.after(() => started.stop());
   return started;
 }
 
-function options(server: Server): SseOptions {
-  return { baseUrl: server.url, EventSource, reconnectDelayMs: 100 };
+function options(baseUrl: string, EventSourceImpl: SseEventSourceConstructor = EventSource): SseOptions {
+  return { baseUrl, EventSource: EventSourceImpl, reconnectDelayMs: 100 };
+}
+
+/** The `eventsource` class, sending `cookie` with every request (as a browser would). */
+function withCookie(cookie: string): SseEventSourceConstructor {
+  return class extends EventSource {
+    constructor(url: string | URL, init?: EventSourceInit) {
+      super(url, {
+        ...init,
+        fetch: (input, request) => fetch(input, { ...request, headers: { ...request.headers, cookie } }),
+      });
+    }
+  };
 }
 
 /** Event ids are `{millis}-{seq}`: compares them as numbers. */
@@ -35,128 +51,220 @@ function increasing(ids: string[]): boolean {
   );
 }
 
-const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+/** What a handler of the game stream saw, as one line. */
+function describe(message: GameEventMessage): string {
+  switch (message.event) {
+    case "PlayerJoined":
+      return `${message.data.player} joined`;
+    case "PlayerLeft":
+      return `${message.data.player} left`;
+    case "RoundStarted":
+      return `round ${message.data.round}`;
+    case "ScoreChanged":
+      return `${message.data.player} has ${message.data.score}`;
+  }
+}
 
-test("events arrive typed and in order, on a URL-encoded key", async (t) => {
-  const app = await server(t);
-  const room = "room/1 ?&#=é";
-  const received: ChatMessage[] = [];
+test("the game stream: the snapshot, then every API call's event, typed, in order", async (t) => {
+  const app = await game(t);
+  const gameId = await app.createGame();
+  const other = await app.createGame();
+  await app.join(gameId, "ada");
+
+  const snapshots: GameSnapshot[] = [];
+  const log: string[] = [];
+  const messages: GameEventMessage[] = [];
   const ids: string[] = [];
-  let opened = 0;
-  const close = subscribeChatMessage(
-    room,
+  const close = subscribeGameEvent<GameSnapshot>(
+    gameId,
     {
-      onOpen: () => (opened += 1),
+      onSnapshot: (snapshot) => snapshots.push(snapshot),
+      // Each handler gets its variant's payload type.
+      onPlayerJoined: (joined) => log.push(`joined ${joined.player.toUpperCase()}`),
+      onPlayerLeft: (left) => log.push(`left ${left.player}`),
+      onRoundStarted: (started) => log.push(`round ${started.round.toFixed()}`),
+      onScoreChanged: (changed) => log.push(`score ${changed.player} ${changed.score.toFixed()}`),
       onEvent(message, id) {
-        received.push(message);
+        messages.push(message);
         ids.push(id);
       },
     },
-    options(app),
+    options(app.url),
+  );
+  t.after(close);
+  await until(() => snapshots.length === 1, "the snapshot");
+  assert.deepEqual(snapshots, [{ gameId, round: 0, players: [{ player: "ada", score: 0 }] }]);
+
+  const published = [
+    await app.join(gameId, "bob"),
+    await app.score(gameId, "bob", 5),
+    await app.join(other, "eve"), // another game: not on this stream
+    await app.startRound(gameId),
+    await app.score(gameId, "ada", 2),
+    await app.score(gameId, "bob", -1),
+    await app.leave(gameId, "bob"),
+  ];
+  published.splice(2, 1);
+  await until(() => messages.length >= published.length, `${published.length} events`);
+  await new Promise((resolve) => setTimeout(resolve, 100)); // and no more
+
+  assert.deepEqual(log, ["joined BOB", "score bob 5", "round 1", "score ada 2", "score bob 4", "left bob"]);
+  assert.deepEqual(messages.map(describe), [
+    "bob joined",
+    "bob has 5",
+    "round 1",
+    "ada has 2",
+    "bob has 4",
+    "bob left",
+  ]);
+  assert.ok(messages.every((message) => message.data.gameId === gameId));
+  assert.deepEqual(ids, published, "each event's id is the one the API answered");
+  assert.ok(increasing(ids), `ids increase: ${ids.join(" ")}`);
+  assert.equal(snapshots.length, 1);
+  assert.deepEqual(await app.game(gameId), { gameId, round: 1, players: [{ player: "ada", score: 2 }] });
+});
+
+test("a per-event stream carries only its event", async (t) => {
+  const app = await game(t);
+  const gameId = await app.createGame();
+  const scores: string[] = [];
+  let opened = 0;
+  const close = subscribeScoreChanged(
+    gameId,
+    {
+      onOpen: () => (opened += 1),
+      onEvent: (changed, id) => scores.push(`${id} ${changed.player} ${changed.score}`),
+    },
+    options(app.url),
   );
   t.after(close);
   await until(() => opened === 1, "the stream to open");
 
-  for (const seq of range(1, 20)) {
-    await app.publish("chat-message", { room, seq, text: `message ${seq}` });
-  }
-  await until(() => received.length === 20, "20 messages");
-
-  assert.deepEqual(
-    received.map((message) => message.seq),
-    range(1, 20),
-  );
-  assert.ok(received.every((message) => message.room === room && message.text === `message ${message.seq}`));
-  assert.ok(increasing(ids), `ids increase: ${ids.join(" ")}`);
+  await app.join(gameId, "ada");
+  await app.score(gameId, "ada", 3);
+  await app.startRound(gameId);
+  await app.score(gameId, "ada", 4);
+  await until(() => scores.length === 2, "two scores");
+  assert.match(scores[0] ?? "", /^\d+-\d+ ada 3$/);
+  assert.match(scores[1] ?? "", /^\d+-\d+ ada 7$/);
 });
 
-test("after the server drops the connection, the client resumes with no gap", async (t) => {
-  const app = await server(t);
-  const room = "resume";
-  const seqs: number[] = [];
+test("a per-user stream opens with that user's cookie only", async (t) => {
+  const app = await game(t);
+  const gameId = await app.createGame();
+  await app.join(gameId, "ada");
+  await app.join(gameId, "bob");
+
+  const texts: string[] = [];
+  let opened = 0;
+  const close = subscribeNotification(
+    "ada",
+    { onOpen: () => (opened += 1), onEvent: (notification) => texts.push(notification.text) },
+    options(app.url, withCookie(await app.login("ada"))),
+  );
+  t.after(close);
+
+  const denied: SseError[] = [];
+  let bobOpened = false;
+  const closeBob = subscribeNotification(
+    "bob",
+    { onOpen: () => (bobOpened = true), onError: (error) => denied.push(error) },
+    { ...options(app.url, withCookie(await app.login("ada"))), reconnect: false },
+  );
+  t.after(closeBob);
+
+  await until(() => opened === 1 && denied.length === 1, "ada's stream to open and bob's to fail");
+  await app.score(gameId, "bob", 1);
+  await app.score(gameId, "ada", 2);
+  await until(() => texts.length === 1, "ada's notification");
+  assert.deepEqual(texts, [`you have 2 points in game ${gameId}`]);
+  assert.equal(bobOpened, false);
+  const [error] = denied;
+  assert.ok(error !== undefined && error.kind === "connection" && !error.willRetry);
+});
+
+test("a keyless stream takes no key, and close stops it", async (t) => {
+  const app = await game(t);
+  const texts: string[] = [];
+  let opened = 0;
+  const close = subscribeSystemAnnouncement(
+    { onOpen: () => (opened += 1), onEvent: (announcement) => texts.push(announcement.text) },
+    options(app.url),
+  );
+  await until(() => opened === 1, "the stream to open");
+  await app.announce("hello");
+  const gameId = await app.createGame(); // announces the game
+  await until(() => texts.length === 2, "two announcements");
+
+  close();
+  await app.announce("after close");
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.deepEqual(texts, ["hello", `game ${gameId} is open`]);
+});
+
+test("after the connection drops, the client resumes after the last id: every event once", async (t) => {
+  const app = await game(t);
+  const proxy = await startProxy(app.url);
+  t.after(() => proxy.close());
+  const gameId = await app.createGame();
+
+  const ids: string[] = [];
+  const seen: string[] = [];
   const errors: SseError[] = [];
   let opened = 0;
+  let snapshots = 0;
   let gaps = 0;
-  const close = subscribeChatMessage(
-    room,
+  const close = subscribeGameEvent(
+    gameId,
     {
       onOpen: () => (opened += 1),
-      onEvent: (message) => seqs.push(message.seq),
+      onSnapshot: () => (snapshots += 1),
+      onEvent(message, id) {
+        ids.push(id);
+        seen.push(describe(message));
+      },
       onError: (error) => errors.push(error),
       onGap: () => (gaps += 1),
     },
-    options(app),
+    options(proxy.url),
   );
   t.after(close);
-  await until(() => opened === 1, "the stream to open");
+  await until(() => opened === 1 && snapshots === 1, "the stream to open");
 
-  for (const seq of range(1, 5)) await app.publish("chat-message", { room, seq, text: "before" });
-  await until(() => seqs.length === 5, "the first 5 messages");
+  const published: string[] = [];
+  for (const player of ["p1", "p2", "p3"]) published.push(await app.join(gameId, player));
+  await until(() => ids.length === 3, "the first 3 events");
 
-  await app.drop();
-  await until(() => errors.length === 1, "the client to see the connection end");
-  // Published while the client is disconnected: it must get them from history when it reopens.
-  for (const seq of range(6, 10)) await app.publish("chat-message", { room, seq, text: "while away" });
-  await until(() => seqs.length >= 10, "the messages published while away");
-  for (const seq of range(11, 12)) await app.publish("chat-message", { room, seq, text: "after" });
-  await until(() => seqs.length >= 12, "live messages after the resume");
+  proxy.cut();
+  await until(() => errors.length === 1, "the client to see the connection fail");
+  // Published straight to the server while the client is cut off: it must get them from history.
+  for (const player of ["p4", "p5", "p6"]) published.push(await app.join(gameId, player));
+  published.push(await app.score(gameId, "p1", 10));
+  proxy.restore();
+  await until(() => ids.length >= 7, "the events published while away");
+  for (const player of ["p7", "p8"]) published.push(await app.join(gameId, player));
+  await until(() => ids.length >= 9, "live events after the resume");
+  await new Promise((resolve) => setTimeout(resolve, 100)); // and no more
 
-  assert.deepEqual(seqs, range(1, 12), "every message once, in order");
+  assert.deepEqual(ids, published, "every event once, in order");
+  assert.deepEqual(seen, [
+    "p1 joined",
+    "p2 joined",
+    "p3 joined",
+    "p4 joined",
+    "p5 joined",
+    "p6 joined",
+    "p1 has 10",
+    "p7 joined",
+    "p8 joined",
+  ]);
   assert.equal(gaps, 0);
-  assert.equal(opened, 2);
+  assert.equal(snapshots, 1, "a resuming connection gets no snapshot");
+  assert.ok(opened >= 2);
   const [error] = errors;
   assert.ok(error !== undefined && error.kind === "connection" && error.willRetry);
-});
-
-test("an enum stream has one typed handler per variant, after the snapshot", async (t) => {
-  const app = await server(t);
-  await app.publish("game-event", { playerJoined: { gameId: 7, playerName: "ada" } });
-
-  const log: string[] = [];
-  const messages: GameEventMessage[] = [];
-  let opened = 0;
-  const close = subscribeGameEvent<GameSnapshot>(
-    7,
-    {
-      onOpen: () => (opened += 1),
-      onSnapshot: (snapshot) => log.push(`snapshot ${snapshot.game_id}: ${snapshot.players.join(",")}`),
-      onPlayerJoined: (joined) => log.push(`joined ${joined.playerName}`),
-      onScoreChanged: (change) => log.push(`score ${change.playerName} ${change.score + 1}`),
-      onEvent: (message) => messages.push(message),
-    },
-    options(app),
-  );
-  t.after(close);
-  await until(() => opened === 1 && log.length === 1, "the snapshot");
-
-  await app.publish("game-event", { playerJoined: { gameId: 7, playerName: "bob" } });
-  await app.publish("game-event", { scoreChanged: { gameId: 7, playerName: "bob", score: 41 } });
-  await app.publish("game-event", { scoreChanged: { gameId: 8, playerName: "eve", score: 1 } });
-  await until(() => log.length === 3, "two events");
-
-  assert.deepEqual(log, ["snapshot 7: ada", "joined bob", "score bob 42"]);
-  assert.deepEqual(
-    messages.map((message) => message.event),
-    ["PlayerJoined", "ScoreChanged"],
-  );
-  const last = messages[1];
-  assert.ok(last !== undefined && last.event === "ScoreChanged" && last.data.score === 41);
-});
-
-test("a keyless event's client takes no key, and close stops it", async (t) => {
-  const app = await server(t);
-  const texts: string[] = [];
-  let opened = 0;
-  const close = subscribeAnnouncement(
-    { onOpen: () => (opened += 1), onEvent: (announcement) => texts.push(announcement.text) },
-    options(app),
-  );
-  await until(() => opened === 1, "the stream to open");
-  await app.publish("announcement", { text: "hello" });
-  await until(() => texts.length === 1, "the announcement");
-
-  close();
-  await app.publish("announcement", { text: "after close" });
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  assert.deepEqual(texts, ["hello"]);
+  // The first request had no id; the one that opened the stream again carried the last id seen.
+  const streams = proxy.requests.filter((line) => line.startsWith(`GET /sse/game/${gameId}`));
+  assert.equal(streams[0], `GET /sse/game/${gameId} HTTP/1.1`);
+  assert.equal(streams.at(-1), `GET /sse/game/${gameId}?lastEventId=${encodeURIComponent(published[2]!)} HTTP/1.1`);
 });

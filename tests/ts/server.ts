@@ -1,24 +1,38 @@
-// Starts the example server (`examples/ts-server`, built by `npm test`'s pretest step) on a free
-// port, and drives its HTTP API.
+// Starts the game example (`target/debug/example-game`, built by `npm test`'s pretest step) on a
+// free port, in memory, and drives its HTTP API.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 
-export interface Server {
+import type { GameSnapshot } from "#game/events.js";
+
+export interface Game {
   /** The server's origin, e.g. `http://127.0.0.1:41234`. */
   url: string;
-  /** Publishes `body` (serde's JSON of the event) through `POST /publish/{event}`; returns its id. */
-  publish(event: string, body: unknown): Promise<string>;
-  /** Ends every open stream, as a lost connection would. */
-  drop(): Promise<void>;
+  /** `POST /api/login`: the `cookie` header value that logs `player` in, e.g. `user=ada`. */
+  login(player: string): Promise<string>;
+  /** `POST /api/games`: a new game's id. */
+  createGame(): Promise<number>;
+  /** `GET /api/games/{id}`: the game's state. */
+  game(gameId: number): Promise<GameSnapshot>;
+  /** The API calls that publish a game event; each answers the id of the event on the game's stream. */
+  join(gameId: number, player: string): Promise<string>;
+  leave(gameId: number, player: string): Promise<string>;
+  startRound(gameId: number): Promise<string>;
+  score(gameId: number, player: string, points: number): Promise<string>;
+  /** `POST /api/announcements`: the announcement's event id. */
+  announce(text: string): Promise<string>;
   stop(): Promise<void>;
 }
 
-export async function startServer(): Promise<Server> {
-  const binary = resolve(process.env["CARGO_TARGET_DIR"] ?? "target", "debug", "example-ts-server");
-  const child: ChildProcess = spawn(binary, [], {
-    env: { ...process.env, ADDR: "127.0.0.1:0" },
+export async function startGame(): Promise<Game> {
+  const binary = resolve(process.env["CARGO_TARGET_DIR"] ?? "target", "debug", "example-game");
+  // In memory whatever the environment says; only warnings in the test output.
+  const env: NodeJS.ProcessEnv = { ...process.env, RUST_LOG: process.env["RUST_LOG"] ?? "warn" };
+  delete env["GAME_REDIS"];
+  const child: ChildProcess = spawn(binary, ["--port", "0"], {
+    env,
     stdio: ["ignore", "pipe", "inherit"],
   });
   const stdout = child.stdout;
@@ -30,28 +44,38 @@ export async function startServer(): Promise<Server> {
       throw new Error(`${binary} exited with ${String(code)} before listening`);
     }),
   ])) as [string];
-  const match = /^listening on (http:\/\/\S+)$/.exec(line);
+  const match = /^listening on (http:\/\/\S+)/.exec(line);
   if (match === null || match[1] === undefined) throw new Error(`unexpected first line: ${line}`);
   const url = match[1];
 
-  const post = async (path: string, body?: unknown): Promise<Response> => {
+  const call = async (method: "GET" | "POST", path: string, body?: unknown): Promise<Response> => {
     const init: RequestInit =
       body === undefined
-        ? { method: "POST" }
-        : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+        ? { method }
+        : { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
     const response = await fetch(url + path, init);
-    if (!response.ok) throw new Error(`POST ${path}: ${response.status} ${await response.text()}`);
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
     return response;
   };
+  const post = async <T>(path: string, body?: unknown): Promise<T> =>
+    (await (await call("POST", path, body)).json()) as T;
 
   return {
     url,
-    publish: async (event, body) => (await post(`/publish/${event}`, body)).text(),
-    drop: async () => {
-      await post("/drop");
+    async login(player) {
+      const cookie = (await call("POST", "/api/login", { player })).headers.get("set-cookie");
+      if (cookie === null) throw new Error("login set no cookie");
+      return cookie.split(";")[0] ?? "";
     },
+    createGame: async () => (await post<GameSnapshot>("/api/games")).gameId,
+    game: async (gameId) => (await (await call("GET", `/api/games/${gameId}`)).json()) as GameSnapshot,
+    join: (gameId, player) => post(`/api/games/${gameId}/join`, { player }),
+    leave: (gameId, player) => post(`/api/games/${gameId}/leave`, { player }),
+    startRound: (gameId) => post(`/api/games/${gameId}/rounds`),
+    score: (gameId, player, points) => post(`/api/games/${gameId}/score`, { player, points }),
+    announce: (text) => post("/api/announcements", { text }),
     stop: async () => {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill();
         await once(child, "exit");
       }

@@ -242,9 +242,10 @@ async fn snapshot(backplane: &Backplane, game_id: GameId) -> Result<GameSnapshot
     let history = backplane
         .history(&GameEvent::channel(&game_id), None)
         .await?;
-    if !history.complete {
+    if !history.complete && !history.events.is_empty() {
         // The game outlived its history (too many events, or idle past the time-to-live): the
-        // snapshot shows what is left rather than failing the page.
+        // snapshot shows what is left rather than failing the page. (An unknown channel is
+        // incomplete too, but that is simply a game with no events yet.)
         tracing::warn!(%game_id, "the game's history is incomplete; its snapshot may miss events");
     }
     let mut game = GameSnapshot::new(game_id);

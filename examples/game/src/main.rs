@@ -8,6 +8,11 @@
 //! cargo run -p example-game -- --redis redis://127.0.0.1:6379 --port 3000
 //! cargo run -p example-game -- --redis redis://127.0.0.1:6379 --port 3001
 //! ```
+//!
+//! `--port 0` picks a free port. The first line on standard output is
+//! `listening on http://127.0.0.1:{port} ({transport})`, for scripts and tests that start the
+//! binary (`npm test` does); the logs go to standard error.
+use std::io::IsTerminal as _;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use clap::Parser;
@@ -20,13 +25,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let options = Options::parse();
     let game = Game::start(&options).await?;
     let listener =
         tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, options.port)))
             .await?;
-    tracing::info!(
+    println!(
         "listening on http://{} ({})",
         listener.local_addr()?,
         game.backplane().diagnostics().transport

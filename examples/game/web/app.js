@@ -46,9 +46,8 @@ function render() {
   $("players").replaceChildren(
     ...game.players.map(({ player, score }) => {
       const row = document.createElement("tr");
-      row.innerHTML = "<td></td><td></td>";
-      row.cells[0].textContent = player === me ? `${player} (you)` : player;
-      row.cells[1].textContent = String(score);
+      row.insertCell().textContent = player === me ? `${player} (you)` : player;
+      row.insertCell().textContent = String(score);
       return row;
     }),
   );
@@ -57,7 +56,7 @@ function render() {
 /** @param {"open" | "reconnecting" | "closed"} state */
 function status(state) {
   $("status").textContent = state;
-  $("status").dataset.state = state;
+  $("status").dataset["state"] = state;
 }
 
 /** Opens the game's stream: a snapshot first, then every event; resumes by itself. @param {number} gameId */

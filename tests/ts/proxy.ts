@@ -1,0 +1,74 @@
+// A TCP proxy between a client and the game server, that loses every connection on demand: what a
+// network failure does to an event stream, without a test-only endpoint in the server.
+import { once } from "node:events";
+import { createConnection, createServer, type AddressInfo, type Socket } from "node:net";
+
+export interface Proxy {
+  /** The proxy's origin, e.g. `http://127.0.0.1:41235`; it forwards to the target's. */
+  url: string;
+  /** The request line of every HTTP request that went through, e.g. `GET /sse/game/7 HTTP/1.1`. */
+  requests: string[];
+  /** Closes every open connection, and every new one until `restore`. */
+  cut(): void;
+  /** Forwards new connections again. */
+  restore(): void;
+  close(): Promise<void>;
+}
+
+const REQUEST_LINE = /^[A-Z]+ \S+ HTTP\/1\.[01]$/;
+
+export async function startProxy(target: string): Promise<Proxy> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<Socket>();
+  const requests: string[] = [];
+  let cut = false;
+
+  const server = createServer((client) => {
+    if (cut) {
+      client.destroy();
+      return;
+    }
+    const upstream = createConnection({ host: hostname, port: Number(port) });
+    const pair = [client, upstream];
+    for (const socket of pair) {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        for (const other of pair) {
+          sockets.delete(other);
+          other.destroy();
+        }
+      });
+    }
+    client.on("data", (chunk: Buffer) => {
+      const line = chunk.toString("latin1").split("\r\n", 1)[0] ?? "";
+      if (REQUEST_LINE.test(line)) requests.push(line);
+    });
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address() as AddressInfo;
+  const cutAll = () => {
+    cut = true;
+    // Closed rather than reset: Node 20's `resetAndDestroy` sometimes leaves the handle open, and
+    // the test process with it. To the client, a stream cut short is a lost connection either way.
+    for (const socket of sockets) socket.destroy();
+    sockets.clear();
+  };
+
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    requests,
+    cut: cutAll,
+    restore() {
+      cut = false;
+    },
+    async close() {
+      cutAll();
+      server.close();
+      await once(server, "close");
+    },
+  };
+}
