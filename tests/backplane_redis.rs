@@ -382,6 +382,20 @@ async fn server_crash_and_restart() {
     assert!(redis_stats(b).reconnects >= 1);
 }
 
+/// A server that forgot the publish script (`SCRIPT FLUSH`, or a restart) gets it loaded again
+/// by the next publish, which succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_reloads_a_flushed_script() {
+    let fleet = OnRedis::start();
+    let bps = fleet.backplanes(1, Setup::default()).await;
+    let bp = &bps[0];
+    let mut subscription = Tick::stream(bp, &1).await.unwrap();
+    publish_all(bp, 1, 0..2).await;
+    assert_eq!(fleet.server.cmd(&["SCRIPT", "FLUSH"]), "OK");
+    publish_all(bp, 1, 2..4).await;
+    assert_sequence(&collect(&mut subscription, 4).await, 1, 0..4);
+}
+
 /// A foreign client's garbage on a project channel, or in its stream, is counted and skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_garbage_is_counted_and_skipped() {

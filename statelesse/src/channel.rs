@@ -45,29 +45,35 @@ impl<E: SseEvent> Channel<E> {
     /// The channel of `E` for `key`.
     #[must_use]
     pub fn new(key: &E::Key) -> Self {
-        let mut name = String::with_capacity(E::DOMAIN.len() + 24);
-        name.push_str(E::DOMAIN);
-        match E::KIND {
-            EventKind::Keyed { name: event } => {
-                name.push(':');
-                write_escaped_key(key, &mut name);
-                name.push(':');
-                name.push_str(event);
-            }
-            EventKind::Broadcast { name: event } => {
-                name.push(':');
-                name.push_str(event);
-            }
-            EventKind::Stream { .. } => {
-                name.push(':');
-                write_escaped_key(key, &mut name);
-            }
-        }
         Self {
-            name: name.into(),
+            name: name_of::<E>(key).into(),
             event: PhantomData,
         }
     }
+}
+
+/// The name of `E`'s channel for `key`, without the shared allocation of a [`Channel`]: what a
+/// publish needs for the moment it runs.
+pub(crate) fn name_of<E: SseEvent>(key: &E::Key) -> String {
+    let mut name = String::with_capacity(E::DOMAIN.len() + 24);
+    name.push_str(E::DOMAIN);
+    match E::KIND {
+        EventKind::Keyed { name: event } => {
+            name.push(':');
+            write_escaped_key(key, &mut name);
+            name.push(':');
+            name.push_str(event);
+        }
+        EventKind::Broadcast { name: event } => {
+            name.push(':');
+            name.push_str(event);
+        }
+        EventKind::Stream { .. } => {
+            name.push(':');
+            write_escaped_key(key, &mut name);
+        }
+    }
+    name
 }
 
 impl<E> Channel<E> {

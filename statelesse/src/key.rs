@@ -212,11 +212,20 @@ impl ChannelKey for uuid::Uuid {
 
 /// Appends the escaped text of `key` to `out`.
 pub(crate) fn write_escaped_key<K: ChannelKey + ?Sized>(key: &K, out: &mut String) {
-    let mut raw = String::new();
     // A `Display` that fails leaves a partial key; the channel name stays well-formed and
     // distinct keys with working `Display`s are unaffected.
-    let _ = key.write_key(&mut raw);
-    out.extend(utf8_percent_encode(&raw, KEY_ESCAPES));
+    let _ = key.write_key(&mut Escaping(out));
+}
+
+/// Percent-encodes what is written to it into a `String`, piece by piece: the escape is per byte,
+/// so it needs no intermediate copy of the whole key.
+struct Escaping<'a>(&'a mut String);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend(utf8_percent_encode(s, KEY_ESCAPES));
+        Ok(())
+    }
 }
 
 /// Escapes raw key text for use inside a channel name.

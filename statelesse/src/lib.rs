@@ -94,6 +94,10 @@ mod variant;
 #[path = "private.rs"]
 pub mod __private;
 
+#[doc(hidden)]
+#[path = "bench.rs"]
+pub mod __bench;
+
 pub use backplane::error::{BackplaneError, ErrorKind};
 pub use backplane::memory::{MemoryConfig, MemoryTransport};
 #[cfg(feature = "redis")]

@@ -104,10 +104,11 @@ impl Backplane {
     /// [`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`] when the transport's server is down:
     /// an event is never dropped silently.
     pub async fn publish<E: SseEvent>(&self, event: &E) -> Result<EventId, BackplaneError> {
-        let channel = E::channel(event.key());
-        let data = self.encode(event, channel.name())?;
+        // The name alone: a publish has no use for a shareable `Channel`.
+        let channel = crate::channel::name_of::<E>(event.key());
+        let data = self.encode(event, &channel)?;
         self.transport
-            .publish(channel.name(), event.event_name().into(), data)
+            .publish(&channel, event.event_name().into(), data)
             .await
     }
 

@@ -130,7 +130,7 @@
 //! channel, from the moment the route subscribes until the stream ends or the client goes away.
 
 mod error;
-mod frame;
+pub(crate) mod frame;
 mod limit;
 mod shutdown;
 mod stream;

@@ -4,7 +4,7 @@
 //! [`RedisTransport`], the public face of this module.
 
 mod config;
-mod envelope;
+pub(crate) mod envelope;
 mod subscriber;
 
 use std::borrow::Cow;
@@ -12,8 +12,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ::redis::RedisError;
-use ::redis::aio::ConnectionManagerConfig;
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{RedisError, Value};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
@@ -224,20 +224,29 @@ impl RedisTransport {
         let shared = &self.inner.shared;
         let settings = &shared.settings;
         let mut con = shared.publisher.clone();
-        let mut invocation = shared.scripts.publish.key(shared.names.stream(channel));
-        invocation
-            .arg(shared.names.pubsub(channel))
-            .arg(settings.history_len)
-            .arg(settings.history_ttl_ms)
-            .arg(event)
-            .arg(data);
-        let id: String =
-            tokio::time::timeout(settings.call_timeout(), invocation.invoke_async(&mut con))
+        let command = shared.scripts.publish_command(
+            &shared.names,
+            channel,
+            (settings.history_len, settings.history_ttl_ms),
+            event,
+            data,
+        );
+        let script = &shared.scripts.publish;
+        let reply =
+            tokio::time::timeout(settings.call_timeout(), evalsha(script, &command, &mut con))
                 .await
                 .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
                 .map_err(redis_error)?;
-        let id = envelope::parse_id(id.as_bytes()).ok_or_else(|| {
-            BackplaneError::with_source(ErrorKind::Protocol, format!("`{id}` is not a stream id"))
+        let id = match &reply {
+            Value::BulkString(id) => envelope::parse_id(id),
+            Value::SimpleString(id) => envelope::parse_id(id.as_bytes()),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            BackplaneError::with_source(
+                ErrorKind::Protocol,
+                format!("{reply:?} is not a stream id"),
+            )
         })?;
         shared.stats.published.fetch_add(1, Ordering::Relaxed);
         Ok(id)
@@ -423,6 +432,25 @@ impl Backplane {
     /// ```
     pub async fn redis_from_client(client: ::redis::Client) -> Result<Self, BackplaneError> {
         Self::redis(RedisConfig::from_client(client)).await
+    }
+}
+
+/// Runs `command`, an `EVALSHA` of `script`; when the server does not know the script (it
+/// restarted, or its scripts were flushed), loads it and runs the command once more, as
+/// `ScriptInvocation::invoke_async` does.
+async fn evalsha(
+    script: &::redis::Script,
+    command: &::redis::Cmd,
+    con: &mut ConnectionManager,
+) -> Result<Value, RedisError> {
+    match command.query_async(con).await {
+        Err(err)
+            if err.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>
+        {
+            script.prepare_invoke().load_async(con).await?;
+            command.query_async(con).await
+        }
+        result => result,
     }
 }
 

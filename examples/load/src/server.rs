@@ -1,0 +1,198 @@
+//! The `serve` subcommand (one server instance, a child process of the load generator) and the
+//! handle the load generator keeps of it.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Stdio};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use statelesse::RedisConfig;
+use statelesse::prelude::*;
+use std::convert::Infallible;
+
+use crate::procfs::Pinning;
+use crate::{BoxError, Tick, baseline};
+
+/// Which server an instance runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Impl {
+    /// The hand-written axum + Redis pub/sub + broadcast server (`baseline.rs`).
+    Baseline,
+    /// statelesse: `Tick::sse_route()` and `Tick::publish`.
+    Statelesse,
+    /// The floor of memory per connection: an axum SSE route whose stream never yields, no
+    /// Redis, no channel: what hyper and axum alone hold for an open SSE connection.
+    Floor,
+}
+
+impl Impl {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::Statelesse => "statelesse",
+            Self::Floor => "floor",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Result<Self, BoxError> {
+        match name {
+            "baseline" => Ok(Self::Baseline),
+            "statelesse" => Ok(Self::Statelesse),
+            "floor" => Ok(Self::Floor),
+            other => Err(format!("unknown implementation `{other}`").into()),
+        }
+    }
+}
+
+/// `serve <baseline|statelesse> <redis url> <history length>`: binds `127.0.0.1:0`, prints
+/// `LISTENING <port>`, and serves until its standard input closes (the load generator ended).
+pub(crate) fn main(args: &[String]) -> Result<(), BoxError> {
+    let [kind, url, history] = args else {
+        return Err("usage: serve <baseline|statelesse> <redis url> <history length>".into());
+    };
+    let kind = Impl::parse(kind)?;
+    let history: usize = history.parse()?;
+    rlimit::increase_nofile_limit(u64::MAX)?;
+    std::thread::spawn(|| {
+        let _ = std::io::stdin().read(&mut [0; 1]);
+        std::process::exit(0);
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let app = match kind {
+            Impl::Baseline => baseline::app(url).await?,
+            Impl::Statelesse => statelesse_app(url, history).await?,
+            Impl::Floor => floor_app(),
+        };
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        // A large backlog, so that a storm of reconnects is not slowed by SYN retries.
+        let listener = socket.listen(4096)?;
+        println!("LISTENING {}", listener.local_addr()?.port());
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+/// The statelesse server: the event's SSE route, and a publish endpoint.
+async fn statelesse_app(url: &str, history: usize) -> Result<Router, BoxError> {
+    let config = RedisConfig::new(url)?.with_history_len(history);
+    let backplane = Backplane::redis(config).await?;
+    Ok(Router::new()
+        .merge(Tick::sse_route())
+        .route("/publish", post(publish))
+        .with_state(backplane))
+}
+
+/// `204 No Content` once published, as the baseline answers (its id is not needed here).
+async fn publish(State(backplane): State<Backplane>, Json(tick): Json<Tick>) -> Response {
+    match Tick::publish(&backplane, tick).await {
+        Ok(_id) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
+    }
+}
+
+/// The floor: an SSE route that holds the connection open and never sends an event.
+fn floor_app() -> Router {
+    let sse = || async {
+        let events = futures_util::stream::pending::<Result<Event, Infallible>>();
+        Sse::new(events).keep_alive(KeepAlive::default())
+    };
+    Router::new().route("/sse/bench/{room}/tick", get(sse))
+}
+
+/// Which instance a server is: A holds the SSE connections, B takes the publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    A,
+    B,
+}
+
+/// A running server instance; asked to exit on drop (its standard input closes), then killed.
+#[derive(Debug)]
+pub(crate) struct ServerProcess {
+    child: Child,
+    /// Held open: the child exits when it closes.
+    stdin: Option<ChildStdin>,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `kind` on the server core and waits until it listens.
+    pub(crate) fn start(
+        pinning: Pinning,
+        role: Role,
+        kind: Impl,
+        redis_url: &str,
+        history: usize,
+    ) -> Result<Self, BoxError> {
+        // Profiling hook: `STATELESSE_LOAD_WRAP_A="valgrind --tool=callgrind"` runs instance A
+        // under that command.
+        let wrap = std::env::var("STATELESSE_LOAD_WRAP_A")
+            .ok()
+            .filter(|_| role == Role::A);
+        let mut words = wrap.as_deref().unwrap_or_default().split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = pinning.command(Pinning::SERVER_CORE, program);
+                command.args(words).arg(std::env::current_exe()?);
+                command
+            }
+            None => pinning.command(Pinning::SERVER_CORE, std::env::current_exe()?),
+        };
+        let mut child = command
+            .args(["serve", kind.name(), redis_url, &history.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let port: u16 = line
+            .strip_prefix("LISTENING ")
+            .ok_or_else(|| format!("{} server did not start: {line:?}", kind.name()))?
+            .trim()
+            .parse()?;
+        Ok(Self {
+            child,
+            stdin,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        })
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // Closing its standard input makes it exit by itself (and a profiler wrapping it write
+        // its output); kill it if it does not within 30 s.
+        drop(self.stdin.take());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,31 @@
+//! Hooks for the criterion benchmarks in `benches/`: crate-private hot paths, reachable from
+//! outside only here. Not public API: hidden, unstable, and may change in any release.
+
+#[cfg(any(feature = "axum", feature = "redis"))]
+use bytes::Bytes;
+
+#[cfg(any(feature = "axum", feature = "redis"))]
+use crate::Message;
+
+/// The SSE frame of `message`, as the routes send it: built by the first call and cached in the
+/// message, so later calls (one per further subscriber) are a reference count.
+#[cfg(feature = "axum")]
+#[must_use]
+pub fn sse_frame(message: &Message) -> Option<Bytes> {
+    crate::routes::frame::message(message)
+}
+
+/// Parses a Redis envelope, as an instance does once for each message it receives.
+#[cfg(feature = "redis")]
+#[must_use]
+pub fn decode_envelope(payload: &Bytes) -> Option<Message> {
+    crate::backplane::redis::envelope::decode(payload).ok()
+}
+
+/// Builds a Redis envelope the way the publish script does in Redis (not in Rust): the
+/// reference for what [`decode_envelope`] reads.
+#[cfg(feature = "redis")]
+#[must_use]
+pub fn encode_envelope(id: crate::EventId, event: &str, data: &[u8]) -> Vec<u8> {
+    crate::backplane::redis::envelope::encode(id, event, data)
+}
