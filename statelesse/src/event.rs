@@ -61,7 +61,7 @@ impl EventKind {
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), BackplaneError> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let bp = Backplane::in_memory();
 /// assert_eq!(PlayerJoined::channel(&7).name(), "game:7:PlayerJoined");
 ///

@@ -115,6 +115,7 @@ impl KeyParseError {
 /// #     fn from_str(s: &str) -> Result<Self, Self::Err> { Ok(UserId(s.to_owned())) }
 /// # }
 /// statelesse::channel_key!(UserId);
+/// # let _ = UserId(String::new());
 /// ```
 ///
 /// Add `as number` for a numeric key, so that the TypeScript client types it as `number`:
@@ -129,6 +130,7 @@ impl KeyParseError {
 /// #     fn from_str(s: &str) -> Result<Self, Self::Err> { s.parse().map(GameId) }
 /// # }
 /// statelesse::channel_key!(GameId as number);
+/// # let _ = GameId(7);
 /// ```
 #[macro_export]
 macro_rules! channel_key {

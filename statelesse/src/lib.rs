@@ -15,7 +15,7 @@
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), BackplaneError> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let bp = Backplane::in_memory();
 //! let mut joined = PlayerJoined::stream(&bp, &42).await?;
 //!
@@ -126,6 +126,9 @@ pub use statelesse_macros::SseEvent;
 ///
 /// ```
 /// use statelesse::prelude::*;
+///
+/// let bp = Backplane::in_memory();
+/// # drop(bp);
 /// ```
 pub mod prelude {
     pub use crate::{
