@@ -29,3 +29,8 @@ pub fn decode_envelope(payload: &Bytes) -> Option<Message> {
 pub fn encode_envelope(id: crate::EventId, event: &str, data: &[u8]) -> Vec<u8> {
     crate::backplane::redis::envelope::encode(id, event, data)
 }
+
+/// The Lua script every Redis publish runs (`EVALSHA`), for measuring it alone on a server.
+/// KEYS: stream. ARGV: pub/sub channel, history length, ttl in ms (0 = none), event name, data.
+#[cfg(feature = "redis")]
+pub const PUBLISH_SCRIPT: &str = crate::backplane::redis::envelope::PUBLISH_LUA;

@@ -8,7 +8,8 @@
 //! server.kill();                               // SIGKILL: the data is gone
 //! server.restart();                            // same port, answering PING again
 //! # drop(url);
-//! ```                                          // dropped: killed, temp dir removed
+//! // dropped: killed, temp dir removed
+//! ```
 //!
 //! Never the server on 6379: each guard starts its own process, so fault tests can stop, kill
 //! and restart it without disturbing other tests.

@@ -46,6 +46,18 @@ pub(crate) fn rss_kib(pid: u32) -> Result<u64, BoxError> {
         .parse()?)
 }
 
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), to tell a quiet machine from a busy one.
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
 /// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`, almost always 100).
 fn clock_ticks() -> f64 {
     static TICKS: OnceLock<f64> = OnceLock::new();

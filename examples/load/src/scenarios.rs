@@ -172,6 +172,11 @@ async fn run(options: Options, pinning: Pinning) -> Result<(), BoxError> {
             "s5" => s5(&env).await?,
             other => return Err(format!("unknown scenario `{other}`").into()),
         };
+        let mut table = table;
+        table.note = format!(
+            "Load average after the scenario (other processes on the machine): {}",
+            procfs::load_average()
+        );
         println!("{}", table.render());
         summary.push(table);
     }
@@ -692,7 +697,7 @@ async fn s5(env: &Env) -> Result<Table, BoxError> {
     table.columns = [
         "",
         "publishes/s",
-        "Redis CPU µs per publish",
+        "CPU µs per publish: Redis / publisher",
         "x redis-benchmark",
     ];
     let bench = redis_benchmark(env)?;
@@ -741,6 +746,18 @@ async fn s5(env: &Env) -> Result<Table, BoxError> {
         String::new(),
         "1.00".to_owned(),
     ]);
+    // The ceiling of the publish script on this Redis, without any client in the way.
+    for (label, history) in [("on (1,000)", "1000"), ("off", "0")] {
+        let rate = script_benchmark(env, history)?;
+        table.raw_row(&[
+            format!(
+                "redis-benchmark -P 32 EVALSHA of statelesse's publish script, history {label}"
+            ),
+            format!("{rate:.0}"),
+            String::new(),
+            format!("{:.2}", rate / bench),
+        ]);
+    }
     table.verdict = rows
         .iter()
         .find(|(label, ..)| label.ends_with("history off"))
@@ -821,6 +838,38 @@ async fn plain_publish(env: &Env, count: u64, in_flight: usize) -> Result<f64, B
     Ok(count as f64 / seconds)
 }
 
+/// `redis-benchmark -P 32` running statelesse's publish script over 100 streams with an
+/// event-sized message, history length `history` and a one-hour time-to-live: requests per second.
+fn script_benchmark(env: &Env, history: &str) -> Result<f64, BoxError> {
+    let sha = env
+        .redis
+        .cmd(&["SCRIPT", "LOAD", statelesse::__bench::PUBLISH_SCRIPT])?;
+    let message = "x".repeat(env.text.len() + 45);
+    let output = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &env.redis.port().to_string()])
+        .args(["-P", "32", "-n", "500000", "-r", "100", "--csv"])
+        .args([
+            "EVALSHA",
+            &sha,
+            "1",
+            "bench:h:{__rand_int__}",
+            "bench:{__rand_int__}",
+        ])
+        .args([history, "3600000", "Tick", &message])
+        .output()?;
+    csv_rps(&String::from_utf8_lossy(&output.stdout), "\"EVALSHA")
+}
+
+/// The requests per second of the line of `command` in `redis-benchmark --csv` output.
+fn csv_rps(csv: &str, command: &str) -> Result<f64, BoxError> {
+    Ok(csv
+        .lines()
+        .filter(|line| line.starts_with(command))
+        .find_map(|line| line.split(',').nth(1))
+        .map(|field| field.trim_matches('"').parse::<f64>())
+        .ok_or_else(|| format!("redis-benchmark printed no {command} result: {csv}"))??)
+}
+
 /// `redis-benchmark -P 32 PUBLISH` with an event-sized message, on the load generator's core:
 /// requests per second. (Its `-t publish` names no built-in test in Redis 7, so the command is
 /// given explicitly.)
@@ -832,14 +881,7 @@ fn redis_benchmark(env: &Env) -> Result<f64, BoxError> {
         .args(["-P", "32", "-n", "2000000", "--csv"])
         .args(["PUBLISH", "bench:redis-benchmark", &message])
         .output()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let rps = text
-        .lines()
-        .filter(|line| line.starts_with("\"PUBLISH"))
-        .find_map(|line| line.split(',').nth(1))
-        .map(|field| field.trim_matches('"').parse::<f64>())
-        .ok_or_else(|| format!("redis-benchmark printed no PUBLISH result: {text}"))??;
-    Ok(rps)
+    csv_rps(&String::from_utf8_lossy(&output.stdout), "\"PUBLISH")
 }
 
 fn ratio(runs: &[(Impl, Run)], metric: impl Fn(&Run) -> f64) -> Option<f64> {
@@ -938,6 +980,7 @@ struct Table {
     columns: [&'static str; 4],
     rows: Vec<[String; 4]>,
     verdict: Option<bool>,
+    note: String,
 }
 
 impl Table {
@@ -948,6 +991,7 @@ impl Table {
             columns: ["", "baseline", "statelesse", "statelesse / baseline"],
             rows: Vec::new(),
             verdict: None,
+            note: String::new(),
         }
     }
 
@@ -987,6 +1031,9 @@ impl Table {
             None => "not measured",
         };
         let _ = writeln!(out, "\nTarget {}: **{verdict}**", self.target);
+        if !self.note.is_empty() {
+            let _ = writeln!(out, "\n{}", self.note);
+        }
         out
     }
 }

@@ -20,7 +20,7 @@ const FAMILY: &[u8] = b"statelesse/";
 /// envelope, atomically; returns the stream id, which is the event id.
 ///
 /// KEYS: stream. ARGV: pub/sub channel, history length, ttl in ms (0 = none), event name, data.
-const PUBLISH_LUA: &str = r"
+pub(crate) const PUBLISH_LUA: &str = r"
 local id
 if ARGV[2] == '0' then
   id = redis.call('XADD', KEYS[1], 'MAXLEN', '0', '*', 'e', '', 'd', '')
