@@ -1173,7 +1173,7 @@ mod tests {
 
     /// Implements `SseEvent` by hand (the derive's paths name `::statelesse`, not this crate).
     macro_rules! event {
-        ($ty:ty, key: $key:ty, $field:expr, $kind:expr, $path:literal) => {
+        ($ty:ty, key: $key:ty = $value:expr, $field:expr, $kind:expr, $path:literal) => {
             impl SseEvent for $ty {
                 type Key = $key;
                 const DOMAIN: &'static str = "game";
@@ -1181,12 +1181,14 @@ mod tests {
                 const KIND: EventKind = $kind;
                 const PATH: &'static str = $path;
 
+                // The manifest reads only the constants; values get a fixed key and the type's name.
                 fn key(&self) -> &$key {
-                    unimplemented!()
+                    const KEY: $key = $value;
+                    &KEY
                 }
 
                 fn event_name(&self) -> &'static str {
-                    unimplemented!()
+                    Self::KIND.name()
                 }
             }
         };
@@ -1197,7 +1199,7 @@ mod tests {
         game_id: u64,
         name: String,
     }
-    event!(Joined, key: u64, Some("game_id"), EventKind::Keyed { name: "Joined" }, "/sse/game/{game_id}/joined");
+    event!(Joined, key: u64 = 0, Some("game_id"), EventKind::Keyed { name: "Joined" }, "/sse/game/{game_id}/joined");
 
     #[derive(Serialize, Deserialize, TS)]
     #[serde(rename_all = "camelCase")]
@@ -1207,7 +1209,7 @@ mod tests {
     }
     event!(
         Game,
-        key: u64,
+        key: u64 = 0,
         Some("game_id"),
         EventKind::Stream { name: "Game", variants: &["Joined", "ScoreChanged"] },
         "/sse/game/{game_id}"
@@ -1218,13 +1220,13 @@ mod tests {
     enum Tagged {
         A { game_id: u64 },
     }
-    event!(Tagged, key: u64, Some("game_id"), EventKind::Stream { name: "Tagged", variants: &["A"] }, "/sse/game/{game_id}/t");
+    event!(Tagged, key: u64 = 0, Some("game_id"), EventKind::Stream { name: "Tagged", variants: &["A"] }, "/sse/game/{game_id}/t");
 
     #[derive(Serialize, Deserialize, TS)]
     enum Clashing {
         Gap(Joined),
     }
-    event!(Clashing, key: u64, Some("game_id"), EventKind::Stream { name: "Clashing", variants: &["Gap"] }, "/sse/game/{game_id}/c");
+    event!(Clashing, key: u64 = 0, Some("game_id"), EventKind::Stream { name: "Clashing", variants: &["Gap"] }, "/sse/game/{game_id}/c");
 
     mod other {
         #[derive(serde::Serialize, serde::Deserialize, ts_rs::TS)]
@@ -1237,7 +1239,7 @@ mod tests {
     struct Lobby {
         joined: Option<other::Joined>,
     }
-    event!(Lobby, key: (), None, EventKind::Broadcast { name: "Lobby" }, "/sse/lobby/{room}");
+    event!(Lobby, key: () = (), None, EventKind::Broadcast { name: "Lobby" }, "/sse/lobby/{room}");
 
     #[derive(Serialize, Deserialize, TS)]
     #[ts(repr(enum))]
@@ -1250,7 +1252,7 @@ mod tests {
         game_id: u64,
         color: Color,
     }
-    event!(Painted, key: u64, Some("game_id"), EventKind::Keyed { name: "Painted" }, "/sse/game/{game_id}/painted");
+    event!(Painted, key: u64 = 0, Some("game_id"), EventKind::Keyed { name: "Painted" }, "/sse/game/{game_id}/painted");
 
     fn manifest(registrations: &[Registration]) -> Manifest {
         Manifest::from_registrations(registrations)
