@@ -83,6 +83,7 @@ mod key;
 #[cfg_attr(docsrs, doc(cfg(feature = "typescript")))]
 pub mod manifest;
 mod message;
+pub mod protocol;
 pub mod registry;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

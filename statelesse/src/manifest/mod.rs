@@ -130,12 +130,7 @@ pub use self::error::ManifestError;
 use crate::registry::{EventInfo, Registration};
 use crate::{EventKind, SseEvent};
 
-/// The SSE event name of the notice that events were lost.
-pub(crate) const GAP_EVENT: &str = "gap";
-/// The SSE event name of the initial state.
-pub(crate) const SNAPSHOT_EVENT: &str = "snapshot";
-/// The query parameter that carries the last event id on a reopened stream.
-pub(crate) const LAST_EVENT_ID_PARAM: &str = "lastEventId";
+use crate::protocol::{GAP_EVENT, LAST_EVENT_ID_QUERY, SNAPSHOT_EVENT};
 
 /// The first line of every generated file.
 ///
@@ -1042,7 +1037,7 @@ mod json {
     use serde::Serialize;
 
     use super::{
-        EventModel, GAP_EVENT, LAST_EVENT_ID_PARAM, Model, SNAPSHOT_EVENT, TypeDecl, typescript,
+        EventModel, GAP_EVENT, LAST_EVENT_ID_QUERY, Model, SNAPSHOT_EVENT, TypeDecl, typescript,
     };
     use crate::EventKind;
 
@@ -1114,7 +1109,7 @@ mod json {
             protocol: Protocol {
                 gap_event: GAP_EVENT,
                 snapshot_event: SNAPSHOT_EVENT,
-                last_event_id_param: LAST_EVENT_ID_PARAM,
+                last_event_id_param: LAST_EVENT_ID_QUERY,
             },
             events: model.events.iter().map(event).collect(),
             types: model.types.iter().map(ty).collect(),
@@ -1414,12 +1409,5 @@ mod tests {
             declarations_path(Path::new("events.mjs")),
             Path::new("events.d.mts")
         );
-    }
-
-    #[cfg(feature = "axum")]
-    #[test]
-    fn protocol_names_are_those_of_the_routes() {
-        assert_eq!(GAP_EVENT, crate::routes::GAP_EVENT);
-        assert_eq!(SNAPSHOT_EVENT, crate::routes::SNAPSHOT_EVENT);
     }
 }

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::{
-    EventModel, GAP_EVENT, HEADER, LAST_EVENT_ID_PARAM, ManifestError, Model, PathPart,
+    EventModel, GAP_EVENT, HEADER, LAST_EVENT_ID_QUERY, ManifestError, Model, PathPart,
     SNAPSHOT_EVENT, TypeDecl,
 };
 
@@ -287,7 +287,7 @@ fn runtime_code() -> String {
         .replace("__SNAPSHOT_EVENT__", &string(SNAPSHOT_EVENT))
         .replace(
             "__LAST_EVENT_ID_QUERY__",
-            &string(&format!("{LAST_EVENT_ID_PARAM}=")),
+            &string(&format!("{LAST_EVENT_ID_QUERY}=")),
         )
 }
 

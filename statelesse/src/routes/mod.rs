@@ -153,6 +153,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use crate::backplane::transport::BoxFuture;
+use crate::protocol::{LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, is_reserved_event_name};
 use crate::{Backplane, Channel, ChannelKey, EventId, EventKind, SseEvent};
 use stream::{Cancelled, EventStream};
 
@@ -163,31 +164,7 @@ pub use error::{
 pub use limit::ConnectionLimit;
 pub use shutdown::Shutdown;
 
-/// The SSE event name of the frame that reports lost events: `gap`.
-///
-/// Its data is `{"missed":<count or null>}`; see [Gaps](self#gaps). This name and
-/// [`SNAPSHOT_EVENT`] are reserved: the route of an event (or enum variant) so named does not
-/// compile.
-///
-/// ```compile_fail
-/// use statelesse::prelude::*;
-///
-/// #[derive(Clone, Serialize, Deserialize, SseEvent)]
-/// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
-/// #[sse(domain = "net", name = "gap")]
-/// pub struct Outage {
-///     pub seconds: u32,
-/// }
-///
-/// let _route: axum::Router<Backplane> = Outage::sse_route();
-/// ```
-pub const GAP_EVENT: &str = "gap";
-
-/// The SSE event name of the initial state frame: `snapshot`.
-///
-/// Its data is the initial state hook's value as compact JSON; see
-/// [Initial state](self#initial-state).
-pub const SNAPSHOT_EVENT: &str = "snapshot";
+pub use crate::protocol::{GAP_EVENT, SNAPSHOT_EVENT};
 
 /// The default interval of keep-alive comments: 15 seconds.
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -692,11 +669,11 @@ fn last_event_id(parts: &Parts) -> Result<Option<EventId>, InvalidLastEventId> {
     };
     params
         .iter()
-        .find(|(name, _)| name == "lastEventId")
+        .find(|(name, _)| name == LAST_EVENT_ID_QUERY)
         .map_or(Ok(None), |(_, text)| parse(text))
 }
 
-const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static(LAST_EVENT_ID_HEADER);
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 /// The `200 OK` SSE response streaming `stream`.
@@ -720,11 +697,11 @@ const fn is_route_path(path: &str) -> bool {
 /// Whether an event name of `kind` is one of the route's own frame names.
 const fn uses_reserved_name(kind: EventKind) -> bool {
     match kind {
-        EventKind::Keyed { name } | EventKind::Broadcast { name } => is_reserved(name),
+        EventKind::Keyed { name } | EventKind::Broadcast { name } => is_reserved_event_name(name),
         EventKind::Stream { variants, .. } => {
             let mut i = 0;
             while i < variants.len() {
-                if is_reserved(variants[i]) {
+                if is_reserved_event_name(variants[i]) {
                     return true;
                 }
                 i += 1;
@@ -732,25 +709,6 @@ const fn uses_reserved_name(kind: EventKind) -> bool {
             false
         }
     }
-}
-
-const fn is_reserved(name: &str) -> bool {
-    eq(name, GAP_EVENT) || eq(name, SNAPSHOT_EVENT)
-}
-
-const fn eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 #[cfg(test)]
