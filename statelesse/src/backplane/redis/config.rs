@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ::redis::{Client, ConnectionAddr, IntoConnectionInfo, ProtocolVersion};
 
-use crate::{BackplaneError, ErrorKind};
+use crate::backplane::error::{BackplaneError, ErrorKind};
 
 /// Settings of the Redis backplane: the server, the channel prefix, history and timeouts.
 ///
@@ -228,6 +228,22 @@ impl RedisConfig {
         self.check_tls()
     }
 
+    /// The settings the running transport keeps from this config.
+    pub(super) fn settings(&self) -> Settings {
+        Settings {
+            history_len: self.history_len,
+            history_ttl_ms: self.history_ttl.map_or(0, |ttl| {
+                u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+            }),
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+            reconnect_min: self.reconnect_min,
+            reconnect_max: self.reconnect_max,
+            health_check: self.health_check,
+            buffer: self.subscriber_buffer,
+        }
+    }
+
     fn check_tls(&self) -> Result<(), BackplaneError> {
         let tls = matches!(
             self.client.get_connection_info().addr(),
@@ -267,6 +283,28 @@ impl fmt::Debug for RedisConfig {
             .field("health_check", &self.health_check)
             .field("subscriber_buffer", &self.subscriber_buffer)
             .finish()
+    }
+}
+
+/// The settings the running transport needs, taken from the config.
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub(super) history_len: usize,
+    /// The history's time-to-live in milliseconds, `0` for none.
+    pub(super) history_ttl_ms: u64,
+    pub(super) connect_timeout: Duration,
+    pub(super) command_timeout: Duration,
+    pub(super) reconnect_min: Duration,
+    pub(super) reconnect_max: Duration,
+    pub(super) health_check: Duration,
+    pub(super) buffer: usize,
+}
+
+impl Settings {
+    /// The longest a caller waits for one operation: a reconnect of the command connection
+    /// plus the command itself.
+    pub(super) fn call_timeout(&self) -> Duration {
+        self.connect_timeout + self.command_timeout
     }
 }
 

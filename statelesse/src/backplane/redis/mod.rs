@@ -3,8 +3,11 @@
 //! The behaviour (layout on Redis, ids, subscriptions, resume, reconnects) is documented on
 //! [`RedisTransport`], the public face of this module.
 
+mod channels;
 mod config;
 pub(crate) mod envelope;
+mod publisher;
+mod shared;
 mod subscriber;
 
 use std::borrow::Cow;
@@ -12,18 +15,21 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{RedisError, Value};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 pub use config::RedisConfig;
 
+use super::Backplane;
+use super::error::{BackplaneError, ErrorKind};
 use super::hub::Hub;
 use super::transport::{BoxFuture, History, Interest, LiveFeed, Transport};
-use crate::{Backplane, BackplaneError, Diagnostics, ErrorKind, EventId, RedisDiagnostics};
+use crate::diagnostics::{Diagnostics, RedisDiagnostics};
+use crate::id::EventId;
 use envelope::{Names, Scripts};
-use subscriber::{Command, Settings, Shared, Stats, Subscriber};
+use publisher::redis_error;
+use shared::{Shared, Stats};
+use subscriber::{Command, Subscriber};
 
 /// The Redis transport, for many server instances; build a [`Backplane`] over it with
 /// [`Backplane::redis`].
@@ -128,36 +134,14 @@ impl RedisTransport {
             // rustls needs a process-wide crypto provider; keep one the application installed.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let settings = Settings {
-            history_len: config.history_len,
-            history_ttl_ms: config.history_ttl.map_or(0, |ttl| {
-                u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
-            }),
-            connect_timeout: config.connect_timeout,
-            command_timeout: config.command_timeout,
-            reconnect_min: config.reconnect_min,
-            reconnect_max: config.reconnect_max,
-            health_check: config.health_check,
-            buffer: config.subscriber_buffer,
-        };
+        let settings = config.settings();
         let client = config.client;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.command_timeout))
-            // Fail fast while Redis is down: one quick retry, then the caller gets the error.
-            .set_number_of_retries(1)
-            .set_min_delay(settings.reconnect_min)
-            .set_max_delay(settings.reconnect_max);
+        let publisher = publisher::connect(&client, &settings).await?;
         let deadline = settings.call_timeout() + settings.connect_timeout;
-        let publisher =
-            tokio::time::timeout(deadline, client.get_connection_manager_with_config(manager))
-                .await
-                .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
-                .map_err(connect_error)?;
         let link = tokio::time::timeout(deadline, subscriber::open_link(&client, &settings))
             .await
             .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
-            .map_err(connect_error)?;
+            .map_err(redis_error)?;
         let shared = Arc::new(Shared {
             hub: Hub::new(settings.buffer),
             names: Names::new(&config.prefix),
@@ -215,43 +199,6 @@ impl RedisTransport {
             .then(|| BackplaneError::new(ErrorKind::Closed).on_channel(channel))
     }
 
-    async fn publish_now(
-        &self,
-        channel: &str,
-        event: &str,
-        data: &[u8],
-    ) -> Result<EventId, BackplaneError> {
-        let shared = &self.inner.shared;
-        let settings = &shared.settings;
-        let mut con = shared.publisher.clone();
-        let command = shared.scripts.publish_command(
-            &shared.names,
-            channel,
-            (settings.history_len, settings.history_ttl_ms),
-            event,
-            data,
-        );
-        let script = &shared.scripts.publish;
-        let reply =
-            tokio::time::timeout(settings.call_timeout(), evalsha(script, &command, &mut con))
-                .await
-                .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
-                .map_err(redis_error)?;
-        let id = match &reply {
-            Value::BulkString(id) => envelope::parse_id(id),
-            Value::SimpleString(id) => envelope::parse_id(id.as_bytes()),
-            _ => None,
-        }
-        .ok_or_else(|| {
-            BackplaneError::with_source(
-                ErrorKind::Protocol,
-                format!("{reply:?} is not a stream id"),
-            )
-        })?;
-        shared.stats.published.fetch_add(1, Ordering::Relaxed);
-        Ok(id)
-    }
-
     async fn subscribe_now(&self, channel: &str) -> Result<LiveFeed, BackplaneError> {
         let shared = &self.inner.shared;
         let (receiver, _first) = shared.hub.subscribe(channel, || ());
@@ -293,7 +240,7 @@ impl Transport for RedisTransport {
             if let Some(err) = self.closed_error(channel) {
                 return Err(err);
             }
-            self.publish_now(channel, &event, &data)
+            publisher::publish(&self.inner.shared, channel, &event, &data)
                 .await
                 .map_err(|err| err.on_channel(channel))
         })
@@ -322,7 +269,7 @@ impl Transport for RedisTransport {
             if let Some(err) = self.closed_error(channel) {
                 return Err(err);
             }
-            let state = subscriber::read_stream(&self.inner.shared, channel, Some(after))
+            let state = publisher::read_stream(&self.inner.shared, channel, Some(after))
                 .await
                 .map_err(|err| err.on_channel(channel))?;
             Ok(match state {
@@ -433,55 +380,4 @@ impl Backplane {
     pub async fn redis_from_client(client: ::redis::Client) -> Result<Self, BackplaneError> {
         Self::redis(RedisConfig::from_client(client)).await
     }
-}
-
-/// Runs `command`, an `EVALSHA` of `script`; when the server does not know the script (it
-/// restarted, or its scripts were flushed), loads it and runs the command once more, as
-/// `ScriptInvocation::invoke_async` does.
-async fn evalsha(
-    script: &::redis::Script,
-    command: &::redis::Cmd,
-    con: &mut ConnectionManager,
-) -> Result<Value, RedisError> {
-    match command.query_async(con).await {
-        Err(err)
-            if err.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>
-        {
-            script.prepare_invoke().load_async(con).await?;
-            command.query_async(con).await
-        }
-        result => result,
-    }
-}
-
-/// Maps a Redis error to the kind of failure it is.
-fn redis_error(err: RedisError) -> BackplaneError {
-    use ::redis::{ErrorKind as Kind, ServerErrorKind as Server};
-    let kind = if err.is_timeout() {
-        ErrorKind::Timeout
-    } else if err.is_io_error()
-        || err.is_connection_refusal()
-        || err.is_connection_dropped()
-        || err.is_unrecoverable_error()
-        || matches!(
-            err.kind(),
-            Kind::Server(
-                Server::BusyLoading | Server::MasterDown | Server::TryAgain | Server::ClusterDown
-            ) | Kind::ClusterConnectionNotFound
-        )
-    {
-        ErrorKind::Unavailable
-    } else if matches!(
-        err.kind(),
-        Kind::AuthenticationFailed | Kind::InvalidClientConfig | Kind::RESP3NotSupported
-    ) {
-        ErrorKind::Config
-    } else {
-        ErrorKind::Protocol
-    };
-    BackplaneError::with_source(kind, err)
-}
-
-fn connect_error(err: RedisError) -> BackplaneError {
-    redis_error(err)
 }

@@ -1,0 +1,160 @@
+//! The commands on the publisher connection (publish, history reads), and what a Redis error
+//! means to a caller.
+//!
+//! Every command but pub/sub goes through one multiplexed connection, many in flight at once,
+//! each bounded by [`Settings::call_timeout`](super::config::Settings::call_timeout).
+
+use std::sync::atomic::Ordering;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, RedisError, Value};
+
+use super::config::Settings;
+use super::envelope::{self, StreamState};
+use super::shared::Shared;
+use crate::backplane::error::{BackplaneError, ErrorKind};
+use crate::id::EventId;
+
+/// Opens the publisher connection, which reconnects by itself.
+pub(super) async fn connect(
+    client: &Client,
+    settings: &Settings,
+) -> Result<ConnectionManager, BackplaneError> {
+    let manager = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.connect_timeout))
+        .set_response_timeout(Some(settings.command_timeout))
+        // Fail fast while Redis is down: one quick retry, then the caller gets the error.
+        .set_number_of_retries(1)
+        .set_min_delay(settings.reconnect_min)
+        .set_max_delay(settings.reconnect_max);
+    let deadline = settings.call_timeout() + settings.connect_timeout;
+    tokio::time::timeout(deadline, client.get_connection_manager_with_config(manager))
+        .await
+        .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
+        .map_err(redis_error)
+}
+
+/// Publishes an event with the publish script; returns its id.
+pub(super) async fn publish(
+    shared: &Shared,
+    channel: &str,
+    event: &str,
+    data: &[u8],
+) -> Result<EventId, BackplaneError> {
+    let settings = &shared.settings;
+    let mut con = shared.publisher.clone();
+    let command = shared.scripts.publish_command(
+        &shared.names,
+        channel,
+        (settings.history_len, settings.history_ttl_ms),
+        event,
+        data,
+    );
+    let script = &shared.scripts.publish;
+    let reply = tokio::time::timeout(settings.call_timeout(), evalsha(script, &command, &mut con))
+        .await
+        .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
+        .map_err(redis_error)?;
+    let id = match &reply {
+        Value::BulkString(id) => envelope::parse_id(id),
+        Value::SimpleString(id) => envelope::parse_id(id.as_bytes()),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        BackplaneError::with_source(ErrorKind::Protocol, format!("{reply:?} is not a stream id"))
+    })?;
+    shared.stats.published.fetch_add(1, Ordering::Relaxed);
+    Ok(id)
+}
+
+/// Reads the state of `channel`'s stream and, with `after`, its entries after that id.
+pub(super) async fn read_stream(
+    shared: &Shared,
+    channel: &str,
+    after: Option<EventId>,
+) -> Result<Option<StreamState>, BackplaneError> {
+    let mut con = shared.publisher.clone();
+    let mut invocation = shared.scripts.history.key(shared.names.stream(channel));
+    invocation.arg(after.map(|id| id.to_string()).unwrap_or_default());
+    let value: Value = tokio::time::timeout(
+        shared.settings.call_timeout(),
+        invocation.invoke_async(&mut con),
+    )
+    .await
+    .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
+    .map_err(redis_error)?;
+    let state = envelope::parse_history(value)
+        .map_err(|reason| BackplaneError::with_source(ErrorKind::Protocol, reason))?;
+    if let Some(state) = &state
+        && state.malformed > 0
+    {
+        shared
+            .stats
+            .malformed
+            .fetch_add(state.malformed, Ordering::Relaxed);
+    }
+    Ok(state)
+}
+
+/// The stream's last id now (`0-0` when there is no stream), or `None` if it cannot be read.
+pub(super) async fn read_position(shared: &Shared, channel: &str) -> Option<EventId> {
+    match read_stream(shared, channel, None).await {
+        Ok(state) => Some(state.map_or_else(EventId::default, |s| s.last)),
+        Err(err) => {
+            tracing::warn!(channel, error = %err, "could not read a channel's position");
+            None
+        }
+    }
+}
+
+/// Runs `command`, an `EVALSHA` of `script`; when the server does not know the script (it
+/// restarted, or its scripts were flushed), loads it and runs the command once more, as
+/// `ScriptInvocation::invoke_async` does.
+async fn evalsha(
+    script: &::redis::Script,
+    command: &::redis::Cmd,
+    con: &mut ConnectionManager,
+) -> Result<Value, RedisError> {
+    match command.query_async(con).await {
+        Err(err)
+            if err.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>
+        {
+            script.prepare_invoke().load_async(con).await?;
+            command.query_async(con).await
+        }
+        result => result,
+    }
+}
+
+/// Maps a Redis error to the kind of failure it is.
+pub(super) fn redis_error(err: RedisError) -> BackplaneError {
+    use ::redis::{ErrorKind as Kind, ServerErrorKind as Server};
+    let kind = if err.is_timeout() {
+        ErrorKind::Timeout
+    } else if err.is_io_error()
+        || err.is_connection_refusal()
+        || err.is_connection_dropped()
+        || err.is_unrecoverable_error()
+        || matches!(
+            err.kind(),
+            Kind::Server(
+                Server::BusyLoading | Server::MasterDown | Server::TryAgain | Server::ClusterDown
+            ) | Kind::ClusterConnectionNotFound
+        )
+    {
+        ErrorKind::Unavailable
+    } else if matches!(
+        err.kind(),
+        Kind::AuthenticationFailed | Kind::InvalidClientConfig | Kind::RESP3NotSupported
+    ) {
+        ErrorKind::Config
+    } else {
+        ErrorKind::Protocol
+    };
+    BackplaneError::with_source(kind, err)
+}
+
+/// Whether `err` means the connection it came from is gone.
+pub(super) fn is_connection_error(err: &RedisError) -> bool {
+    err.is_io_error() || err.is_unrecoverable_error() || err.is_connection_dropped()
+}
