@@ -495,3 +495,418 @@ impl<W> Channels<W> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    const A: &str = "game:1:Started";
+    const B: &str = "game:2:Started";
+
+    fn id(millis: u64) -> EventId {
+        EventId::new(millis, 0)
+    }
+
+    fn message(millis: u64) -> Arc<Message> {
+        Arc::new(Message::new(id(millis), "Started", Bytes::new()))
+    }
+
+    /// A stream holding the entries from `first` to `last`, of which `events` were read.
+    fn stream(first: u64, last: u64, events: &[u64]) -> StreamState {
+        StreamState {
+            last: id(last),
+            first: Some(id(first)),
+            events: events.iter().map(|&millis| message(millis)).collect(),
+            ..StreamState::default()
+        }
+    }
+
+    /// The actions, one line each, as a reader of this file would say them.
+    fn said(actions: Vec<Action<u32>>) -> Vec<String> {
+        let ids = |messages: &[Arc<Message>]| {
+            messages
+                .iter()
+                .map(|m| m.id().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        actions
+            .into_iter()
+            .map(|action| match action {
+                Action::Subscribe(channel) => format!("subscribe {channel}"),
+                Action::Unsubscribe(channel) => format!("unsubscribe {channel}"),
+                Action::Resubscribe(mut channels) => {
+                    channels.sort();
+                    format!("resubscribe {}", channels.join(" "))
+                }
+                Action::Confirm(waiters) => format!("confirm {waiters:?}"),
+                Action::Fail(waiters, failure) => format!("fail {waiters:?} {failure:?}"),
+                Action::Refill {
+                    channel,
+                    from,
+                    retry,
+                } => format!(
+                    "{}refill {channel} after {from}",
+                    if retry { "retry " } else { "" }
+                ),
+                Action::Deliver { channel, messages } => {
+                    format!("deliver {channel} {}", ids(&messages))
+                }
+                Action::Gap {
+                    channel,
+                    cause: GapCause::NotCovered { after },
+                } => format!("gap {channel} after {after}"),
+                Action::Gap {
+                    channel,
+                    cause: GapCause::UnknownPosition,
+                } => format!("gap {channel}, position unknown"),
+                Action::RefillDone => "refill done".to_owned(),
+            })
+            .collect()
+    }
+
+    /// Channels where `A` is subscribed with `baseline` and confirmed to waiter 1.
+    fn subscribed_to_a(hold_limit: usize, baseline: Option<EventId>) -> Channels<u32> {
+        let mut channels = Channels::new(hold_limit);
+        assert_eq!(
+            said(channels.ensure(A, 1, true)),
+            ["subscribe game:1:Started"]
+        );
+        let generation = channels.generation();
+        assert_eq!(
+            said(channels.subscribe_succeeded(generation, A, baseline, true)),
+            ["confirm [1]"]
+        );
+        channels
+    }
+
+    /// Loses and re-opens the connection, then confirms the resubscription of `A`: returns
+    /// what the resubscription asks for.
+    fn reconnect_a(channels: &mut Channels<u32>) -> Vec<String> {
+        channels.disconnected(|_| true);
+        assert_eq!(
+            said(channels.reconnected(|_| true)),
+            ["resubscribe game:1:Started"]
+        );
+        let generation = channels.generation();
+        said(channels.resubscribed(generation, vec![A.into()], |_| true))
+    }
+
+    #[test]
+    fn the_first_waiter_subscribes_and_is_confirmed_once_redis_confirms() {
+        let mut channels = Channels::new(8);
+        assert_eq!(
+            said(channels.ensure(A, 1, true)),
+            ["subscribe game:1:Started"]
+        );
+        assert_eq!(channels.subscribed_count(), 0);
+        let generation = channels.generation();
+        assert_eq!(
+            said(channels.subscribe_succeeded(generation, A, Some(id(0)), true)),
+            ["confirm [1]"]
+        );
+        assert_eq!(channels.subscribed().collect::<Vec<_>>(), [A]);
+    }
+
+    #[test]
+    fn waiters_during_a_subscribe_share_it_and_a_later_one_is_confirmed_at_once() {
+        let mut channels = Channels::new(8);
+        assert_eq!(
+            said(channels.ensure(A, 1, true)),
+            ["subscribe game:1:Started"]
+        );
+        assert!(said(channels.ensure(A, 2, true)).is_empty());
+        let generation = channels.generation();
+        assert_eq!(
+            said(channels.subscribe_succeeded(generation, A, Some(id(0)), true)),
+            ["confirm [1, 2]"]
+        );
+        assert_eq!(said(channels.ensure(A, 3, true)), ["confirm [3]"]);
+    }
+
+    #[test]
+    fn leaving_before_the_subscribe_reply_unsubscribes_once_it_arrives() {
+        let mut channels = Channels::new(8);
+        channels.ensure(A, 1, true);
+        assert!(said(channels.reconcile(A, false)).is_empty());
+        let generation = channels.generation();
+        assert_eq!(
+            said(channels.subscribe_succeeded(generation, A, Some(id(0)), false)),
+            ["unsubscribe game:1:Started"]
+        );
+        assert!(said(channels.unsubscribed(generation, A, false)).is_empty());
+        assert_eq!(channels.subscribed_count(), 0);
+        assert!(channels.message(A, message(1)).is_none());
+    }
+
+    #[test]
+    fn coming_back_during_an_unsubscribe_subscribes_again_once_it_ends() {
+        let mut channels = subscribed_to_a(8, Some(id(0)));
+        assert_eq!(
+            said(channels.reconcile(A, false)),
+            ["unsubscribe game:1:Started"]
+        );
+        assert!(said(channels.ensure(A, 2, true)).is_empty());
+        let generation = channels.generation();
+        assert_eq!(
+            said(channels.unsubscribed(generation, A, true)),
+            ["subscribe game:1:Started"]
+        );
+        assert_eq!(
+            said(channels.subscribe_succeeded(generation, A, Some(id(0)), true)),
+            ["confirm [2]"]
+        );
+    }
+
+    #[test]
+    fn a_new_subscription_after_an_unsubscribe_starts_afresh() {
+        let mut channels = subscribed_to_a(8, Some(id(0)));
+        assert!(channels.message(A, message(5)).is_some());
+        channels.reconcile(A, false);
+        let generation = channels.generation();
+        channels.unsubscribed(generation, A, false);
+        channels.ensure(A, 2, true);
+        channels.subscribe_succeeded(generation, A, Some(id(0)), true);
+        assert!(channels.message(A, message(3)).is_some());
+    }
+
+    #[test]
+    fn a_failed_subscribe_fails_its_waiters_and_is_not_retried() {
+        let mut channels = Channels::new(8);
+        channels.ensure(A, 1, true);
+        channels.ensure(A, 2, true);
+        let generation = channels.generation();
+        assert_eq!(channels.subscribe_failed(generation, A), Some(vec![1, 2]));
+        assert_eq!(channels.subscribed_count(), 0);
+        assert_eq!(
+            said(channels.ensure(A, 3, true)),
+            ["subscribe game:1:Started"]
+        );
+    }
+
+    #[test]
+    fn waiting_while_the_connection_is_down_fails_at_once() {
+        let mut channels = Channels::new(8);
+        channels.disconnected(|_| true);
+        assert_eq!(said(channels.ensure(A, 1, true)), ["fail [1] Down"]);
+    }
+
+    #[test]
+    fn losing_the_connection_fails_the_waiters_and_forgets_channels_nobody_wants() {
+        let mut channels = subscribed_to_a(8, Some(id(0)));
+        channels.ensure(B, 2, true);
+        assert_eq!(
+            said(channels.disconnected(|channel| channel == A)),
+            ["fail [2] Lost"]
+        );
+        assert_eq!(channels.subscribed_count(), 0);
+        assert_eq!(
+            said(channels.reconnected(|_| true)),
+            ["resubscribe game:1:Started"]
+        );
+    }
+
+    #[test]
+    fn every_lost_or_new_connection_starts_a_generation() {
+        let mut channels = Channels::<u32>::new(8);
+        let first = channels.generation();
+        assert!(channels.is_current(first));
+        channels.disconnected(|_| true);
+        let down = channels.generation();
+        assert!(down > first && !channels.is_current(first));
+        channels.reconnected(|_| true);
+        assert!(channels.generation() > down && !channels.is_current(down));
+    }
+
+    #[test]
+    fn replies_of_an_older_connection_change_nothing() {
+        let mut channels = subscribed_to_a(8, Some(id(2)));
+        let old = channels.generation();
+        channels.disconnected(|_| true);
+        channels.reconnected(|_| true);
+        assert!(said(channels.subscribe_succeeded(old, A, Some(id(9)), true)).is_empty());
+        assert_eq!(channels.subscribe_failed(old, A), None);
+        assert!(said(channels.unsubscribed(old, A, true)).is_empty());
+        assert!(said(channels.resubscribed(old, vec![A.into()], |_| true)).is_empty());
+        assert!(said(channels.refilled(old, A.into(), id(2), None, true)).is_empty());
+        assert!(channels.refill_failed(old, A.into(), true).is_none());
+        assert_eq!(channels.subscribed_count(), 0);
+        // The current connection's resubscription goes through, from the old baseline.
+        let current = channels.generation();
+        assert_eq!(
+            said(channels.resubscribed(current, vec![A.into()], |_| true)),
+            ["refill game:1:Started after 2-0"]
+        );
+    }
+
+    #[test]
+    fn live_messages_already_delivered_are_dropped() {
+        let mut channels = subscribed_to_a(8, Some(id(0)));
+        assert!(channels.message(A, message(2)).is_some());
+        assert!(channels.message(A, message(2)).is_none());
+        assert!(channels.message(A, message(1)).is_none());
+        assert!(channels.message(A, message(3)).is_some());
+        assert!(channels.message(B, message(4)).is_none());
+    }
+
+    #[test]
+    fn a_refill_reads_from_the_last_delivered_id_or_else_the_baseline() {
+        let mut channels = subscribed_to_a(8, Some(id(4)));
+        assert_eq!(
+            reconnect_a(&mut channels),
+            ["refill game:1:Started after 4-0"]
+        );
+        let mut channels = subscribed_to_a(8, Some(id(4)));
+        channels.message(A, message(6));
+        assert_eq!(
+            reconnect_a(&mut channels),
+            ["refill game:1:Started after 6-0"]
+        );
+    }
+
+    #[test]
+    fn live_messages_wait_for_the_refill_and_those_it_read_are_not_delivered_twice() {
+        let mut channels = subscribed_to_a(8, Some(id(0)));
+        channels.message(A, message(2));
+        channels.disconnected(|_| true);
+        channels.reconnected(|_| true);
+        // Pushed on the new connection before the resubscription's reply.
+        assert!(channels.message(A, message(4)).is_none());
+        let generation = channels.generation();
+        channels.resubscribed(generation, vec![A.into()], |_| true);
+        assert!(channels.message(A, message(5)).is_none());
+        assert!(channels.message(A, message(6)).is_none());
+        let read = Some(stream(1, 5, &[3, 4, 5]));
+        assert_eq!(
+            said(channels.refilled(generation, A.into(), id(2), read, true)),
+            [
+                "deliver game:1:Started 3-0 4-0 5-0",
+                "deliver game:1:Started 6-0",
+                "refill done"
+            ]
+        );
+        assert!(channels.message(A, message(7)).is_some());
+    }
+
+    #[test]
+    fn holding_back_more_than_the_limit_drops_them_and_reads_the_stream_again() {
+        let mut channels = subscribed_to_a(2, Some(id(1)));
+        reconnect_a(&mut channels);
+        for millis in 3..=6 {
+            assert!(channels.message(A, message(millis)).is_none());
+        }
+        let generation = channels.generation();
+        let read = Some(stream(1, 2, &[2]));
+        assert_eq!(
+            said(channels.refilled(generation, A.into(), id(1), read, true)),
+            [
+                "deliver game:1:Started 2-0",
+                "refill game:1:Started after 2-0"
+            ]
+        );
+        // Still refilling: live messages are held again, in an empty buffer.
+        assert!(channels.message(A, message(7)).is_none());
+        assert_eq!(
+            said(channels.refilled(
+                generation,
+                A.into(),
+                id(2),
+                Some(stream(1, 6, &[3, 4, 5, 6])),
+                true
+            )),
+            [
+                "deliver game:1:Started 3-0 4-0 5-0 6-0",
+                "deliver game:1:Started 7-0",
+                "refill done"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_gap_history_does_not_cover_comes_before_what_history_still_holds() {
+        let mut channels = subscribed_to_a(8, Some(id(0)));
+        channels.message(A, message(2));
+        reconnect_a(&mut channels);
+        let generation = channels.generation();
+        let read = Some(stream(5, 6, &[5, 6]));
+        assert_eq!(
+            said(channels.refilled(generation, A.into(), id(2), read, true)),
+            [
+                "gap game:1:Started after 2-0",
+                "deliver game:1:Started 5-0 6-0",
+                "refill done"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_stream_covers_only_a_channel_that_never_saw_an_event() {
+        let mut channels = subscribed_to_a(8, Some(id(0)));
+        reconnect_a(&mut channels);
+        let generation = channels.generation();
+        assert_eq!(
+            said(channels.refilled(generation, A.into(), id(0), None, true)),
+            ["refill done"]
+        );
+        channels.message(A, message(3));
+        reconnect_a(&mut channels);
+        let generation = channels.generation();
+        assert_eq!(
+            said(channels.refilled(generation, A.into(), id(3), None, true)),
+            ["gap game:1:Started after 3-0", "refill done"]
+        );
+    }
+
+    #[test]
+    fn a_channel_whose_position_is_unknown_reports_a_gap_and_goes_live() {
+        let mut channels = subscribed_to_a(8, None);
+        channels.disconnected(|_| true);
+        channels.reconnected(|_| true);
+        channels.message(A, message(3));
+        let generation = channels.generation();
+        assert_eq!(
+            said(channels.resubscribed(generation, vec![A.into()], |_| true)),
+            [
+                "gap game:1:Started, position unknown",
+                "deliver game:1:Started 3-0",
+                "refill done"
+            ]
+        );
+        assert!(channels.message(A, message(4)).is_some());
+    }
+
+    #[test]
+    fn a_failed_refill_is_retried_from_the_same_id() {
+        let mut channels = subscribed_to_a(8, Some(id(2)));
+        reconnect_a(&mut channels);
+        let generation = channels.generation();
+        assert_eq!(
+            channels.refill_failed(generation, A.into(), true).map(said),
+            Some(vec!["retry refill game:1:Started after 2-0".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_channel_left_during_its_refill_is_unsubscribed_at_once_and_the_refill_dropped() {
+        let mut channels = subscribed_to_a(8, Some(id(0)));
+        reconnect_a(&mut channels);
+        assert_eq!(
+            said(channels.reconcile(A, false)),
+            ["unsubscribe game:1:Started"]
+        );
+        let generation = channels.generation();
+        assert!(said(channels.unsubscribed(generation, A, false)).is_empty());
+        assert!(said(channels.refilled(generation, A.into(), id(0), None, false)).is_empty());
+    }
+
+    #[test]
+    fn closing_fails_every_waiter_and_forgets_every_channel() {
+        let mut channels = subscribed_to_a(8, Some(id(0)));
+        channels.ensure(B, 2, true);
+        assert_eq!(said(channels.close()), ["fail [2] Closed"]);
+        assert_eq!(channels.subscribed_count(), 0);
+        assert_eq!(said(channels.ensure(A, 3, true)), ["fail [3] Down"]);
+    }
+}
