@@ -1,4 +1,5 @@
-//! [`RedisConfig`]: where the Redis backplane connects and how it behaves.
+//! [`RedisConfig`]: where the Redis backplane connects and how it behaves, and the [`Settings`]
+//! the running transport keeps from it.
 
 use std::fmt;
 use std::time::Duration;
@@ -11,7 +12,9 @@ use crate::backplane::error::{BackplaneError, ErrorKind};
 ///
 /// Built from a URL with [`new`](Self::new) or from an existing client with
 /// [`from_client`](Self::from_client), then adjusted with the `with_*` methods. The connection
-/// always uses RESP3 (push-based pub/sub needs it), whatever the URL's `protocol` says.
+/// always uses RESP3 (push-based pub/sub needs it), whatever the URL's `protocol` says. With
+/// the `redis-tls` feature, TLS goes through rustls with its ring provider, installed as the
+/// process default unless the application installed one first.
 ///
 /// | setting | default |
 /// |---|---|

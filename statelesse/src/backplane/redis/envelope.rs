@@ -32,7 +32,7 @@ redis.call('PUBLISH', ARGV[1], 'statelesse/1\n' .. id .. '\n' .. ARGV[4] .. '\n'
 return id
 ";
 
-/// Reads a stream's state and, when ARGV[1] is an id, its entries after that id, in one
+/// Reads a stream's state and, when `ARGV[1]` is an id, its entries after that id, in one
 /// consistent snapshot. Returns nil when the stream does not exist, else
 /// `{last id, first id or nil, max deleted id or nil, entries added or nil, entries}`
 /// (the optional fields are missing before Redis 7).

@@ -34,13 +34,15 @@ use subscriber::{Command, Subscriber};
 /// The Redis transport, for many server instances; build a [`Backplane`] over it with
 /// [`Backplane::redis`].
 ///
-/// Cloning is cheap; every clone shares the same connections and subscriber task.
-///
+/// Cloning is cheap; every clone shares the same connections and subscriber task. Redis 7 or
+/// later is expected; [`RedisConfig`] lists the settings and their defaults.
 ///
 /// # Layout on Redis
 ///
 /// Every name starts with the configured prefix (default `statelesse`), and wraps the channel in
-/// a hash tag, so a channel's stream and messages share one Redis Cluster slot:
+/// a hash tag, so a channel's stream and messages share one Redis Cluster slot (sharded pub/sub
+/// can come later without changing the format). Channel names never contain `{` or `}` (keys
+/// are escaped), so the tag is exactly the channel.
 ///
 /// | what | name | holds |
 /// |---|---|---|
@@ -48,41 +50,48 @@ use subscriber::{Command, Subscriber};
 /// | stream (history) | `{prefix}:h:{<channel>}` | one entry per event, fields `e` (event name) and `d` (data) |
 ///
 /// For example `statelesse:{game:42:PlayerJoined}` and `statelesse:h:{game:42:PlayerJoined}`.
+/// A stream expires after the [history time-to-live](RedisConfig::with_history_ttl) without
+/// publishes.
 ///
 /// An envelope is `statelesse/1\n<id>\n<event name>\n<data>`: a magic line carrying the format
-/// version, the event id, the SSE event name, then the JSON data verbatim. Anything else on one
-/// of our channels is counted in [`RedisDiagnostics::malformed_messages`](crate::RedisDiagnostics),
-/// logged through `tracing`, and dropped.
+/// version, the event id, the SSE event name, then the JSON data verbatim. A message on one of
+/// our channels that is not a valid envelope (no magic line, another version, a bad id, an event
+/// name that is empty or holds CR, LF or NUL), and a stream entry without `e` and `d`, are
+/// counted in [`RedisDiagnostics::malformed_messages`], logged through `tracing`, and dropped.
 ///
 /// # Publishing and ids
 ///
 /// A publish runs one Lua script (`EVALSHA`, loaded again after a server restart): `XADD` to the
-/// channel's stream with `MAXLEN ~ <history length>`, refresh the stream's time-to-live, and
-/// `PUBLISH` the envelope, atomically. The stream entry id is the event id, so ids increase
-/// strictly along a channel whichever instance publishes. With history off the script still
-/// appends, with `MAXLEN 0`: the stream stays empty but keeps its last id, so ids keep
-/// increasing. Publishes go over one multiplexed connection, many in flight at once. While Redis
-/// is unreachable a publish fails with [`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`]; it
-/// is never dropped silently.
+/// channel's stream with `MAXLEN ~ <history length>`, refresh the stream's time-to-live
+/// (`PEXPIRE`), and `PUBLISH` the envelope, atomically. The stream entry id (`<ms>-<seq>`) is the
+/// event id, so ids increase strictly along a channel whichever instance publishes. Trimming is
+/// approximate: a stream holds at least `<history length>` events, and usually up to one stream
+/// node (100 entries) more. With history off the script still appends, with `MAXLEN 0`: the
+/// stream stays empty but keeps its last id, so ids keep increasing. Publishes go over one
+/// multiplexed connection, many in flight at once. While Redis is unreachable a publish fails
+/// with [`ErrorKind::Unavailable`], or [`ErrorKind::Timeout`] when the server stopped answering
+/// (the event may or may not have been published); it is never dropped silently.
 ///
 /// # Subscribing
 ///
 /// Each instance has one dedicated pub/sub connection (RESP3). It subscribes a channel when its
 /// first local subscriber arrives, and unsubscribes when the last one leaves, so an instance
-/// receives only what its clients want. [`subscribe`](Transport::subscribe) returns once Redis confirmed
-/// the subscription. Each message is decoded once and shared by every local subscriber; each
-/// subscriber's queue is bounded, and one that falls behind lags alone and is refilled from
-/// history.
+/// receives only what its clients want. [`subscribe`](Transport::subscribe) returns once Redis
+/// confirmed the subscription, and fails fast with [`ErrorKind::Unavailable`] while the
+/// connection is down. Pushes are drained from the connection at once; each message is decoded
+/// once and shared by every local subscriber; each subscriber's queue is bounded, and one that
+/// falls behind lags alone and is refilled from history (without history, it gets a
+/// [`Gap`](crate::Gap)).
 ///
 /// # Resume and history
 ///
-/// [`history_after`](Transport::history_after) reads a stream with an exclusive `XRANGE` and its `XINFO`, in
-/// one script. It reports the history as complete when the id is the stream's last id, or is at
-/// or after the oldest entry the stream still holds (trimming removes the oldest entries, so
-/// everything after it is still there), and no entry after it was deleted (`XDEL`). An older id,
-/// an id newer than the stream's last one, and any id on a stream that does not exist (never
-/// published, expired, or lost by a server restart) are incomplete: the subscription yields a
-/// [`Gap`](crate::Gap). Redis 7 or later is expected.
+/// [`history_after`](Transport::history_after) reads a stream with an exclusive `XRANGE` and its
+/// `XINFO`, in one script. It reports the history as complete when the id is the stream's last
+/// id, or is at or after the oldest entry the stream still holds (trimming removes the oldest
+/// entries, so everything after it is still there), and no entry after it was deleted (`XDEL`).
+/// An older id, an id newer than the stream's last one, and any id on a stream that does not
+/// exist (never published, expired, or lost by a server restart) are incomplete: the
+/// subscription yields a [`Gap`](crate::Gap) first, never a silent skip.
 ///
 /// # Reconnecting
 ///
@@ -92,7 +101,15 @@ use subscriber::{Command, Subscriber};
 /// id that channel delivered. Live messages that arrive meanwhile are held in a bounded buffer,
 /// and delivered after the gap, without the ones already delivered: subscribers see every event
 /// once, in order. When history cannot cover the gap (history off, trimmed, or the server lost
-/// its data), subscriptions yield a [`Gap`](crate::Gap) instead of skipping silently.
+/// its data), subscriptions yield a [`Gap`](crate::Gap) instead of skipping silently. With
+/// history off that check can only compare ids, so a reconnect during which the channel
+/// received any event reports a gap, even when those events then arrived live.
+/// [`RedisDiagnostics`] counts the reconnects and the gaps refilled.
+///
+/// # Shutting down
+///
+/// [`Backplane::shutdown`] unsubscribes, closes the connections, and ends every local stream;
+/// later operations fail with [`ErrorKind::Closed`].
 ///
 /// # Examples
 ///
