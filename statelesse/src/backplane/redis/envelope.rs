@@ -9,7 +9,8 @@ use std::io::Write as _;
 use ::redis::{Cmd, RedisWrite as _, Script, Value};
 use bytes::Bytes;
 
-use crate::{EventId, Message};
+use crate::id::EventId;
+use crate::message::Message;
 
 /// The first line of every envelope: the format and its version.
 pub(super) const MAGIC: &[u8] = b"statelesse/1\n";

@@ -1,7 +1,14 @@
 //! [`RedisTransport`]: the backplane for many server instances, over Redis pub/sub and Streams.
 //!
 //! The behaviour (layout on Redis, ids, subscriptions, resume, reconnects) is documented on
-//! [`RedisTransport`], the public face of this module.
+//! [`RedisTransport`], the public face of this module. Behind it, each file depends only on the
+//! ones listed after it:
+//!
+//! - `subscriber`: the task that owns the pub/sub connection and performs what `channels` decides;
+//! - `channels`: the per-channel state as plain data, whose methods return actions;
+//! - `publisher`: the commands on the publisher connection, and what a Redis error means;
+//! - `shared`: what the handle and the task share;
+//! - `envelope`: the names, envelope, stream entries and scripts on Redis; `config`: the settings.
 
 mod channels;
 mod config;
