@@ -309,6 +309,12 @@ impl Settings {
     pub(super) fn call_timeout(&self) -> Duration {
         self.connect_timeout + self.command_timeout
     }
+
+    /// The longest opening a connection may take at start-up: the connection's own timeout,
+    /// then one command on it.
+    pub(super) fn open_timeout(&self) -> Duration {
+        self.call_timeout() + self.connect_timeout
+    }
 }
 
 #[cfg(test)]

@@ -161,11 +161,13 @@ impl RedisTransport {
         let settings = config.settings();
         let client = config.client;
         let publisher = publisher::connect(&client, &settings).await?;
-        let deadline = settings.call_timeout() + settings.connect_timeout;
-        let link = tokio::time::timeout(deadline, subscriber::open_link(&client, &settings))
-            .await
-            .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
-            .map_err(redis_error)?;
+        let link = tokio::time::timeout(
+            settings.open_timeout(),
+            subscriber::open_link(&client, &settings),
+        )
+        .await
+        .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
+        .map_err(redis_error)?;
         let shared = Arc::new(Shared {
             hub: Hub::new(settings.buffer),
             names: Names::new(&config.prefix),

@@ -27,11 +27,13 @@ pub(super) async fn connect(
         .set_number_of_retries(1)
         .set_min_delay(settings.reconnect_min)
         .set_max_delay(settings.reconnect_max);
-    let deadline = settings.call_timeout() + settings.connect_timeout;
-    tokio::time::timeout(deadline, client.get_connection_manager_with_config(manager))
-        .await
-        .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
-        .map_err(redis_error)
+    tokio::time::timeout(
+        settings.open_timeout(),
+        client.get_connection_manager_with_config(manager),
+    )
+    .await
+    .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
+    .map_err(redis_error)
 }
 
 /// Publishes an event with the publish script; returns its id.
