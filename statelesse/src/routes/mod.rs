@@ -33,7 +33,12 @@
 //! One `GET` route per event type, at the event's [`SseEvent::PATH`]: by default
 //! `/sse/{domain}/{key}/{event-name}` for a keyed event, `/sse/{domain}/{event-name}` for a
 //! keyless (broadcast) event, and `/sse/{domain}/{key}` for an enum domain stream, which carries
-//! every variant. The key segment is percent-decoded and parsed as the event's key type.
+//! every variant. The key segment is percent-decoded and parsed as the event's key type. The
+//! route also works nested (`Router::nest("/api", ..)`).
+//!
+//! What a client author or an operator needs beyond this reference (the browser's connection
+//! limit, resuming after a page reload, what to do with each response, proxies) is in
+//! [`docs/routes.md`](https://github.com/statelesse/statelesse/blob/main/docs/routes.md).
 //!
 //! # Frames
 //!
