@@ -46,6 +46,13 @@ cargo test --workspace --all-features --locked
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
 
+# Both crates together, so statelesse resolves the unpublished statelesse-macros from the package
+# just built. With the verify build, not --no-verify: only building the packaged sources catches a
+# file that `include` leaves out. It costs under a minute of CPU from cold (default features only)
+# and seconds once target/package is warm. --allow-dirty lets it run before a commit.
+step "cargo package"
+cargo package -p statelesse-macros -p statelesse --locked --allow-dirty
+
 step "cargo bench --no-run"
 cargo bench --workspace --no-run --locked
 

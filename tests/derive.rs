@@ -379,6 +379,17 @@ fn newtype_variant_converts_from_the_wrapped_event() {
     assert_eq!(left, Presence::Left(PlayerLeft { game_id: 2 }));
 }
 
+// The derive keeps its own copy of the reserved names (a proc-macro crate cannot depend on
+// statelesse); `ui/fail/reserved-*.rs` prove it rejects each name listed here. When the protocol
+// reserves another name, this fails until the derive's list and a UI test follow.
+#[test]
+fn the_derive_rejects_exactly_the_protocols_reserved_names() {
+    assert_eq!(
+        statelesse::protocol::RESERVED_EVENT_NAMES,
+        ["gap", "snapshot"]
+    );
+}
+
 #[test]
 fn registry_lists_every_derived_event() {
     let events = registry::events();

@@ -35,7 +35,9 @@ use syn::{DeriveInput, parse_macro_input};
 ///   through `statelesse::channel_key!`). Without `key`, a struct is a *broadcast* event with a
 ///   single channel `{domain}:{name}`. An enum needs a `key`, carried by every variant.
 /// - **`name = "..."`**: the SSE event name of a struct (default: the type's name), or the
-///   name of an enum stream. Same characters as `domain`.
+///   name of an enum stream. Same characters as `domain`. An event may not be named `gap` or
+///   `snapshot`: a route sends frames of its own under those names
+///   (`statelesse::protocol::RESERVED_EVENT_NAMES`).
 /// - **`path = "..."`**: the route path template, starting with `/`. It must contain exactly
 ///   one placeholder, the key field (`{game_id}`), or none for a broadcast event. Defaults:
 ///   - keyed struct: `/sse/{domain}/{key}/{name in kebab-case}`, e.g.
@@ -45,7 +47,8 @@ use syn::{DeriveInput, parse_macro_input};
 ///
 /// On an enum variant, `#[sse(..)]` takes:
 ///
-/// - **`name = "..."`**: the SSE event name of the variant (default: the variant's name).
+/// - **`name = "..."`**: the SSE event name of the variant (default: the variant's name), which
+///   may not be `gap` or `snapshot` either.
 ///
 /// `#[sse]` is not accepted on fields.
 ///
@@ -121,7 +124,8 @@ use syn::{DeriveInput, parse_macro_input};
 ///
 /// Every mistake below is a compile error spanned at the token to fix, all reported at once:
 /// a missing `#[sse]` or `domain`; an empty `domain` or `name`, or one with a character
-/// outside `[A-Za-z0-9_-]`; an unknown key (with a suggestion), a duplicate key, a value that
+/// outside `[A-Za-z0-9_-]`; a struct or variant whose event name is `gap` or `snapshot`,
+/// reserved for the route's own frames; an unknown key (with a suggestion), a duplicate key, a value that
 /// is not a string literal; a `key` naming no field; a `path` whose placeholders are not
 /// exactly the key; an enum variant without the key field, a unit or tuple variant, a newtype
 /// variant wrapping an event with another key type, two variants wrapping the same type or

@@ -13,6 +13,16 @@ use crate::ast::{Data, Field, Input, Style, Variant, find_field};
 use crate::attr::suggest;
 use crate::ctxt::Ctxt;
 
+/// The SSE event names a route sends for its own frames, with what each frame does.
+///
+/// The source of truth is `statelesse::protocol::RESERVED_EVENT_NAMES`, which this crate cannot
+/// import (a proc-macro crate cannot depend on the crate that re-exports it); the UI tests
+/// `tests/ui/fail/reserved-*.rs` prove that the two lists agree.
+const RESERVED_EVENT_NAMES: &[(&str, &str)] = &[
+    ("gap", "reports lost events"),
+    ("snapshot", "carries the initial state"),
+];
+
 pub(crate) fn validate(cx: &Ctxt, input: &Input<'_>) {
     // A union is not an event at all; the other rules would only add noise.
     if let Data::Union(data) = &input.data {
@@ -27,12 +37,14 @@ pub(crate) fn validate(cx: &Ctxt, input: &Input<'_>) {
     if check_sse_present(cx, input) {
         check_domain(cx, input);
         check_type_name(cx, input);
+        check_reserved_type_name(cx, input);
         check_key(cx, input);
         check_path(cx, input);
     }
     if let Data::Enum(variants) = &input.data {
         check_variants(cx, input, variants);
         check_variant_names(cx, variants);
+        check_reserved_variant_names(cx, variants);
         check_wrapped_types(cx, variants);
         check_serde_enum(cx, input);
         check_serde_variants(cx, variants);
@@ -123,6 +135,60 @@ fn check_ident_name(cx: &Ctxt, ident: &Ident, what: &str) {
                 describe(c)
             ),
         );
+    }
+}
+
+// A route sends frames of its own on the same stream as the events (a `gap` when events were
+// lost, a `snapshot` with the initial state), and a client tells them apart by the SSE event
+// name alone: an event so named would be read as one of them. An enum stream's own name is no
+// SSE event name, so only a struct's name is checked here, and each variant's below.
+fn check_reserved_type_name(cx: &Ctxt, input: &Input<'_>) {
+    if matches!(input.data, Data::Struct(..)) {
+        check_not_reserved(
+            cx,
+            &input.name(),
+            input.attrs.name.as_ref(),
+            input.ident,
+            "type",
+        );
+    }
+}
+
+fn check_reserved_variant_names(cx: &Ctxt, variants: &[Variant<'_>]) {
+    for variant in variants {
+        check_not_reserved(
+            cx,
+            &variant.name(),
+            variant.attrs.name.as_ref(),
+            variant.ident,
+            "variant",
+        );
+    }
+}
+
+/// Reports `name` if it is reserved, at the `name` literal that set it, else at the identifier
+/// it was taken from.
+fn check_not_reserved(cx: &Ctxt, name: &str, lit: Option<&LitStr>, ident: &Ident, what: &str) {
+    let Some((_, frame)) = RESERVED_EVENT_NAMES
+        .iter()
+        .find(|(reserved, _)| *reserved == name)
+    else {
+        return;
+    };
+    let message =
+        format!("the event name `{name}` is reserved for the route's own frame that {frame}");
+    match lit {
+        Some(lit) => cx.error_spanned_by(
+            lit,
+            format!("{message}; choose another #[sse(name = \"...\")]"),
+        ),
+        None => cx.error_spanned_by(
+            ident,
+            format!(
+                "{message}; rename the {what}, or set another event name with \
+                 #[sse(name = \"...\")]"
+            ),
+        ),
     }
 }
 

@@ -24,12 +24,206 @@ fn with_retry_after(mut response: Response, after: Duration) -> Response {
     response
 }
 
-/// The key segment of the URL is not a valid key of the event's key type: `400 Bad Request`.
+/// Defines a rejection type and its five impls from one row, as axum's `define_rejection!` does:
+/// `body_text` and `status` (axum's rejections have both), `Display` (the body), `Error` (with
+/// `source` when given) and `IntoResponse` (logged, then `Retry-After` when given).
 ///
-/// The body names the text and the expected type, e.g. ``invalid key `abc`: expected u64``.
-#[derive(Debug)]
-pub struct InvalidKey {
-    source: Option<KeyParseError>,
+/// The row's functions are closures rather than expressions over `self`, which a `macro_rules!`
+/// body cannot share with its caller (hygiene); each is coerced to a `fn` pointer, so it can
+/// capture nothing.
+macro_rules! define_rejection {
+    (
+        $(#[$attr:meta])*
+        pub $kind:ident $name:ident $def:tt
+        status: $code:ident, $status_doc:literal;
+        $($rest:tt)*
+    ) => {
+        define_rejection! {
+            $(#[$attr])*
+            pub $kind $name $def
+            status: |_| StatusCode::$code, $status_doc;
+            $($rest)*
+        }
+    };
+    (
+        $(#[$attr:meta])*
+        pub $kind:ident $name:ident $def:tt
+        status: $status:expr, $status_doc:literal;
+        display: $display:expr;
+        $(source: $source:expr;)?
+        $(log: $log:expr;)?
+        $(retry_after: $retry_after:expr;)?
+    ) => {
+        $(#[$attr])*
+        pub $kind $name $def
+
+        impl $name {
+            /// The response body text used for this rejection.
+            #[must_use]
+            pub fn body_text(&self) -> String {
+                self.to_string()
+            }
+
+            #[doc = concat!("The status code used for this rejection: ", $status_doc, ".")]
+            #[must_use]
+            pub fn status(&self) -> StatusCode {
+                let status: fn(&Self) -> StatusCode = $status;
+                status(self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let display: fn(&Self, &mut fmt::Formatter<'_>) -> fmt::Result = $display;
+                display(self, f)
+            }
+        }
+
+        impl std::error::Error for $name {
+            $(
+                fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                    let source: fn(&Self) -> Option<&(dyn std::error::Error + 'static)> = $source;
+                    source(self)
+                }
+            )?
+        }
+
+        impl IntoResponse for $name {
+            fn into_response(self) -> Response {
+                $(
+                    let log: fn(&Self) = $log;
+                    log(&self);
+                )?
+                let response = plain(self.status(), self.body_text(), stringify!($name));
+                $(
+                    let retry_after: fn(&Self) -> Duration = $retry_after;
+                    let response = with_retry_after(response, retry_after(&self));
+                )?
+                response
+            }
+        }
+    };
+}
+
+define_rejection! {
+    /// The key segment of the URL is not a valid key of the event's key type: `400 Bad Request`.
+    ///
+    /// The body names the text and the expected type, e.g. ``invalid key `abc`: expected u64``.
+    #[derive(Debug)]
+    pub struct InvalidKey {
+        source: Option<KeyParseError>,
+    }
+    status: BAD_REQUEST, "`400 Bad Request`";
+    display: |this, f| match &this.source {
+        Some(source) => fmt::Display::fmt(source, f),
+        None => f.write_str("invalid key: not UTF-8 once percent-decoded"),
+    };
+    source: |this| this.source.as_ref().map(|e| e as _);
+}
+
+define_rejection! {
+    /// The route was mounted at a path without the key's placeholder: `500 Internal Server Error`.
+    ///
+    /// Cannot happen with [`SseRoutes::into_router`](super::SseRoutes::into_router), which mounts the
+    /// route at the event's own path, even when nested.
+    #[derive(Debug)]
+    pub struct MissingKeyParam {
+        name: &'static str,
+    }
+    status: INTERNAL_SERVER_ERROR, "`500 Internal Server Error`";
+    display: |this, f| write!(f, "the route has no `{{{}}}` path parameter", this.name);
+    log: |this| tracing::error!(param = this.name, "SSE route mounted without its key parameter");
+}
+
+define_rejection! {
+    /// The `Last-Event-ID` header or `lastEventId` query parameter is not an event id:
+    /// `400 Bad Request`.
+    #[derive(Debug)]
+    pub struct InvalidLastEventId {
+        text: String,
+    }
+    status: BAD_REQUEST, "`400 Bad Request`";
+    display: |this, f| {
+        write!(
+            f,
+            "invalid Last-Event-ID `{}`: expected `<milliseconds>-<sequence>`",
+            this.text.escape_debug()
+        )
+    };
+}
+
+define_rejection! {
+    /// The instance has as many SSE connections open as its [`ConnectionLimit`](super::ConnectionLimit)
+    /// allows: `503 Service Unavailable` with `Retry-After`.
+    #[derive(Debug)]
+    pub struct TooManyConnections {
+        retry_after: Duration,
+    }
+    status: SERVICE_UNAVAILABLE, "`503 Service Unavailable`";
+    display: |_, f| f.write_str("too many open event streams");
+    retry_after: |this| this.retry_after;
+}
+
+define_rejection! {
+    /// The backplane could not subscribe (closed, or its server is down):
+    /// `503 Service Unavailable` with `Retry-After`.
+    #[derive(Debug)]
+    pub struct BackplaneUnavailable {
+        source: BackplaneError,
+        retry_after: Duration,
+    }
+    status: SERVICE_UNAVAILABLE, "`503 Service Unavailable`";
+    display: |_, f| f.write_str("event backplane unavailable");
+    source: |this| Some(&this.source);
+    log: |this| tracing::warn!(error = %this.source, "SSE route could not subscribe");
+    retry_after: |this| this.retry_after;
+}
+
+define_rejection! {
+    /// The value returned by the initial state hook did not serialize:
+    /// `500 Internal Server Error`.
+    #[derive(Debug)]
+    pub struct SnapshotFailed {
+        source: serde_json::Error,
+    }
+    status: INTERNAL_SERVER_ERROR, "`500 Internal Server Error`";
+    display: |_, f| f.write_str("initial state could not be encoded");
+    source: |this| Some(&this.source);
+    log: |this| tracing::error!(error = %this.source, "SSE initial state could not be encoded");
+}
+
+define_rejection! {
+    /// A denial returned by an authorization hook ([`SseRoutes::authorize`](super::SseRoutes::authorize)).
+    ///
+    /// Any `IntoResponse` can deny a request; this one answers the usual statuses with a plain body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::response::IntoResponse;
+    /// use statelesse::routes::Denied;
+    ///
+    /// assert_eq!(Denied::Unauthorized.into_response().status(), 401);
+    /// assert_eq!(Denied::Forbidden.into_response().status(), 403);
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub enum Denied {
+        /// The request did not say who is asking: `401 Unauthorized`.
+        Unauthorized,
+        /// The requester may not open this stream: `403 Forbidden`.
+        Forbidden,
+    }
+    status: |this| match this {
+        Self::Unauthorized => StatusCode::UNAUTHORIZED,
+        Self::Forbidden => StatusCode::FORBIDDEN,
+    }, "401 or 403";
+    display: |this, f| {
+        f.write_str(match this {
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+        })
+    };
 }
 
 impl InvalidKey {
@@ -48,91 +242,12 @@ impl InvalidKey {
     pub fn key_error(&self) -> Option<&KeyParseError> {
         self.source.as_ref()
     }
-
-    /// The response body text used for this rejection.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-
-    /// The status code used for this rejection: `400 Bad Request`.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        StatusCode::BAD_REQUEST
-    }
-}
-
-impl fmt::Display for InvalidKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(source) => source.fmt(f),
-            None => f.write_str("invalid key: not UTF-8 once percent-decoded"),
-        }
-    }
-}
-
-impl std::error::Error for InvalidKey {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as _)
-    }
-}
-
-impl IntoResponse for InvalidKey {
-    fn into_response(self) -> Response {
-        plain(self.status(), self.body_text(), "InvalidKey")
-    }
-}
-
-/// The route was mounted at a path without the key's placeholder: `500 Internal Server Error`.
-///
-/// Cannot happen with [`SseRoutes::into_router`](super::SseRoutes::into_router), which mounts the
-/// route at the event's own path, even when nested.
-#[derive(Debug)]
-pub struct MissingKeyParam {
-    name: &'static str,
 }
 
 impl MissingKeyParam {
     pub(crate) fn new(name: &'static str) -> Self {
         Self { name }
     }
-
-    /// The response body text used for this rejection.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-
-    /// The status code used for this rejection: `500 Internal Server Error`.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
-    }
-}
-
-impl fmt::Display for MissingKeyParam {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the route has no `{{{}}}` path parameter", self.name)
-    }
-}
-
-impl std::error::Error for MissingKeyParam {}
-
-impl IntoResponse for MissingKeyParam {
-    fn into_response(self) -> Response {
-        tracing::error!(
-            param = self.name,
-            "SSE route mounted without its key parameter"
-        );
-        plain(self.status(), self.body_text(), "MissingKeyParam")
-    }
-}
-
-/// The `Last-Event-ID` header or `lastEventId` query parameter is not an event id:
-/// `400 Bad Request`.
-#[derive(Debug)]
-pub struct InvalidLastEventId {
-    text: String,
 }
 
 impl InvalidLastEventId {
@@ -141,84 +256,12 @@ impl InvalidLastEventId {
             text: text.chars().take(64).collect(),
         }
     }
-
-    /// The response body text used for this rejection.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-
-    /// The status code used for this rejection: `400 Bad Request`.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        StatusCode::BAD_REQUEST
-    }
-}
-
-impl fmt::Display for InvalidLastEventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid Last-Event-ID `{}`: expected `<milliseconds>-<sequence>`",
-            self.text.escape_debug()
-        )
-    }
-}
-
-impl std::error::Error for InvalidLastEventId {}
-
-impl IntoResponse for InvalidLastEventId {
-    fn into_response(self) -> Response {
-        plain(self.status(), self.body_text(), "InvalidLastEventId")
-    }
-}
-
-/// The instance has as many SSE connections open as its [`ConnectionLimit`](super::ConnectionLimit)
-/// allows: `503 Service Unavailable` with `Retry-After`.
-#[derive(Debug)]
-pub struct TooManyConnections {
-    retry_after: Duration,
 }
 
 impl TooManyConnections {
     pub(crate) fn new(retry_after: Duration) -> Self {
         Self { retry_after }
     }
-
-    /// The response body text used for this rejection.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-
-    /// The status code used for this rejection: `503 Service Unavailable`.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
-}
-
-impl fmt::Display for TooManyConnections {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("too many open event streams")
-    }
-}
-
-impl std::error::Error for TooManyConnections {}
-
-impl IntoResponse for TooManyConnections {
-    fn into_response(self) -> Response {
-        let response = plain(self.status(), self.body_text(), "TooManyConnections");
-        with_retry_after(response, self.retry_after)
-    }
-}
-
-/// The backplane could not subscribe (closed, or its server is down):
-/// `503 Service Unavailable` with `Retry-After`.
-#[derive(Debug)]
-pub struct BackplaneUnavailable {
-    source: BackplaneError,
-    retry_after: Duration,
 }
 
 impl BackplaneUnavailable {
@@ -228,137 +271,11 @@ impl BackplaneUnavailable {
             retry_after,
         }
     }
-
-    /// The response body text used for this rejection.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-
-    /// The status code used for this rejection: `503 Service Unavailable`.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
-}
-
-impl fmt::Display for BackplaneUnavailable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("event backplane unavailable")
-    }
-}
-
-impl std::error::Error for BackplaneUnavailable {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-impl IntoResponse for BackplaneUnavailable {
-    fn into_response(self) -> Response {
-        tracing::warn!(error = %self.source, "SSE route could not subscribe");
-        let response = plain(self.status(), self.body_text(), "BackplaneUnavailable");
-        with_retry_after(response, self.retry_after)
-    }
-}
-
-/// The value returned by the initial state hook did not serialize:
-/// `500 Internal Server Error`.
-#[derive(Debug)]
-pub struct SnapshotFailed {
-    source: serde_json::Error,
 }
 
 impl SnapshotFailed {
     pub(crate) fn new(source: serde_json::Error) -> Self {
         Self { source }
-    }
-
-    /// The response body text used for this rejection.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-
-    /// The status code used for this rejection: `500 Internal Server Error`.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
-    }
-}
-
-impl fmt::Display for SnapshotFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("initial state could not be encoded")
-    }
-}
-
-impl std::error::Error for SnapshotFailed {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-impl IntoResponse for SnapshotFailed {
-    fn into_response(self) -> Response {
-        tracing::error!(error = %self.source, "SSE initial state could not be encoded");
-        plain(self.status(), self.body_text(), "SnapshotFailed")
-    }
-}
-
-/// A denial returned by an authorization hook ([`SseRoutes::authorize`](super::SseRoutes::authorize)).
-///
-/// Any `IntoResponse` can deny a request; this one answers the usual statuses with a plain body.
-///
-/// # Examples
-///
-/// ```
-/// use axum::response::IntoResponse;
-/// use statelesse::routes::Denied;
-///
-/// assert_eq!(Denied::Unauthorized.into_response().status(), 401);
-/// assert_eq!(Denied::Forbidden.into_response().status(), 403);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Denied {
-    /// The request did not say who is asking: `401 Unauthorized`.
-    Unauthorized,
-    /// The requester may not open this stream: `403 Forbidden`.
-    Forbidden,
-}
-
-impl Denied {
-    /// The response body text used for this rejection.
-    #[must_use]
-    pub fn body_text(&self) -> String {
-        self.to_string()
-    }
-
-    /// The status code used for this rejection: 401 or 403.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-        }
-    }
-}
-
-impl fmt::Display for Denied {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-        })
-    }
-}
-
-impl std::error::Error for Denied {}
-
-impl IntoResponse for Denied {
-    fn into_response(self) -> Response {
-        plain(self.status(), self.body_text(), "Denied")
     }
 }
 

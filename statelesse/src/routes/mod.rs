@@ -33,7 +33,12 @@
 //! One `GET` route per event type, at the event's [`SseEvent::PATH`]: by default
 //! `/sse/{domain}/{key}/{event-name}` for a keyed event, `/sse/{domain}/{event-name}` for a
 //! keyless (broadcast) event, and `/sse/{domain}/{key}` for an enum domain stream, which carries
-//! every variant. The key segment is percent-decoded and parsed as the event's key type.
+//! every variant. The key segment is percent-decoded and parsed as the event's key type. The
+//! route also works nested (`Router::nest("/api", ..)`).
+//!
+//! What a client author or an operator needs beyond this reference (the browser's connection
+//! limit, resuming after a page reload, what to do with each response, proxies) is in
+//! [`docs/routes.md`](https://github.com/statelesse/statelesse/blob/main/docs/routes.md).
 //!
 //! # Frames
 //!
@@ -153,8 +158,8 @@ use axum::routing::get;
 use serde::Serialize;
 
 use crate::backplane::transport::BoxFuture;
-use crate::protocol::{LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, is_reserved_event_name};
-use crate::{Backplane, Channel, ChannelKey, EventId, EventKind, SseEvent};
+use crate::protocol::{LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY};
+use crate::{Backplane, Channel, ChannelKey, EventId, SseEvent};
 use stream::{Cancelled, EventStream};
 
 pub use error::{
@@ -507,10 +512,6 @@ where
                 is_route_path(E::PATH),
                 "the event's `PATH` must start with `/`"
             );
-            assert!(
-                !uses_reserved_name(E::KIND),
-                "an SSE route cannot carry an event named `gap` or `snapshot`, the route's own frames; rename it with #[sse(name = \"..\")]"
-            );
         }
         let config = Arc::new(self);
         let handler = move |State(state): State<S>, request: Request| {
@@ -694,23 +695,6 @@ const fn is_route_path(path: &str) -> bool {
     !path.is_empty() && path.as_bytes()[0] == b'/'
 }
 
-/// Whether an event name of `kind` is one of the route's own frame names.
-const fn uses_reserved_name(kind: EventKind) -> bool {
-    match kind {
-        EventKind::Keyed { name } | EventKind::Broadcast { name } => is_reserved_event_name(name),
-        EventKind::Stream { variants, .. } => {
-            let mut i = 0;
-            while i < variants.len() {
-                if is_reserved_event_name(variants[i]) {
-                    return true;
-                }
-                i += 1;
-            }
-            false
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -744,17 +728,7 @@ mod tests {
     }
 
     #[test]
-    fn reserved_names_are_detected() {
-        assert!(uses_reserved_name(EventKind::Keyed { name: "gap" }));
-        assert!(uses_reserved_name(EventKind::Stream {
-            name: "GameEvent",
-            variants: &["Joined", "snapshot"],
-        }));
-        assert!(!uses_reserved_name(EventKind::Broadcast { name: "Gap" }));
-        assert!(!uses_reserved_name(EventKind::Stream {
-            name: "E",
-            variants: &["gaps", "snap"]
-        }));
+    fn route_paths_start_at_the_root() {
         assert!(is_route_path("/sse/x") && !is_route_path("") && !is_route_path("sse"));
     }
 }
