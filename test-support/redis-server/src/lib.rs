@@ -353,3 +353,49 @@ impl Reader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RedisServer;
+
+    #[test]
+    fn an_error_reply_is_text_for_cmd_and_an_error_for_try_cmd() {
+        let server = RedisServer::start();
+        assert_eq!(server.cmd(&["SET", "k", "v"]), "OK");
+        assert!(server.cmd(&["INCR", "k"]).starts_with("(error) ERR"));
+        let err = server.try_cmd(&["INCR", "k"]).unwrap_err();
+        assert!(err.to_string().contains("`INCR k` replied ERR"), "{err}");
+        assert_eq!(server.try_cmd(&["GET", "k"]).unwrap(), "v");
+    }
+
+    #[test]
+    fn replies_of_every_kind_read_as_text() {
+        let server = RedisServer::start();
+        assert_eq!(server.cmd(&["RPUSH", "list", "a", "b"]), "2");
+        assert_eq!(server.cmd(&["LRANGE", "list", "0", "-1"]), "a\nb");
+        assert_eq!(server.cmd(&["GET", "missing"]), "(nil)");
+    }
+
+    #[test]
+    fn a_killed_server_restarts_empty_on_the_same_port() {
+        let mut server = RedisServer::start();
+        let (port, pid) = (server.port(), server.pid());
+        assert_eq!(server.cmd(&["SET", "k", "v"]), "OK");
+        server.kill();
+        assert_eq!(server.pid(), None);
+        assert!(server.try_cmd(&["PING"]).is_err());
+        server.restart();
+        assert_eq!(server.port(), port);
+        assert!(server.pid().is_some() && server.pid() != pid);
+        assert_eq!(server.cmd(&["GET", "k"]), "(nil)");
+    }
+
+    #[test]
+    fn extra_arguments_reach_the_server() {
+        let server = RedisServer::start_with(&["--maxclients", "123"]);
+        assert_eq!(
+            server.cmd(&["CONFIG", "GET", "maxclients"]),
+            "maxclients\n123"
+        );
+    }
+}
