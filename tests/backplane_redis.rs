@@ -12,7 +12,7 @@ use std::time::Duration;
 use statelesse::prelude::*;
 use statelesse::subscription::SubscriptionError;
 use statelesse::{ErrorKind, RedisConfig};
-use statelesse_tests::redis_server::RedisServer;
+use statelesse_test_redis::RedisServer;
 use statelesse_tests::suite::{
     self, Fleet, PATIENCE, Setup, Tick, assert_sequence, collect, next_event, next_item,
     publish_all,
@@ -549,7 +549,7 @@ async fn tls_through_an_existing_client() {
         "server.pem",
     ]);
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    let tls_port = statelesse_tests::redis_server::free_port().to_string();
+    let tls_port = statelesse_test_redis::free_port().to_string();
     let (cert, key, ca) = (path("server.pem"), path("server.key"), path("ca.pem"));
     let server = RedisServer::start_with(&[
         "--tls-port",

@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use statelesse::prelude::*;
 use statelesse::routes::{ConnectionLimit, Denied, Shutdown};
 use statelesse::{Diagnostics, MemoryConfig, RedisConfig};
+use statelesse_test_redis::RedisServer;
 use statelesse_tests::app::{spawn_app, spawn_app_with_shutdown};
-use statelesse_tests::redis_server::RedisServer;
 use statelesse_tests::sse::{Frame, RawClient, SseClient};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, SseEvent)]

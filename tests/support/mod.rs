@@ -1,4 +1,5 @@
-//! Shared helpers of the integration tests: a private `redis-server`, a test app, an SSE reader.
+//! Shared helpers of the integration tests: a test app, an SSE reader, the backplane suite (the
+//! private `redis-server` is the workspace's `statelesse-test-redis`).
 
 // Test helpers fail by panicking, with `unwrap()` as in tests (STYLE §5); saying so on each is noise.
 #![allow(
@@ -8,6 +9,5 @@
 )]
 
 pub mod app;
-pub mod redis_server;
 pub mod sse;
 pub mod suite;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use example_game::{Game, Options};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use statelesse_tests::redis_server::RedisServer;
+use statelesse_test_redis::RedisServer;
 use statelesse_tests::sse::{Frame, SseClient, SseRequest};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

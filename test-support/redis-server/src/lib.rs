@@ -1,10 +1,12 @@
-//! [`RedisServer`]: a private `redis-server` for one test or one group of tests.
+//! [`RedisServer`]: a private `redis-server` for one test, one group of tests or one benchmark
+//! run, the workspace's only one.
 //!
 //! ```no_run
-//! use statelesse_tests::redis_server::RedisServer;
+//! use statelesse_test_redis::RedisServer;
 //!
 //! let mut server = RedisServer::start();      // a free port, no persistence, a temp dir
 //! let url = server.url();                      // "redis://127.0.0.1:<port>/"
+//! assert_eq!(server.cmd(&["SET", "k", "v"]), "OK");
 //! server.kill();                               // SIGKILL: the data is gone
 //! server.restart();                            // same port, answering PING again
 //! # drop(url);
@@ -12,9 +14,11 @@
 //! ```
 //!
 //! Never the server on 6379: each guard starts its own process, so fault tests can stop, kill
-//! and restart it without disturbing other tests.
+//! and restart it without disturbing other tests. Tests call the panicking [`RedisServer::start`]
+//! and [`RedisServer::cmd`]; tools that report errors instead call the `try_` forms.
 
-use std::io::{Read as _, Write as _};
+use std::ffi::OsString;
+use std::io::{self, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,12 +29,15 @@ use std::time::{Duration, Instant};
 /// How long a starting server may take to answer `PING`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long one command may wait for its reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A running `redis-server` on `127.0.0.1`, killed when dropped.
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
-    args: Vec<String>,
+    args: Vec<OsString>,
     child: Option<Child>,
 }
 
@@ -54,6 +61,17 @@ impl RedisServer {
     /// As [`start`](Self::start).
     #[must_use]
     pub fn start_with(args: &[&str]) -> Self {
+        Self::try_start_with(args).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Starts a server as [`start_with`](Self::start_with) does, returning what went wrong
+    /// instead of panicking.
+    ///
+    /// # Errors
+    ///
+    /// When the temp dir cannot be made, `redis-server` cannot be run (the message says how to
+    /// install it), or it does not answer `PING` within 10 seconds (the message names its log).
+    pub fn try_start_with(args: &[&str]) -> io::Result<Self> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let port = free_port();
         let dir = std::env::temp_dir().join(format!(
@@ -61,15 +79,16 @@ impl RedisServer {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir)?;
+        // Built before spawning so that a failed start still removes the dir on drop.
         let mut server = Self {
             port,
             dir,
-            args: args.iter().map(|&arg| arg.to_owned()).collect(),
+            args: args.iter().map(OsString::from).collect(),
             child: None,
         };
-        server.spawn();
-        server
+        server.spawn()?;
+        Ok(server)
     }
 
     /// The server's URL: `redis://127.0.0.1:<port>/`.
@@ -84,10 +103,10 @@ impl RedisServer {
         self.port
     }
 
-    /// Whether the server process is running.
+    /// The server's process id, for reading its CPU time or pinning it; `None` while killed.
     #[must_use]
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Runs one command on a fresh connection and returns the reply as text (RESP2): simple
@@ -96,19 +115,29 @@ impl RedisServer {
     ///
     /// # Panics
     ///
-    /// When the server cannot be reached.
+    /// When the server cannot be reached or its reply cannot be read.
     #[must_use]
     pub fn cmd(&self, args: &[&str]) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        stream.write_all(&encode(args)).unwrap();
-        let mut reader = Reader {
-            stream,
-            buf: Vec::new(),
-        };
-        reader.reply()
+        match self.exchange(args) {
+            Ok(Ok(text)) => text,
+            Ok(Err(error)) => format!("(error) {error}"),
+            Err(err) => panic!(
+                "`{}` on redis-server port {}: {err}",
+                args.join(" "),
+                self.port
+            ),
+        }
+    }
+
+    /// Runs one command as [`cmd`](Self::cmd) does, returning what went wrong instead of
+    /// panicking.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached, its reply cannot be read, or the reply is an error.
+    pub fn try_cmd(&self, args: &[&str]) -> io::Result<String> {
+        self.exchange(args)?
+            .map_err(|error| io::Error::other(format!("`{}` replied {error}", args.join(" "))))
     }
 
     /// Stops the server gracefully (`SHUTDOWN NOSAVE`) and waits for it to exit.
@@ -145,10 +174,10 @@ impl RedisServer {
     /// As [`start`](Self::start).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        self.spawn().unwrap_or_else(|err| panic!("{err}"));
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self) -> io::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let mut child = Command::new("redis-server")
@@ -164,27 +193,34 @@ impl RedisServer {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .unwrap_or_else(|err| {
-                    panic!("cannot run redis-server ({err}); ./scripts/test.sh installs it")
-                });
+                .map_err(|err| {
+                    io::Error::new(
+                        err.kind(),
+                        format!("cannot run redis-server ({err}); ./scripts/test.sh installs it"),
+                    )
+                })?;
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // exited: the port may still be held by the previous process
                 }
                 if self.ping() {
                     self.child = Some(child);
-                    return;
+                    return Ok(());
                 }
                 thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
             let _ = child.wait();
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not start; see {}",
-                self.port,
-                self.dir.join("redis.log").display()
-            );
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "redis-server on port {} did not start; see {}",
+                        self.port,
+                        self.dir.join("redis.log").display()
+                    ),
+                ));
+            }
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -198,6 +234,22 @@ impl RedisServer {
         stream.write_all(b"PING\r\n").is_ok()
             && stream.read_exact(&mut reply).is_ok()
             && &reply == b"+PONG\r\n"
+    }
+
+    /// Sends one command and reads its reply: the text, or the error the server replied with.
+    fn exchange(&self, args: &[&str]) -> io::Result<Result<String, String>> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+        stream.write_all(&encode(args))?;
+        let mut reader = Reader {
+            stream,
+            buf: Vec::new(),
+        };
+        let line = reader.line()?;
+        match line.strip_prefix('-') {
+            Some(error) => Ok(Err(error.to_owned())),
+            None => reader.reply_to(&line).map(Ok),
+        }
     }
 }
 
@@ -215,8 +267,12 @@ impl Drop for RedisServer {
 /// When no port can be bound.
 #[must_use]
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_or_else(
+            |err| panic!("no free port on 127.0.0.1: {err}"),
+            |addr| addr.port(),
+        )
 }
 
 fn encode(args: &[&str]) -> Vec<u8> {
@@ -235,51 +291,111 @@ struct Reader {
 }
 
 impl Reader {
-    fn fill(&mut self) {
+    fn fill(&mut self) -> io::Result<()> {
         let mut chunk = [0u8; 4096];
-        let n = self.stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "redis-server closed the connection");
+        let n = self.stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "redis-server closed the connection",
+            ));
+        }
         self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
     }
 
-    fn line(&mut self) -> String {
+    fn line(&mut self) -> io::Result<String> {
         loop {
             if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
                 let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
                 self.buf.drain(..end + 2);
-                return line;
+                return Ok(line);
             }
-            self.fill();
+            self.fill()?;
         }
     }
 
-    fn reply(&mut self) -> String {
-        let line = self.line();
-        let (kind, rest) = line.split_at(1);
+    fn reply(&mut self) -> io::Result<String> {
+        let line = self.line()?;
+        self.reply_to(&line)
+    }
+
+    /// The rest of the reply whose first line is `line`, as text.
+    fn reply_to(&mut self, line: &str) -> io::Result<String> {
+        let (kind, rest) = line.split_at_checked(1).unwrap_or((line, ""));
         match kind {
-            "+" | ":" => rest.to_owned(),
-            "-" => format!("(error) {rest}"),
+            "+" | ":" => Ok(rest.to_owned()),
+            "-" => Ok(format!("(error) {rest}")),
             "$" => {
                 let Ok(len) = rest.parse::<usize>() else {
-                    return "(nil)".to_owned();
+                    return Ok("(nil)".to_owned());
                 };
                 while self.buf.len() < len + 2 {
-                    self.fill();
+                    self.fill()?;
                 }
                 let text = String::from_utf8_lossy(&self.buf[..len]).into_owned();
                 self.buf.drain(..len + 2);
-                text
+                Ok(text)
             }
             "*" => {
                 let Ok(len) = rest.parse::<usize>() else {
-                    return "(nil)".to_owned();
+                    return Ok("(nil)".to_owned());
                 };
-                (0..len)
+                let items = (0..len)
                     .map(|_| self.reply())
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                    .collect::<io::Result<Vec<_>>>()?;
+                Ok(items.join("\n"))
             }
-            _ => panic!("unexpected reply line `{line}`"),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected reply line `{line}`"),
+            )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RedisServer;
+
+    #[test]
+    fn an_error_reply_is_text_for_cmd_and_an_error_for_try_cmd() {
+        let server = RedisServer::start();
+        assert_eq!(server.cmd(&["SET", "k", "v"]), "OK");
+        assert!(server.cmd(&["INCR", "k"]).starts_with("(error) ERR"));
+        let err = server.try_cmd(&["INCR", "k"]).unwrap_err();
+        assert!(err.to_string().contains("`INCR k` replied ERR"), "{err}");
+        assert_eq!(server.try_cmd(&["GET", "k"]).unwrap(), "v");
+    }
+
+    #[test]
+    fn replies_of_every_kind_read_as_text() {
+        let server = RedisServer::start();
+        assert_eq!(server.cmd(&["RPUSH", "list", "a", "b"]), "2");
+        assert_eq!(server.cmd(&["LRANGE", "list", "0", "-1"]), "a\nb");
+        assert_eq!(server.cmd(&["GET", "missing"]), "(nil)");
+    }
+
+    #[test]
+    fn a_killed_server_restarts_empty_on_the_same_port() {
+        let mut server = RedisServer::start();
+        let (port, pid) = (server.port(), server.pid());
+        assert_eq!(server.cmd(&["SET", "k", "v"]), "OK");
+        server.kill();
+        assert_eq!(server.pid(), None);
+        assert!(server.try_cmd(&["PING"]).is_err());
+        server.restart();
+        assert_eq!(server.port(), port);
+        assert!(server.pid().is_some() && server.pid() != pid);
+        assert_eq!(server.cmd(&["GET", "k"]), "(nil)");
+    }
+
+    #[test]
+    fn extra_arguments_reach_the_server() {
+        let server = RedisServer::start_with(&["--maxclients", "123"]);
+        assert_eq!(
+            server.cmd(&["CONFIG", "GET", "maxclients"]),
+            "maxclients\n123"
+        );
     }
 }

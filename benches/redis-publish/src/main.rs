@@ -1,7 +1,7 @@
 //! Publish throughput and publish-to-receive latency of the Redis backplane between two
 //! instances, next to `redis-benchmark`'s PUBLISH figures from the same run and server.
 //!
-//! Run with: `cargo run --release -p example-redis-publish-bench`
+//! Run with: `cargo run --release -p bench-redis-publish`
 //!
 //! It starts a private `redis-server` on a free port (persistence off), or uses `REDIS_URL`
 //! when set (then `redis-benchmark` is pointed at the same host and port). Instance A publishes,
@@ -11,13 +11,13 @@
 //! `BENCH_RATE` (latency run, events per second, default 2000), `BENCH_SECONDS` (default 5).
 
 use std::error::Error;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use statelesse::RedisConfig;
 use statelesse::prelude::*;
+use statelesse_test_redis::RedisServer;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -47,52 +47,6 @@ fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// A private `redis-server`, killed on drop.
-struct Server {
-    port: u16,
-    child: Option<Child>,
-    dir: std::path::PathBuf,
-}
-
-impl Server {
-    fn start() -> Result<Self, BoxError> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let dir = std::env::temp_dir().join(format!("statelesse-bench-{port}"));
-        std::fs::create_dir_all(&dir)?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let server = Self {
-            port,
-            child: Some(child),
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err("redis-server did not start".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(server)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let events = knob("BENCH_EVENTS", 100_000);
@@ -109,9 +63,8 @@ async fn main() -> Result<(), BoxError> {
         let (host, port) = (host.to_owned(), port.parse()?);
         (None, url, host, port)
     } else {
-        let server = Server::start()?;
-        let port = server.port;
-        let url = format!("redis://127.0.0.1:{port}/");
+        let server = RedisServer::try_start_with(&[])?;
+        let (url, port) = (server.url(), server.port());
         (Some(server), url, "127.0.0.1".to_owned(), port)
     };
     println!("redis-server {url}; {events} events, {concurrency} in flight, {channels} channels");

@@ -1,7 +1,7 @@
 //! Load benchmark: statelesse against a hand-written axum + Redis pub/sub server, in one run.
 //!
-//! Run with: `cargo run --release -p example-load` (every scenario, about three minutes), or
-//! `cargo run --release -p example-load -- --scenario s1,s2` for some of them; `--help` lists
+//! Run with: `cargo run --release -p bench-load` (every scenario, about three minutes), or
+//! `cargo run --release -p bench-load -- --scenario s1,s2` for some of them; `--help` lists
 //! the options.
 //!
 //! It starts a private `redis-server` on a free port and, for each scenario and each server
@@ -30,8 +30,10 @@
 
 mod baseline;
 mod client;
+mod measure;
+mod options;
 mod procfs;
-mod redis_server;
+mod report;
 mod scenarios;
 mod server;
 

@@ -1,0 +1,101 @@
+//! The load generator's command line: its options and their `--help` text.
+
+use crate::BoxError;
+use crate::server::Impl;
+
+pub(crate) const USAGE: &str = "\
+usage: bench-load [options]
+
+  --scenario LIST   scenarios to run, comma separated: s1,s2,s2r,s3,s4,s5 or all (default all);
+                    s2r is S2's shape at a fixed rate both servers sustain (--rate, default
+                    3000/s), to compare CPU per delivery at the same load
+  --impl LIST       servers to measure: baseline,statelesse (default both)
+  --seconds N       how long each scenario publishes (default 10)
+  --history N       history length of the statelesse server (default 1000, the library's default)
+  --publishers N    concurrent HTTP publishers in S2 (default 32)
+  --payload N       filler bytes in each event (default 64)
+  --rounds N        run each scenario N times, alternating the servers, and report the median
+  --s5-events N     events each S5 publisher sends (default 200000)
+  --rate N          publishes/s of S1, S3 and S4 instead of theirs (for profiling)
+  --pin LIST        scenarios run with Redis and both instances on core 0 and the load generator
+                    on core 1 (with taskset): a list, all or none (default s2,s2r,s5, as the issue
+                    pins the throughput runs; the others let every process use both cores)
+  --no-pin          the same as --pin none
+  --markdown PATH   also write the summary table to PATH
+";
+
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) scenarios: Vec<String>,
+    pub(crate) impls: Vec<Impl>,
+    pub(crate) seconds: f64,
+    pub(crate) history: usize,
+    pub(crate) publishers: usize,
+    pub(crate) payload: usize,
+    pub(crate) rounds: usize,
+    pub(crate) s5_events: u64,
+    pub(crate) rate: Option<f64>,
+    /// The scenarios run pinned.
+    pub(crate) pinned: Vec<String>,
+    pub(crate) markdown: Option<String>,
+}
+
+impl Options {
+    /// The options in `args`, or `None` for `--help`.
+    pub(crate) fn parse(args: &[String]) -> Result<Option<Self>, BoxError> {
+        let mut options = Self {
+            scenarios: ["s1", "s2", "s2r", "s3", "s4", "s5"]
+                .map(String::from)
+                .to_vec(),
+            impls: vec![Impl::Baseline, Impl::Statelesse],
+            seconds: 10.0,
+            history: 1000,
+            publishers: 32,
+            payload: 64,
+            rounds: 1,
+            s5_events: 200_000,
+            rate: None,
+            pinned: ["s2", "s2r", "s5"].map(String::from).to_vec(),
+            markdown: None,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "-h" | "--help" => return Ok(None),
+                "--scenario" => {
+                    let list = value()?;
+                    if list != "all" {
+                        options.scenarios = list.split(',').map(str::to_lowercase).collect();
+                    }
+                }
+                "--impl" => {
+                    options.impls = value()?
+                        .split(',')
+                        .map(Impl::parse)
+                        .collect::<Result<_, _>>()?;
+                }
+                "--seconds" => options.seconds = value()?.parse()?,
+                "--history" => options.history = value()?.parse()?,
+                "--publishers" => options.publishers = value()?.parse()?,
+                "--payload" => options.payload = value()?.parse()?,
+                "--rounds" => options.rounds = value()?.parse::<usize>()?.max(1),
+                "--s5-events" => options.s5_events = value()?.parse()?,
+                "--rate" => options.rate = Some(value()?.parse()?),
+                "--no-pin" => options.pinned.clear(),
+                "--pin" => {
+                    options.pinned = match value()?.as_str() {
+                        "all" => ["s1", "s2", "s2r", "s3", "s4", "s5"]
+                            .map(String::from)
+                            .to_vec(),
+                        "none" => Vec::new(),
+                        list => list.split(',').map(str::to_lowercase).collect(),
+                    };
+                }
+                "--markdown" => options.markdown = Some(value()?.clone()),
+                other => return Err(format!("unknown option `{other}`\n\n{USAGE}").into()),
+            }
+        }
+        Ok(Some(options))
+    }
+}

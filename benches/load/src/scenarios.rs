@@ -1,0 +1,430 @@
+//! The load generator: the scenarios S1–S5, run one after the other, each printing its table.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use redis::AsyncCommands as _;
+use statelesse::RedisConfig;
+use statelesse::prelude::*;
+use statelesse_test_redis::RedisServer;
+
+use crate::client;
+use crate::measure::{Env, Load, Run, compare, memory_floor};
+use crate::options::{Options, USAGE};
+use crate::procfs::{self, Pinning};
+use crate::report::{
+    Better, Table, cpu_rows, delivery_rows, find, format_number, latency_rows, ratio,
+};
+use crate::server::Impl;
+use crate::{BoxError, Tick};
+
+/// The load generator's entry point.
+pub(crate) fn main(args: &[String]) -> Result<(), BoxError> {
+    let Some(options) = Options::parse(args)? else {
+        print!("{USAGE}");
+        return Ok(());
+    };
+    rlimit::increase_nofile_limit(u64::MAX)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(options, Pinning::detect()))
+}
+
+async fn run(options: Options, pinning: Pinning) -> Result<(), BoxError> {
+    let redis = RedisServer::try_start_with(&["--maxclients", "20000"])?;
+    let text = "x".repeat(options.payload);
+    println!(
+        "# statelesse load benchmark\n\nredis-server on port {}; pinned scenarios: {} (Redis + both instances on core 0, load generator on core 1); {} s per scenario; statelesse history {}; rounds {}\n",
+        redis.port(),
+        if pinning.scenario(true).enabled() {
+            options.pinned.join(",")
+        } else {
+            "none (no taskset, or one core)".to_owned()
+        },
+        options.seconds,
+        options.history,
+        options.rounds,
+    );
+    let mut env = Env {
+        options,
+        pinning,
+        redis,
+        text,
+    };
+    let mut summary = Vec::new();
+    for scenario in env.options.scenarios.clone() {
+        env.pinning = pinning.scenario(env.options.pinned.contains(&scenario));
+        env.pinning.place(std::process::id(), Pinning::LOAD_CORE)?;
+        env.pinning.place(env.redis_pid()?, Pinning::SERVER_CORE)?;
+        let table = match scenario.as_str() {
+            "s1" => s1(&env).await?,
+            "s2" => s2(&env).await?,
+            "s2r" => s2_at_rate(&env).await?,
+            "s3" => s3(&env).await?,
+            "s4" => s4(&env).await?,
+            "s5" => s5(&env).await?,
+            other => return Err(format!("unknown scenario `{other}`").into()),
+        };
+        let mut table = table;
+        table.note = format!(
+            "Load average after the scenario (other processes on the machine): {}",
+            procfs::load_average()
+        );
+        println!("{}", table.render());
+        summary.push(table);
+    }
+    let mut markdown = String::new();
+    for table in &summary {
+        markdown.push_str(&table.render());
+        markdown.push('\n');
+    }
+    if let Some(path) = &env.options.markdown {
+        std::fs::write(path, markdown)?;
+    }
+    Ok(())
+}
+
+async fn s1(env: &Env) -> Result<Table, BoxError> {
+    let load = Load {
+        subscribers: 100,
+        keys: 10,
+        rate: Some(env.options.rate.unwrap_or(1000.0)),
+        publishers: 10,
+        seconds: env.options.seconds,
+        storm_at: None,
+    };
+    let runs = compare(env, "S1", &load, |run| run.latency_us(0.5)).await?;
+    let mut table = Table::new(
+        "S1 latency: 100 subscribers over 10 keys, 1,000 publishes/s",
+        "S1: p50 and p99 at most 0.8x the baseline's",
+    );
+    latency_rows(&mut table, &runs);
+    delivery_rows(&mut table, &runs);
+    let target = |q| ratio(&runs, |run| run.latency_us(q)).is_some_and(|r| r <= 0.8);
+    table.verdict = Some(target(0.5) && target(0.99));
+    Ok(table)
+}
+
+async fn s2(env: &Env) -> Result<Table, BoxError> {
+    let load = Load {
+        subscribers: 1000,
+        keys: 100,
+        rate: None,
+        publishers: env.options.publishers,
+        seconds: env.options.seconds,
+        storm_at: None,
+    };
+    let per_cpu = |run: &Run| run.delivered as f64 / run.cpu.server().max(1e-9);
+    let runs = compare(env, "S2", &load, per_cpu).await?;
+    let mut table = Table::new(
+        "S2 throughput: 1,000 subscribers over 100 keys, as fast as possible",
+        "S2: deliveries per server CPU-second at least 2x the baseline's",
+    );
+    cpu_rows(&mut table, &runs, per_cpu);
+    delivery_rows(&mut table, &runs);
+    latency_rows(&mut table, &runs);
+    table.verdict = Some(ratio(&runs, per_cpu).is_some_and(|r| r >= 2.0));
+    Ok(table)
+}
+
+/// S2 at a fixed rate that both servers sustain: CPU per delivery at the same load, where the
+/// as-fast-as-possible run compares servers that batch differently because they saturate
+/// differently.
+async fn s2_at_rate(env: &Env) -> Result<Table, BoxError> {
+    let rate = env.options.rate.unwrap_or(3000.0);
+    let load = Load {
+        subscribers: 1000,
+        keys: 100,
+        rate: Some(rate),
+        publishers: 20,
+        seconds: env.options.seconds,
+        storm_at: None,
+    };
+    let per_cpu = |run: &Run| run.delivered as f64 / run.cpu.server().max(1e-9);
+    let runs = compare(env, "S2r", &load, per_cpu).await?;
+    let mut table = Table::new(
+        &format!(
+            "S2r: S2's shape (1,000 subscribers over 100 keys) at a fixed {rate:.0} publishes/s"
+        ),
+        "S2 at equal load: deliveries per server CPU-second at least 2x the baseline's",
+    );
+    cpu_rows(&mut table, &runs, per_cpu);
+    delivery_rows(&mut table, &runs);
+    latency_rows(&mut table, &runs);
+    table.verdict = Some(ratio(&runs, per_cpu).is_some_and(|r| r >= 2.0));
+    Ok(table)
+}
+
+async fn s3(env: &Env) -> Result<Table, BoxError> {
+    let load = Load {
+        subscribers: 10_000,
+        keys: 1000,
+        rate: Some(env.options.rate.unwrap_or(100.0)),
+        publishers: 10,
+        seconds: env.options.seconds,
+        storm_at: None,
+    };
+    let runs = compare(env, "S3", &load, |run| run.rss_per_connection).await?;
+    let mut table = Table::new(
+        "S3 connections: 10,000 idle subscribers over 1,000 keys, 100 publishes/s",
+        "S3: resident memory per idle connection at most 0.5x the baseline's (aim: under 8 KiB)",
+    );
+    table.row(
+        "resident memory per connection (KiB, instance A)",
+        Better::Lower,
+        &runs,
+        |run| Some(run.rss_per_connection),
+    );
+    let floor = memory_floor(env, load.subscribers).await?;
+    table.raw_row(&[
+        "… floor: axum SSE route that never sends, no Redis (KiB)".to_owned(),
+        format_number(floor),
+        format_number(floor),
+        String::new(),
+    ]);
+    latency_rows(&mut table, &runs);
+    delivery_rows(&mut table, &runs);
+    table.verdict = Some(ratio(&runs, |run| run.rss_per_connection).is_some_and(|r| r <= 0.5));
+    Ok(table)
+}
+
+async fn s4(env: &Env) -> Result<Table, BoxError> {
+    let load = Load {
+        subscribers: 1000,
+        keys: 100,
+        rate: Some(env.options.rate.unwrap_or(1000.0)),
+        publishers: 10,
+        seconds: env.options.seconds,
+        storm_at: Some(0.3),
+    };
+    let runs = compare(env, "S4", &load, |run| {
+        run.all_resumed.map_or(f64::MAX, |d| d.as_secs_f64())
+    })
+    .await?;
+    let mut table = Table::new(
+        "S4 resume storm: 1,000 subscribers over 100 keys drop at once and reconnect with Last-Event-ID, 1,000 publishes/s",
+        "S4: every client resumed with no gap within 2 s",
+    );
+    table.row("all resumed after (ms)", Better::Lower, &runs, |run| {
+        run.all_resumed.map(|d| d.as_secs_f64() * 1e3)
+    });
+    table.row("resume time p50 (ms)", Better::Lower, &runs, |run| {
+        Some(run.resume.value_at_quantile(0.5) as f64 / 1e6)
+    });
+    table.row("resume time p99 (ms)", Better::Lower, &runs, |run| {
+        Some(run.resume.value_at_quantile(0.99) as f64 / 1e6)
+    });
+    table.row("subscribers resumed", Better::Higher, &runs, |run| {
+        Some(run.resumed as f64)
+    });
+    delivery_rows(&mut table, &runs);
+    table.verdict = find(&runs, Impl::Statelesse).map(|run| {
+        run.lost == 0
+            && run.duplicated == 0
+            && run.gaps == 0
+            && run.resumed == load.subscribers
+            && run.all_resumed.is_some_and(|d| d < Duration::from_secs(2))
+    });
+    Ok(table)
+}
+
+/// S5: publishes per second from Rust, with many in flight, and what Redis alone does.
+async fn s5(env: &Env) -> Result<Table, BoxError> {
+    const IN_FLIGHT: usize = 256;
+    let count = env.options.s5_events;
+    let mut table = Table::new(
+        "S5 direct publish: from Rust, 256 in flight, over 100 keys, no subscribers",
+        "S5: publishes/s with history off at least 30% of redis-benchmark's pipelined PUBLISH",
+    );
+    table.columns = [
+        "",
+        "publishes/s",
+        "CPU µs per publish: Redis / publisher",
+        "x redis-benchmark",
+    ];
+    let bench = redis_benchmark(env)?;
+    let mut rows = Vec::new();
+    for (label, history) in [
+        ("statelesse `publish`, history on (1,000)", Some(1000)),
+        ("statelesse `publish`, history off", Some(0)),
+        ("baseline: plain PUBLISH, multiplexed connection", None),
+    ] {
+        let kind = if history.is_some() {
+            Impl::Statelesse
+        } else {
+            Impl::Baseline
+        };
+        if !env.options.impls.contains(&kind) {
+            continue;
+        }
+        eprintln!("S5: {label}");
+        env.redis.try_cmd(&["FLUSHALL"])?;
+        let redis_cpu = procfs::cpu_seconds(env.redis_pid()?)?;
+        let own_cpu = procfs::cpu_seconds(std::process::id())?;
+        let rate = match history {
+            Some(history) => direct_publish(env, history, count, IN_FLIGHT).await?,
+            None => plain_publish(env, count, IN_FLIGHT).await?,
+        };
+        let redis_cpu = procfs::cpu_seconds(env.redis_pid()?)? - redis_cpu;
+        let own_cpu = procfs::cpu_seconds(std::process::id())? - own_cpu;
+        rows.push((
+            label,
+            rate,
+            redis_cpu / count as f64 * 1e6,
+            own_cpu / count as f64 * 1e6,
+        ));
+    }
+    for (label, rate, redis, own) in &rows {
+        table.raw_row(&[
+            (*label).to_owned(),
+            format!("{rate:.0}"),
+            format!("{redis:.2} / {own:.2}"),
+            format!("{:.2}", rate / bench),
+        ]);
+    }
+    table.raw_row(&[
+        "redis-benchmark -P 32 PUBLISH (50 clients)".to_owned(),
+        format!("{bench:.0}"),
+        String::new(),
+        "1.00".to_owned(),
+    ]);
+    // The ceiling of the publish script on this Redis, without any client in the way.
+    for (label, history) in [("on (1,000)", "1000"), ("off", "0")] {
+        let rate = script_benchmark(env, history)?;
+        table.raw_row(&[
+            format!(
+                "redis-benchmark -P 32 EVALSHA of statelesse's publish script, history {label}"
+            ),
+            format!("{rate:.0}"),
+            String::new(),
+            format!("{:.2}", rate / bench),
+        ]);
+    }
+    table.verdict = rows
+        .iter()
+        .find(|(label, ..)| label.ends_with("history off"))
+        .map(|(_, rate, _, _)| rate / bench >= 0.3);
+    Ok(table)
+}
+
+/// `publish` of `count` events over 100 keys with `in_flight` at once; events/s and seconds.
+async fn direct_publish(
+    env: &Env,
+    history: usize,
+    count: u64,
+    in_flight: usize,
+) -> Result<f64, BoxError> {
+    let config = RedisConfig::new(&env.redis.url())?.with_history_len(history);
+    let backplane = Backplane::redis(config).await?;
+    let failed = AtomicU64::new(0);
+    let start = Instant::now();
+    futures_util::stream::iter(0..count)
+        .for_each_concurrent(in_flight, |seq| {
+            let (backplane, failed) = (&backplane, &failed);
+            let tick = Tick {
+                room: u32::try_from(seq % 100).unwrap_or(0),
+                seq,
+                sent_ns: client::now_ns(),
+                text: env.text.clone(),
+            };
+            async move {
+                if Tick::publish(backplane, tick).await.is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+        .await;
+    let seconds = start.elapsed().as_secs_f64();
+    backplane.shutdown().await;
+    let failed = failed.into_inner();
+    if failed > 0 {
+        return Err(format!("{failed} publishes failed").into());
+    }
+    Ok(count as f64 / seconds)
+}
+
+/// What a user does by hand: `PUBLISH` of the JSON on one multiplexed connection.
+async fn plain_publish(env: &Env, count: u64, in_flight: usize) -> Result<f64, BoxError> {
+    let client = redis::Client::open(env.redis.url())?;
+    let connection = client.get_multiplexed_async_connection().await?;
+    let failed = AtomicU64::new(0);
+    let start = Instant::now();
+    futures_util::stream::iter(0..count)
+        .for_each_concurrent(in_flight, |seq| {
+            let (mut connection, failed) = (connection.clone(), &failed);
+            let tick = Tick {
+                room: u32::try_from(seq % 100).unwrap_or(0),
+                seq,
+                sent_ns: client::now_ns(),
+                text: env.text.clone(),
+            };
+            async move {
+                let published: redis::RedisResult<i64> = match serde_json::to_string(&tick) {
+                    Ok(json) => {
+                        connection
+                            .publish(format!("room:{}", tick.room), json)
+                            .await
+                    }
+                    Err(_) => Ok(0),
+                };
+                if published.is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+        .await;
+    let seconds = start.elapsed().as_secs_f64();
+    if failed.into_inner() > 0 {
+        return Err("plain PUBLISH failed".into());
+    }
+    Ok(count as f64 / seconds)
+}
+
+/// `redis-benchmark -P 32` running statelesse's publish script over 100 streams with an
+/// event-sized message, history length `history` and a one-hour time-to-live: requests per second.
+fn script_benchmark(env: &Env, history: &str) -> Result<f64, BoxError> {
+    let sha = env
+        .redis
+        .try_cmd(&["SCRIPT", "LOAD", statelesse::__bench::PUBLISH_SCRIPT])?;
+    let message = "x".repeat(env.text.len() + 45);
+    let output = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &env.redis.port().to_string()])
+        .args(["-P", "32", "-n", "500000", "-r", "100", "--csv"])
+        .args([
+            "EVALSHA",
+            &sha,
+            "1",
+            "bench:h:{__rand_int__}",
+            "bench:{__rand_int__}",
+        ])
+        .args([history, "3600000", "Tick", &message])
+        .output()?;
+    csv_rps(&String::from_utf8_lossy(&output.stdout), "\"EVALSHA")
+}
+
+/// The requests per second of the line of `command` in `redis-benchmark --csv` output.
+fn csv_rps(csv: &str, command: &str) -> Result<f64, BoxError> {
+    Ok(csv
+        .lines()
+        .filter(|line| line.starts_with(command))
+        .find_map(|line| line.split(',').nth(1))
+        .map(|field| field.trim_matches('"').parse::<f64>())
+        .ok_or_else(|| format!("redis-benchmark printed no {command} result: {csv}"))??)
+}
+
+/// `redis-benchmark -P 32 PUBLISH` with an event-sized message, on the load generator's core:
+/// requests per second. (Its `-t publish` names no built-in test in Redis 7, so the command is
+/// given explicitly.)
+fn redis_benchmark(env: &Env) -> Result<f64, BoxError> {
+    // As long as the JSON of an event, without quotes or commas that would upset the CSV.
+    let message = "x".repeat(env.text.len() + 45);
+    let output = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &env.redis.port().to_string()])
+        .args(["-P", "32", "-n", "2000000", "--csv"])
+        .args(["PUBLISH", "bench:redis-benchmark", &message])
+        .output()?;
+    csv_rps(&String::from_utf8_lossy(&output.stdout), "\"PUBLISH")
+}
