@@ -14,7 +14,9 @@
 //!   with the typed payload, surfaces the `gap` event as `onGap`, the initial state as
 //!   `onSnapshot` and failures as `onError`, reopens the stream after an error passing
 //!   `?lastEventId=` with the last id it saw (so nothing is lost or repeated), and returns a
-//!   function that closes it. A keyless (broadcast) event's client takes no key;
+//!   function that closes it. A keyless (broadcast) event's client takes no key. Events of
+//!   different domains that share a name get their domain as a prefix (`subscribeGameJoined`,
+//!   `subscribeLobbyJoined`);
 //! - for an enum stream, one handler per variant (`onScoreChanged(payload, id)`), plus
 //!   `onEvent(message, id)` with a discriminated union `{ event: "ScoreChanged", data: .. } | ..`;
 //! - `events`, a constant with each event's domain, SSE event names, key field and type, and route
