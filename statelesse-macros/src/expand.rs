@@ -281,11 +281,13 @@ fn at_type(ident: &Ident) -> (Span, Ident) {
     (span, self_ty)
 }
 
+/// Registers the type through statelesse, whose features (not the derive's) decide where. The
+/// call sits at the type's name, where an unmet bound of the registration (no `TS` impl) is
+/// then reported.
 fn register(ident: &Ident) -> TokenStream {
-    quote! {
-        ::statelesse::__private::inventory::submit! {
-            ::statelesse::__private::Registration::of::<#ident>()
-        }
+    let (span, _) = at_type(ident);
+    quote_spanned! {span=>
+        ::statelesse::__private::register_event!(#ident);
     }
 }
 

@@ -5,9 +5,41 @@ pub use ::inventory;
 pub use ::serde;
 pub use ::serde_json;
 
+#[cfg(feature = "typescript")]
+pub use crate::manifest::collect::{ManifestRegistration, TypeScriptEvent};
 pub use crate::registry::Registration;
 
-use crate::SseEvent;
+use crate::event::SseEvent;
+
+// Registers an event type: in the registry and, with the `typescript` feature, in the manifest,
+// which requires a TypeScript type of every event. A macro because registering is a static
+// item, and its body follows statelesse's own features, which the derive cannot see.
+#[cfg(not(feature = "typescript"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_event {
+    ($event:ident) => {
+        $crate::__private::inventory::submit! {
+            $crate::__private::Registration::of::<$event>()
+        }
+    };
+}
+
+#[cfg(feature = "typescript")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_event {
+    ($event:ident) => {
+        $crate::__private::inventory::submit! {
+            $crate::__private::Registration::of::<$event>()
+        }
+        $crate::__private::inventory::submit! {
+            $crate::__private::ManifestRegistration::of::<$event>()
+        }
+    };
+}
+
+pub use crate::__register_event as register_event;
 
 /// Serializes the content of an enum stream's variant, see the `variant` module.
 ///
@@ -82,16 +114,3 @@ impl<K> SameKey<K> for K {
         self
     }
 }
-
-/// Implemented by every type with a TypeScript type; with the `typescript` feature on,
-/// `Registration::of` requires it of every event, so a missing `#[derive(TS)]` is this error.
-#[cfg(feature = "typescript")]
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` has no TypeScript type: add `#[derive(TS)]` to it",
-    label = "`{Self}` does not implement `ts_rs::TS`",
-    note = "the `typescript` feature of statelesse is on, so every event is part of the TypeScript manifest and needs `#[derive(TS)]` (from `ts-rs`, or with `#[ts(crate = \"statelesse::ts_rs\")]`)"
-)]
-pub trait TypeScriptEvent: ts_rs::TS + 'static {}
-
-#[cfg(feature = "typescript")]
-impl<T: ts_rs::TS + 'static> TypeScriptEvent for T {}

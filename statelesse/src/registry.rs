@@ -1,12 +1,15 @@
 //! The registry of every event type in the program, filled by `#[derive(SseEvent)]`.
 //!
-//! The TypeScript manifest and diagnostics read it; users never list their events by hand.
+//! Diagnostics read it; users never list their events by hand. It is plain data and names no
+//! integration: the TypeScript manifest keeps its own entries, which the derive registers beside
+//! these.
 //! Registration happens before `main` (through `inventory`), in every crate linked into the
 //! program, so [`events`] sees event types defined in dependencies too.
 
 use std::any::type_name;
 
-use crate::{ChannelKey, EventKind, SseEvent};
+use crate::event::{EventKind, SseEvent};
+use crate::key::ChannelKey;
 
 /// What the registry knows of one event type.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -54,30 +57,15 @@ impl EventInfo {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Registration {
-    pub(crate) info: fn() -> EventInfo,
-    /// Walks the event's payload types for the TypeScript manifest.
-    #[cfg(feature = "typescript")]
-    pub(crate) typescript: crate::manifest::Describe,
+    info: fn() -> EventInfo,
 }
 
 impl Registration {
     /// The registration of `E`.
-    #[cfg(not(feature = "typescript"))]
     #[must_use]
     pub const fn of<E: SseEvent>() -> Self {
         Self {
             info: EventInfo::of::<E>,
-        }
-    }
-
-    /// The registration of `E`, which must have a TypeScript type: with the `typescript` feature
-    /// on, every event is part of the manifest.
-    #[cfg(feature = "typescript")]
-    #[must_use]
-    pub const fn of<E: SseEvent + crate::__private::TypeScriptEvent>() -> Self {
-        Self {
-            info: EventInfo::of::<E>,
-            typescript: crate::manifest::describe::<E>,
         }
     }
 }
