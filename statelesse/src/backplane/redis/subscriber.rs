@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use super::envelope::{self, Names, Scripts, StreamState};
 use super::redis_error;
 use crate::backplane::hub::Hub;
-use crate::backplane::transport::BoxFuture;
+use crate::backplane::transport::{BoxFuture, Delivery, Gap};
 use crate::{BackplaneError, ErrorKind, EventId, Message};
 
 /// How many channel names go into one SUBSCRIBE when resubscribing after a reconnect.
@@ -753,13 +753,13 @@ fn deliver(hub: &Hub<()>, channel: &str, state: &mut ChannelState, message: Arc<
     }
     state.last_delivered = Some(message.id());
     if let Some(slot) = hub.lock().get(channel) {
-        slot.deliver(message);
+        slot.deliver(Delivery::Event(message));
     }
 }
 
 fn deliver_gap(hub: &Hub<()>, channel: &str) {
     if let Some(slot) = hub.lock().get(channel) {
-        slot.deliver(Arc::new(Message::gap_marker()));
+        slot.deliver(Delivery::Gap(Gap { missed: None }));
     }
 }
 
