@@ -1,8 +1,9 @@
 //! The object-safe, bytes-level [`Transport`] trait that a backplane transport implements.
 //!
-//! The typed core ([`Backplane`](super::Backplane), [`Subscription`](super::subscription::Subscription))
-//! is written against this trait only; it never knows which transport runs. Channels here are
-//! plain names built by [`Channel`](crate::Channel): the escape hatch for code that needs raw names.
+//! The typed core ([`Backplane`](super::Backplane) and its
+//! [`Subscription`](super::subscription::Subscription)) is written against this trait only; it
+//! never knows which transport runs. Channels here are plain names built by
+//! [`Channel`](crate::Channel): the escape hatch for code that needs raw names.
 //!
 //! A transport hands each local subscriber a [`Delivery`]: an event, or a [`Gap`] where events
 //! were lost and could not be refilled. The gap travels in the same queue as the events, so a
@@ -83,6 +84,9 @@ impl History {
 }
 
 /// Events were lost between the previous item of a subscription and the next.
+///
+/// A transport reports one as [`Delivery::Gap`]; a subscription also finds one when a lagging
+/// reader cannot be refilled from history, and yields it either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{}", match .missed {
     Some(n) => format!("subscription missed {n} events"),
