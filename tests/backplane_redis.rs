@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use statelesse::SubscriptionError;
 use statelesse::prelude::*;
-use statelesse::subscription::SubscriptionError;
 use statelesse::{ErrorKind, RedisConfig};
 use statelesse_test_redis::RedisServer;
 use statelesse_tests::suite::{

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::FutureExt as _;
+use statelesse::backplane::subscription::RawSubscription;
 use statelesse::prelude::*;
-use statelesse::subscription::RawSubscription;
 use ts_rs::TS;
 
 #[derive(Clone, Serialize, Deserialize, TS, SseEvent)]

@@ -12,8 +12,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::event::{EventKind, SseEvent};
 use crate::key::write_escaped_key;
-use crate::{EventKind, SseEvent};
 
 /// The channel of events of type `E` for one key.
 ///

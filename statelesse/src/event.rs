@@ -1,11 +1,10 @@
 //! The [`SseEvent`] trait: what `#[derive(SseEvent)]` implements for an event type.
 
-use std::future::Future;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Backplane, BackplaneError, Channel, ChannelKey, EventId, Subscription};
+use crate::channel::Channel;
+use crate::key::ChannelKey;
 
 /// The shape of an event type's channels, fixed by `#[derive(SseEvent)]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -41,13 +40,15 @@ impl EventKind {
     }
 }
 
-/// An event type that travels over a [`Backplane`] and an SSE route.
+/// An event type that travels over a [`Backplane`](crate::Backplane) and an SSE route.
 ///
 /// Do not implement this trait by hand: derive it, which checks the attribute at compile time
 /// and registers the event for the TypeScript manifest. The derive's documentation is the
 /// reference of the `#[sse(..)]` attribute.
 ///
-/// The provided functions are the typed API, usable once `statelesse::prelude::*` is imported:
+/// This trait describes the event: its domain, names, key and channels. Its typed `publish` and
+/// `stream` functions come from [`SseEventExt`](crate::backplane::SseEventExt), implemented for
+/// every event and brought into scope by `statelesse::prelude::*`.
 ///
 /// ```
 /// use statelesse::prelude::*;
@@ -60,18 +61,9 @@ impl EventKind {
 ///     pub player_name: String,
 /// }
 ///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let bp = Backplane::in_memory();
+/// assert_eq!(PlayerJoined::DOMAIN, "game");
+/// assert_eq!(PlayerJoined::PATH, "/sse/game/{game_id}/player-joined");
 /// assert_eq!(PlayerJoined::channel(&7).name(), "game:7:PlayerJoined");
-///
-/// let mut joined = PlayerJoined::stream(&bp, &7).await?;
-/// PlayerJoined::publish(&bp, PlayerJoined { game_id: 7, player_name: "ada".into() }).await?;
-///
-/// let received = joined.next().await.unwrap()?;
-/// assert_eq!(received.event.player_name, "ada");
-/// # Ok(())
-/// # }
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an SSE event",
@@ -123,30 +115,5 @@ pub trait SseEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
     #[must_use]
     fn channel(key: &Self::Key) -> Channel<Self> {
         Channel::new(key)
-    }
-
-    /// Publishes `event` on the channel of its key; returns the id it was given.
-    ///
-    /// # Errors
-    ///
-    /// See [`Backplane::publish`].
-    fn publish(
-        backplane: &Backplane,
-        event: Self,
-    ) -> impl Future<Output = Result<EventId, BackplaneError>> + Send + '_ {
-        async move { backplane.publish(&event).await }
-    }
-
-    /// Subscribes to the channel of `key` on `backplane`.
-    ///
-    /// # Errors
-    ///
-    /// See [`Backplane::subscribe`].
-    fn stream<'a>(
-        backplane: &'a Backplane,
-        key: &Self::Key,
-    ) -> impl Future<Output = Result<Subscription<Self>, BackplaneError>> + Send + 'a {
-        let channel = Self::channel(key);
-        async move { backplane.subscribe(&channel).await }
     }
 }

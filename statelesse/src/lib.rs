@@ -47,7 +47,9 @@
 //! A [`Backplane`] is a cheap-to-clone handle over a [`Transport`](backplane::transport::Transport):
 //! [`Backplane::in_memory`] for one process, or the Redis transport (feature `redis`) for many
 //! instances. Every channel keeps a bounded history, so a subscriber can resume after the last
-//! id it saw ([`Backplane::subscribe_after`]); see [`subscription`] for ordering and lag.
+//! id it saw ([`Backplane::subscribe_after`]); see [`backplane::subscription`] for ordering and
+//! lag. The typed `publish` and `stream` functions of an event type come from
+//! [`SseEventExt`], which the prelude brings into scope.
 //!
 //! # TypeScript
 //!
@@ -88,7 +90,6 @@ pub mod registry;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod routes;
-pub mod subscription;
 mod variant;
 
 #[doc(hidden)]
@@ -104,14 +105,15 @@ pub use backplane::memory::{MemoryConfig, MemoryTransport};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use backplane::redis::{RedisConfig, RedisTransport};
-pub use backplane::{Backplane, DEFAULT_MAX_PAYLOAD, Replay};
+pub use backplane::subscription::{Received, Subscription, SubscriptionError};
+pub use backplane::transport::Gap;
+pub use backplane::{Backplane, DEFAULT_MAX_PAYLOAD, Replay, SseEventExt};
 pub use channel::Channel;
 pub use diagnostics::{Diagnostics, RedisDiagnostics};
 pub use event::{EventKind, SseEvent};
 pub use id::{EventId, ParseEventIdError};
 pub use key::{ChannelKey, KeyParseError, escape_key, unescape_key};
 pub use message::Message;
-pub use subscription::{Gap, Received, Subscription, SubscriptionError};
 
 /// The ts-rs crate, for `#[derive(TS)]` with `#[ts(crate = "statelesse::ts_rs")]` (feature
 /// `typescript`).
@@ -132,6 +134,7 @@ pub use statelesse_macros::SseEvent;
 /// # drop(bp);
 /// ```
 pub mod prelude {
+    pub use crate::backplane::SseEventExt as _;
     pub use crate::{
         Backplane, BackplaneError, Channel, ChannelKey, EventId, SseEvent, Subscription,
     };

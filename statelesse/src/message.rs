@@ -5,7 +5,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::EventId;
+use crate::id::EventId;
 
 /// A published event: its id, its SSE event name and its JSON data.
 ///
@@ -15,8 +15,6 @@ pub struct Message {
     id: EventId,
     event: Cow<'static, str>,
     data: Bytes,
-    /// Not an event: a transport's signal that events may have been lost before the next one.
-    gap: bool,
     /// The message framed as SSE bytes, built once per instance by the first route that sends it
     /// and shared by every other subscriber (a reference count, not a copy); `None` when the
     /// message cannot be framed (an event name with a line break).
@@ -32,26 +30,9 @@ impl Message {
             id,
             event: event.into(),
             data,
-            gap: false,
             #[cfg(feature = "axum")]
             frame: std::sync::OnceLock::new(),
         }
-    }
-
-    /// A marker a transport sends through a live feed when events may have been lost before
-    /// the next one (a reconnect that history could not refill); a subscription turns it into
-    /// a [`Gap`](crate::Gap) and never yields it.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn gap_marker() -> Self {
-        Self {
-            gap: true,
-            ..Self::new(EventId::default(), "", Bytes::new())
-        }
-    }
-
-    /// Whether this is a [`gap_marker`](Self::gap_marker).
-    pub(crate) fn is_gap_marker(&self) -> bool {
-        self.gap
     }
 
     /// The event's id on its channel.

@@ -7,8 +7,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use statelesse::SubscriptionError;
 use statelesse::prelude::*;
-use statelesse::subscription::SubscriptionError;
 use statelesse::{ErrorKind, Received};
 
 /// How long any single expected item may take to arrive.

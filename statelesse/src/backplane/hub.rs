@@ -2,11 +2,11 @@
 //! every local subscriber, reference counted so the transport knows the first and the last.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::broadcast;
 
-use crate::Message;
+use super::transport::Delivery;
 
 /// Per-channel local fan-out with transport state `S` kept beside each channel.
 #[derive(Debug)]
@@ -17,15 +17,15 @@ pub(crate) struct Hub<S> {
 
 #[derive(Debug)]
 pub(crate) struct Slot<S> {
-    pub(crate) sender: broadcast::Sender<Arc<Message>>,
+    pub(crate) sender: broadcast::Sender<Delivery>,
     pub(crate) subscribers: usize,
     pub(crate) state: S,
 }
 
 impl<S> Slot<S> {
-    /// Hands `message` to every local subscriber; returns how many there were.
-    pub(crate) fn deliver(&self, message: Arc<Message>) -> usize {
-        self.sender.send(message).unwrap_or(0)
+    /// Hands `delivery` to every local subscriber; returns how many there were.
+    pub(crate) fn deliver(&self, delivery: Delivery) -> usize {
+        self.sender.send(delivery).unwrap_or(0)
     }
 }
 
@@ -49,7 +49,7 @@ impl<S> Hub<S> {
         &self,
         channel: &str,
         init: impl FnOnce() -> S,
-    ) -> (broadcast::Receiver<Arc<Message>>, bool) {
+    ) -> (broadcast::Receiver<Delivery>, bool) {
         let mut channels = self.lock();
         let slot = self.slot(&mut channels, channel, init);
         slot.subscribers += 1;

@@ -12,9 +12,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use super::error::{BackplaneError, ErrorKind};
 use super::hub::Hub;
-use super::transport::{BoxFuture, History, Interest, LiveFeed, Transport};
-use crate::{BackplaneError, Diagnostics, ErrorKind, EventId, Message};
+use super::transport::{BoxFuture, Delivery, History, Interest, LiveFeed, Transport};
+use crate::diagnostics::Diagnostics;
+use crate::id::EventId;
+use crate::message::Message;
 
 /// Settings of a [`MemoryTransport`].
 ///
@@ -187,7 +190,7 @@ impl MemoryTransport {
                     }
                 }
             }
-            slot.deliver(message);
+            slot.deliver(Delivery::Event(message));
             id
         };
         inner.published.fetch_add(1, Ordering::Relaxed);

@@ -3,24 +3,31 @@
 //! A backplane carries events between server instances through a [`Transport`]: in memory (the
 //! default, one process) or Redis (many instances). Each publish serializes its event once; every
 //! local subscriber then shares the same bytes.
+//!
+//! [`SseEventExt`] gives every event type its typed `publish` and `stream` functions over a
+//! backplane; the [prelude](crate::prelude) brings it into scope.
 
 pub(crate) mod error;
 pub(crate) mod hub;
 pub(crate) mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+pub mod subscription;
 pub mod transport;
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::subscription::RawSubscription;
-use crate::{
-    BackplaneError, Channel, Diagnostics, ErrorKind, EventId, Received, SseEvent, Subscription,
-};
+use crate::channel::{self, Channel};
+use crate::diagnostics::Diagnostics;
+use crate::event::SseEvent;
+use crate::id::EventId;
+use error::{BackplaneError, ErrorKind};
 use memory::{MemoryConfig, MemoryTransport};
+use subscription::{RawSubscription, Received, Subscription};
 use transport::Transport;
 
 /// The default largest serialized event accepted by [`Backplane::publish`]: 1 MiB.
@@ -105,7 +112,7 @@ impl Backplane {
     /// an event is never dropped silently.
     pub async fn publish<E: SseEvent>(&self, event: &E) -> Result<EventId, BackplaneError> {
         // The name alone: a publish has no use for a shareable `Channel`.
-        let channel = crate::channel::name_of::<E>(event.key());
+        let channel = channel::name_of::<E>(event.key());
         let data = self.encode(event, &channel)?;
         self.transport
             .publish(&channel, event.event_name().into(), data)
@@ -154,7 +161,7 @@ impl Backplane {
     ///
     /// With `Some(id)`, the stream yields the events after `id` still in history, then live
     /// events, with no gap and no duplicate at the seam; if history no longer covers everything
-    /// after `id`, it yields a [`Gap`](crate::Gap) first. With `None` it is
+    /// after `id`, it yields a [`Gap`](transport::Gap) first. With `None` it is
     /// [`subscribe`](Self::subscribe).
     ///
     /// # Errors
@@ -248,6 +255,66 @@ impl Backplane {
         Ok(Bytes::from(data))
     }
 }
+
+/// The typed `publish` and `stream` functions of every [`SseEvent`], over a [`Backplane`].
+///
+/// Implemented for every event type and brought into scope by `statelesse::prelude::*`, so that
+/// `PlayerJoined::publish(&bp, event)` and `PlayerJoined::stream(&bp, &key)` read as functions of
+/// the event type. It lives here rather than on [`SseEvent`] so that the trait the derive
+/// implements does not depend on the runtime.
+///
+/// # Examples
+///
+/// ```
+/// use statelesse::prelude::*;
+/// # use ts_rs::TS;
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize, TS, SseEvent)]
+/// #[sse(domain = "game", key = "game_id")]
+/// pub struct PlayerJoined {
+///     pub game_id: u64,
+///     pub player_name: String,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let bp = Backplane::in_memory();
+/// let mut joined = PlayerJoined::stream(&bp, &7).await?;
+/// PlayerJoined::publish(&bp, PlayerJoined { game_id: 7, player_name: "ada".into() }).await?;
+///
+/// let received = joined.next().await.unwrap()?;
+/// assert_eq!(received.event.player_name, "ada");
+/// # Ok(())
+/// # }
+/// ```
+pub trait SseEventExt: SseEvent {
+    /// Publishes `event` on the channel of its key; returns the id it was given.
+    ///
+    /// # Errors
+    ///
+    /// See [`Backplane::publish`].
+    fn publish(
+        backplane: &Backplane,
+        event: Self,
+    ) -> impl Future<Output = Result<EventId, BackplaneError>> + Send + '_ {
+        async move { backplane.publish(&event).await }
+    }
+
+    /// Subscribes to the channel of `key` on `backplane`.
+    ///
+    /// # Errors
+    ///
+    /// See [`Backplane::subscribe`].
+    fn stream<'a>(
+        backplane: &'a Backplane,
+        key: &Self::Key,
+    ) -> impl Future<Output = Result<Subscription<Self>, BackplaneError>> + Send + 'a {
+        let channel = Self::channel(key);
+        async move { backplane.subscribe(&channel).await }
+    }
+}
+
+impl<E: SseEvent> SseEventExt for E {}
 
 /// The result of [`Backplane::history`].
 #[derive(Debug, Clone)]

@@ -1,8 +1,13 @@
 //! The object-safe, bytes-level [`Transport`] trait that a backplane transport implements.
 //!
-//! The typed core ([`Backplane`](crate::Backplane), [`Subscription`](crate::Subscription)) is
-//! written against this trait only; it never knows which transport runs. Channels here are plain
-//! names built by [`Channel`](crate::Channel): the escape hatch for code that needs raw names.
+//! The typed core ([`Backplane`](super::Backplane) and its
+//! [`Subscription`](super::subscription::Subscription)) is written against this trait only; it
+//! never knows which transport runs. Channels here are plain names built by
+//! [`Channel`](crate::Channel): the escape hatch for code that needs raw names.
+//!
+//! A transport hands each local subscriber a [`Delivery`]: an event, or a [`Gap`] where events
+//! were lost and could not be refilled. The gap travels in the same queue as the events, so a
+//! subscriber sees it exactly where it happened.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,7 +18,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use crate::{BackplaneError, Diagnostics, EventId, Message};
+use super::error::BackplaneError;
+use crate::diagnostics::Diagnostics;
+use crate::id::EventId;
+use crate::message::Message;
 
 /// A boxed, sendable future, as returned by [`Transport`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -22,7 +30,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///
 /// Implementations: [`MemoryTransport`](crate::MemoryTransport) and, with the `redis` feature,
 /// `RedisTransport`. A transport must give each channel's events strictly increasing ids, deliver
-/// them to local subscribers in that order, and keep every subscriber's buffer bounded.
+/// them to local subscribers in that order, keep every subscriber's buffer bounded, and send a
+/// [`Delivery::Gap`] rather than skip events silently.
 pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Publishes one event on `channel`; returns the id it was given.
     fn publish<'a>(
@@ -74,18 +83,43 @@ impl History {
     }
 }
 
+/// Events were lost between the previous item of a subscription and the next.
+///
+/// A transport reports one as [`Delivery::Gap`]; a subscription also finds one when a lagging
+/// reader cannot be refilled from history, and yields it either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", match .missed {
+    Some(n) => format!("subscription missed {n} events"),
+    None => "subscription missed events no longer in history".to_owned(),
+})]
+pub struct Gap {
+    /// How many events were missed, when known.
+    pub missed: Option<u64>,
+}
+
+/// One item of a [`LiveFeed`]: what a transport hands every local subscriber of a channel.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// A published event, shared by every subscriber (a reference count, not a copy).
+    Event(Arc<Message>),
+    /// Events may have been lost before the next one (e.g. a reconnect that history could not
+    /// refill); a subscription yields it as a [`Gap`] and goes on.
+    Gap(Gap),
+}
+
 /// One local subscriber's live feed of a channel: a bounded queue, plus the interest that keeps
 /// the transport subscribed while the feed lives.
 #[derive(Debug)]
 pub struct LiveFeed {
-    pub(crate) receiver: broadcast::Receiver<Arc<Message>>,
+    pub(crate) receiver: broadcast::Receiver<Delivery>,
     pub(crate) interest: Interest,
 }
 
 impl LiveFeed {
     /// A feed reading `receiver`; `interest` is dropped with the feed.
     #[must_use]
-    pub fn new(receiver: broadcast::Receiver<Arc<Message>>, interest: Interest) -> Self {
+    pub fn new(receiver: broadcast::Receiver<Delivery>, interest: Interest) -> Self {
         Self { receiver, interest }
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use super::frame;
-use crate::subscription::RawSubscription;
+use crate::backplane::subscription::RawSubscription;
 
 /// A future completing when the stream must end: the [`Shutdown`](super::Shutdown) signal.
 pub(crate) type Cancelled = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -117,7 +117,8 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::{Backplane, MemoryConfig};
+    use crate::backplane::Backplane;
+    use crate::backplane::memory::MemoryConfig;
 
     async fn subscription(bp: &Backplane, channel: &str) -> RawSubscription {
         bp.subscribe_raw(channel, None).await.unwrap()

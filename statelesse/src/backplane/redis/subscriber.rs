@@ -29,7 +29,7 @@ use super::envelope::{self, StreamState};
 use super::publisher::{self, is_connection_error, redis_error};
 use super::shared::Shared;
 use crate::backplane::error::{BackplaneError, ErrorKind};
-use crate::backplane::transport::BoxFuture;
+use crate::backplane::transport::{BoxFuture, Delivery, Gap};
 use crate::id::EventId;
 use crate::message::Message;
 
@@ -247,7 +247,7 @@ impl Subscriber {
     fn deliver(&self, channel: &str, messages: impl IntoIterator<Item = Arc<Message>>) {
         if let Some(slot) = self.shared.hub.lock().get(channel) {
             for message in messages {
-                slot.deliver(message);
+                slot.deliver(Delivery::Event(message));
             }
         }
     }
@@ -255,7 +255,7 @@ impl Subscriber {
     /// Tells `channel`'s local subscribers that events may have been lost here.
     fn deliver_gap(&self, channel: &str) {
         if let Some(slot) = self.shared.hub.lock().get(channel) {
-            slot.deliver(Arc::new(Message::gap_marker()));
+            slot.deliver(Delivery::Gap(Gap { missed: None }));
         }
     }
 

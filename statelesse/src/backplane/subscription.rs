@@ -28,26 +28,18 @@ use futures_core::Stream;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use crate::backplane::transport::{BoxFuture, History, Interest, LiveFeed, Transport};
-use crate::{BackplaneError, EventId, Message, SseEvent};
-
-/// Events were lost between the previous item of a subscription and the next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{}", match .missed {
-    Some(n) => format!("subscription missed {n} events"),
-    None => "subscription missed events no longer in history".to_owned(),
-})]
-pub struct Gap {
-    /// How many events were missed, when known.
-    pub missed: Option<u64>,
-}
+use super::error::BackplaneError;
+use super::transport::{BoxFuture, Delivery, Gap, History, Interest, LiveFeed, Transport};
+use crate::event::SseEvent;
+use crate::id::EventId;
+use crate::message::Message;
 
 /// A channel's events as raw [`Message`]s: the untyped core of [`Subscription`], used by the SSE
 /// routes, which forward the bytes without decoding them.
 pub struct RawSubscription {
     channel: Arc<str>,
     transport: Arc<dyn Transport>,
-    live: BroadcastStream<Arc<Message>>,
+    live: BroadcastStream<Delivery>,
     _interest: Interest,
     last: Option<EventId>,
     replay: VecDeque<Arc<Message>>,
@@ -142,11 +134,8 @@ impl Stream for RawSubscription {
             }
             match ready!(Pin::new(&mut this.live).poll_next(cx)) {
                 None => return Poll::Ready(None),
-                Some(Ok(message)) => {
-                    if message.is_gap_marker() {
-                        this.gap = Some(Gap { missed: None });
-                        continue;
-                    }
+                Some(Ok(Delivery::Gap(gap))) => this.gap = Some(gap),
+                Some(Ok(Delivery::Event(message))) => {
                     if this.last.is_some_and(|last| message.id() <= last) {
                         continue;
                     }
@@ -206,7 +195,8 @@ pub enum SubscriptionError {
 
 /// The events of one [`Channel`](crate::Channel) of `E`, as a [`Stream`].
 ///
-/// Returned by [`SseEvent::stream`] and [`Backplane::subscribe`](crate::Backplane::subscribe).
+/// Returned by [`SseEventExt::stream`](super::SseEventExt::stream) and
+/// [`Backplane::subscribe`](super::Backplane::subscribe).
 /// See the [module documentation](self) for ordering, lagging and closing.
 pub struct Subscription<E> {
     raw: RawSubscription,
@@ -261,5 +251,91 @@ impl<E> fmt::Debug for Subscription<E> {
             .field("channel", &self.raw.channel)
             .field("last", &self.raw.last)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use bytes::Bytes;
+    use futures_util::StreamExt as _;
+    use tokio::sync::broadcast;
+
+    use super::*;
+    use crate::backplane::error::ErrorKind;
+    use crate::diagnostics::Diagnostics;
+
+    /// A transport whose one live feed the test writes to directly, as a transport's task would;
+    /// dropping the test's sender ends the feed.
+    #[derive(Debug)]
+    struct Scripted(std::sync::Mutex<Option<broadcast::Receiver<Delivery>>>);
+
+    impl Transport for Scripted {
+        fn publish<'a>(
+            &'a self,
+            channel: &'a str,
+            _event: Cow<'static, str>,
+            _data: Bytes,
+        ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
+            let err = BackplaneError::new(ErrorKind::Closed).on_channel(channel);
+            Box::pin(std::future::ready(Err(err)))
+        }
+
+        fn subscribe<'a>(
+            &'a self,
+            channel: &'a str,
+        ) -> BoxFuture<'a, Result<LiveFeed, BackplaneError>> {
+            let feed = match self.0.lock().unwrap().take() {
+                Some(receiver) => Ok(LiveFeed::new(receiver, Interest::new(|| ()))),
+                None => Err(BackplaneError::new(ErrorKind::Closed).on_channel(channel)),
+            };
+            Box::pin(std::future::ready(feed))
+        }
+
+        fn history_after<'a>(
+            &'a self,
+            _channel: &'a str,
+            _after: EventId,
+        ) -> BoxFuture<'a, Result<History, BackplaneError>> {
+            Box::pin(std::future::ready(Ok(History::new(Vec::new(), true))))
+        }
+
+        fn local_subscriber_count(&self, _channel: &str) -> usize {
+            usize::from(self.0.lock().unwrap().is_none())
+        }
+
+        fn diagnostics(&self) -> Diagnostics {
+            Diagnostics::from_counts("scripted", std::collections::BTreeMap::new(), 0)
+        }
+
+        fn shutdown(&self) -> BoxFuture<'_, ()> {
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    fn event(millis: u64) -> Delivery {
+        Delivery::Event(Arc::new(Message::new(
+            EventId::new(millis, 0),
+            "E",
+            Bytes::from_static(b"{}"),
+        )))
+    }
+
+    #[tokio::test]
+    async fn a_gap_from_the_transport_is_yielded_where_it_happened() {
+        let (sender, receiver) = broadcast::channel(8);
+        let transport = Arc::new(Scripted(std::sync::Mutex::new(Some(receiver))));
+        let mut sub = RawSubscription::open(transport, "c", None).await.unwrap();
+        for delivery in [event(1), Delivery::Gap(Gap { missed: None }), event(2)] {
+            sender.send(delivery).unwrap();
+        }
+        drop(sender);
+
+        let mut items = Vec::new();
+        while let Some(item) = sub.next().await {
+            items.push(item.map(|m| m.id().millis()));
+        }
+        assert_eq!(items, [Ok(1), Err(Gap { missed: None }), Ok(2)]);
     }
 }
