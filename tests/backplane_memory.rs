@@ -14,7 +14,8 @@ impl Fleet for Memory {
         let bp = Backplane::in_memory_with(
             MemoryConfig::default()
                 .with_history_len(setup.history_len)
-                .with_subscriber_buffer(setup.subscriber_buffer),
+                .with_subscriber_buffer(setup.subscriber_buffer)
+                .with_replay(setup.replay),
         );
         vec![bp; n]
     }
@@ -58,4 +59,19 @@ async fn shutdown_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_lags_alone() {
     suite::slow_subscriber_lags_alone(&Memory).await;
+}
+
+#[tokio::test]
+async fn a_resume_id_from_the_future_is_a_gap_then_live_events() {
+    suite::a_resume_id_from_the_future_is_a_gap_then_live_events(&Memory).await;
+}
+
+#[tokio::test]
+async fn replays_history_in_pages() {
+    suite::replays_history_in_pages(&Memory).await;
+}
+
+#[tokio::test]
+async fn a_subscriber_lagging_before_its_first_event_is_refilled() {
+    suite::a_subscriber_lagging_before_its_first_event_is_refilled(&Memory).await;
 }

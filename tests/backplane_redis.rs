@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use statelesse::SubscriptionError;
+use statelesse::backplane::transport::PageLimits;
 use statelesse::prelude::*;
 use statelesse::{ErrorKind, RedisConfig};
 use statelesse_test_redis::RedisServer;
@@ -36,12 +37,13 @@ impl OnRedis {
         format!("t{}", self.prefixes.fetch_add(1, Ordering::Relaxed))
     }
 
-    fn config(&self, prefix: &str, setup: Setup) -> RedisConfig {
+    fn config(&self, prefix: &str, setup: &Setup) -> RedisConfig {
         RedisConfig::new(&self.server.url())
             .unwrap()
             .with_prefix(prefix)
             .with_history_len(setup.history_len)
             .with_subscriber_buffer(setup.subscriber_buffer)
+            .with_replay(setup.replay.clone())
             .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
             .with_health_check_interval(Duration::from_secs(1))
     }
@@ -49,7 +51,7 @@ impl OnRedis {
     async fn instances(&self, prefix: &str, n: usize, setup: Setup) -> Vec<Backplane> {
         let mut bps = Vec::with_capacity(n);
         for _ in 0..n {
-            bps.push(Backplane::redis(self.config(prefix, setup)).await.unwrap());
+            bps.push(Backplane::redis(self.config(prefix, &setup)).await.unwrap());
         }
         bps
     }
@@ -123,6 +125,21 @@ async fn resumes_after_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_gap_when_history_trimmed() {
     suite::reports_gap_when_history_trimmed(&OnRedis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_id_from_the_future_is_a_gap_then_live_events() {
+    suite::a_resume_id_from_the_future_is_a_gap_then_live_events(&OnRedis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_history_in_pages() {
+    suite::replays_history_in_pages(&OnRedis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_lagging_before_its_first_event_is_refilled() {
+    suite::a_subscriber_lagging_before_its_first_event_is_refilled(&OnRedis::start()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,13 +471,13 @@ async fn history_off_keeps_ids_increasing() {
     let channel = Tick::channel(&1);
     let history = a
         .transport()
-        .history_after(channel.name(), ids[49])
+        .history_page(channel.name(), ids[49], PageLimits::new(100, 1 << 20))
         .await
         .unwrap();
     assert!(history.complete && history.events.is_empty());
     let history = a
         .transport()
-        .history_after(channel.name(), ids[10])
+        .history_page(channel.name(), ids[10], PageLimits::new(100, 1 << 20))
         .await
         .unwrap();
     assert!(!history.complete && history.events.is_empty());

@@ -7,7 +7,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::num::NonZeroUsize;
+
 use statelesse::SubscriptionError;
+use statelesse::backplane::replay::ReplayConfig;
 use statelesse::prelude::*;
 use statelesse::{ErrorKind, Received};
 
@@ -15,12 +18,14 @@ use statelesse::{ErrorKind, Received};
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// How a suite test wants its backplanes configured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Setup {
     /// Events of history kept per channel (`0` = off).
     pub history_len: usize,
     /// Events a subscriber may fall behind before it lags.
     pub subscriber_buffer: usize,
+    /// How history is replayed: page size, shared reads and read budget.
+    pub replay: ReplayConfig,
 }
 
 impl Default for Setup {
@@ -28,6 +33,7 @@ impl Default for Setup {
         Self {
             history_len: 1000,
             subscriber_buffer: 1024,
+            replay: ReplayConfig::default(),
         }
     }
 }
@@ -225,6 +231,86 @@ pub async fn reports_gap_when_history_trimmed(fleet: &impl Fleet) {
         next_item(&mut unknown).await,
         Err(SubscriptionError::Gap(_))
     ));
+}
+
+/// A resume id ahead of the channel's last id is a gap, and the stream then goes on with every
+/// live event: such an id never mutes a stream.
+pub async fn a_resume_id_from_the_future_is_a_gap_then_live_events(fleet: &impl Fleet) {
+    let bps = fleet.backplanes(1, Setup::default()).await;
+    let bp = &bps[0];
+    let ids = publish_all(bp, 1, 0..3).await;
+    for future in [
+        EventId::new(ids[2].millis() + 60_000, 0),
+        EventId::new(u64::MAX, 0),
+        EventId::new(u64::MAX, u64::MAX),
+    ] {
+        let mut resumed = bp
+            .subscribe_after(&Tick::channel(&1), Some(future))
+            .await
+            .unwrap();
+        assert!(matches!(
+            next_item(&mut resumed).await,
+            Err(SubscriptionError::Gap(_))
+        ));
+        let live = publish_all(bp, 1, [7]).await;
+        let event = next_event(&mut resumed).await;
+        assert_eq!((event.id, event.event.n), (live[0], 7));
+    }
+}
+
+fn pages_of(events: usize) -> ReplayConfig {
+    ReplayConfig::default().with_page_events(NonZeroUsize::new(events).unwrap())
+}
+
+/// History is replayed in pages: a resume across many pages, and one bounded by bytes rather
+/// than events, yields every event once, in order, then live events.
+pub async fn replays_history_in_pages(fleet: &impl Fleet) {
+    for replay in [
+        pages_of(3),
+        // `{"room":1,"n":NN}` is 15 to 17 bytes: two events a page, or one.
+        ReplayConfig::default().with_page_bytes(NonZeroUsize::new(34).unwrap()),
+    ] {
+        let setup = Setup {
+            replay,
+            ..Setup::default()
+        };
+        let bps = fleet.backplanes(2, setup).await;
+        let (a, b) = (&bps[0], &bps[1]);
+        let ids = publish_all(a, 1, 0..50).await;
+        let mut resumed = b
+            .subscribe_after(&Tick::channel(&1), Some(ids[0]))
+            .await
+            .unwrap();
+        let replayed = collect(&mut resumed, 49).await;
+        assert_sequence(&replayed, 1, 1..50);
+        publish_all(a, 1, [50]).await;
+        assert_eq!(next_event(&mut resumed).await.event.n, 50);
+        assert_eq!(
+            b.history(&Tick::channel(&1), Some(ids[9]))
+                .await
+                .unwrap()
+                .events
+                .len(),
+            41
+        );
+    }
+}
+
+/// A subscriber that falls behind before it yielded a single event is refilled from history
+/// like any other, instead of being told of a gap.
+pub async fn a_subscriber_lagging_before_its_first_event_is_refilled(fleet: &impl Fleet) {
+    let setup = Setup {
+        subscriber_buffer: 4,
+        replay: pages_of(8),
+        ..Setup::default()
+    };
+    let bps = fleet.backplanes(2, setup).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut late = Tick::stream(b, &1).await.unwrap();
+    publish_all(a, 1, 0..40).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events = collect(&mut late, 40).await;
+    assert_sequence(&events, 1, 0..40);
 }
 
 /// Diagnostics count channels, local subscribers and publishes of this instance.

@@ -33,6 +33,9 @@ pub enum ErrorKind {
     Protocol,
     /// The configuration is invalid.
     Config,
+    /// This instance is at its budget of concurrent history reads; retry shortly (an SSE route
+    /// answers `503` with `Retry-After`).
+    Busy,
 }
 
 impl ErrorKind {
@@ -45,6 +48,7 @@ impl ErrorKind {
             Self::PayloadTooLarge => "event payload too large",
             Self::Protocol => "unexpected answer from the backplane transport",
             Self::Config => "invalid backplane configuration",
+            Self::Busy => "too many history reads in flight on this instance",
         }
     }
 }

@@ -14,7 +14,10 @@ use bytes::Bytes;
 
 use super::error::{BackplaneError, ErrorKind};
 use super::hub::Hub;
-use super::transport::{BoxFuture, Delivery, History, Interest, LiveFeed, Transport};
+use super::replay::ReplayConfig;
+use super::transport::{
+    BoxFuture, Delivery, HistoryPage, Interest, LiveFeed, PageLimits, Transport,
+};
 use crate::diagnostics::Diagnostics;
 use crate::id::EventId;
 use crate::message::Message;
@@ -39,6 +42,7 @@ pub struct MemoryConfig {
     history_len: usize,
     history_ttl: Duration,
     subscriber_buffer: usize,
+    replay: ReplayConfig,
 }
 
 impl Default for MemoryConfig {
@@ -48,6 +52,7 @@ impl Default for MemoryConfig {
             history_len: 1000,
             history_ttl: Duration::from_mins(10),
             subscriber_buffer: 1024,
+            replay: ReplayConfig::default(),
         }
     }
 }
@@ -64,6 +69,14 @@ impl MemoryConfig {
     #[must_use]
     pub fn with_history_ttl(mut self, ttl: Duration) -> Self {
         self.history_ttl = ttl;
+        self
+    }
+
+    /// Sets how history is replayed: page size, shared reads and read budget (see
+    /// [`replay`](super::replay)); the same settings as on Redis, with the same bounds.
+    #[must_use]
+    pub fn with_replay(mut self, replay: ReplayConfig) -> Self {
+        self.replay = replay;
         self
     }
 
@@ -123,6 +136,26 @@ impl Log {
             self.last_id.successor()
         };
         self.last_id
+    }
+
+    /// The page of history after `after`, within `limits`.
+    fn page(&self, after: EventId, limits: PageLimits) -> HistoryPage {
+        let start = self.history.partition_point(|m| m.id() <= after);
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        for message in self.history.range(start..).take(limits.events) {
+            let size = message.data().len();
+            if !events.is_empty() && bytes + size > limits.bytes {
+                break;
+            }
+            bytes += size;
+            events.push(Arc::clone(message));
+        }
+        let more = start + events.len() < self.history.len();
+        // `0-0` asks for everything: complete unless something was trimmed (as on Redis).
+        let from_start = after == EventId::default() && !self.trimmed;
+        let complete = (from_start || after >= self.forgotten_through) && after <= self.last_id;
+        HistoryPage::new(events, complete, more, self.last_id)
     }
 
     fn is_live(&self, ttl: Duration) -> bool {
@@ -257,25 +290,21 @@ impl Transport for MemoryTransport {
         Box::pin(std::future::ready(Ok(LiveFeed::new(receiver, interest))))
     }
 
-    fn history_after<'a>(
+    fn history_page<'a>(
         &'a self,
         channel: &'a str,
         after: EventId,
-    ) -> BoxFuture<'a, Result<History, BackplaneError>> {
-        let history = match self.inner.hub.lock().get(channel) {
-            None => History::new(Vec::new(), false),
-            Some(slot) => {
-                let log = &slot.state;
-                let start = log.history.partition_point(|m| m.id() <= after);
-                let events = log.history.range(start..).cloned().collect();
-                // `0-0` asks for everything: complete unless something was trimmed (as on Redis).
-                let from_start = after == EventId::default() && !log.trimmed;
-                let complete =
-                    (from_start || after >= log.forgotten_through) && after <= log.last_id;
-                History::new(events, complete)
-            }
+        limits: PageLimits,
+    ) -> BoxFuture<'a, Result<HistoryPage, BackplaneError>> {
+        let page = match self.inner.hub.lock().get(channel) {
+            None => HistoryPage::new(Vec::new(), false, false, EventId::default()),
+            Some(slot) => slot.state.page(after, limits),
         };
-        Box::pin(std::future::ready(Ok(history)))
+        Box::pin(std::future::ready(Ok(page)))
+    }
+
+    fn replay_config(&self) -> ReplayConfig {
+        self.inner.config.replay.clone()
     }
 
     fn local_subscriber_count(&self, channel: &str) -> usize {
@@ -309,6 +338,38 @@ mod tests {
         t.publish(channel, "E".into(), data("{}")).await.unwrap()
     }
 
+    const ALL: PageLimits = PageLimits::new(usize::MAX, usize::MAX);
+
+    #[tokio::test]
+    async fn a_page_says_whether_more_events_follow_and_where_the_channel_ends() {
+        let t = MemoryTransport::default();
+        let first = publish(&t, "c").await;
+        publish(&t, "c").await;
+        let last = publish(&t, "c").await;
+        let page = t
+            .history_page("c", first, PageLimits::new(1, usize::MAX))
+            .await
+            .unwrap();
+        assert_eq!(page.events.len(), 1);
+        assert!(page.more && page.complete);
+        assert_eq!(page.end, last);
+        let rest = t.history_page("c", first, ALL).await.unwrap();
+        assert_eq!(rest.events.len(), 2);
+        assert!(!rest.more);
+    }
+
+    #[tokio::test]
+    async fn a_page_of_no_events_reads_only_the_position() {
+        let t = MemoryTransport::default();
+        let last = publish(&t, "c").await;
+        let page = t
+            .history_page("c", EventId::default(), PageLimits::POSITION)
+            .await
+            .unwrap();
+        assert!(page.events.is_empty());
+        assert_eq!(page.end, last);
+    }
+
     #[tokio::test]
     async fn ids_increase_along_a_channel() {
         let t = MemoryTransport::default();
@@ -318,12 +379,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn history_after_returns_later_events_in_order() {
+    async fn a_history_page_returns_later_events_in_order() {
         let t = MemoryTransport::default();
         let first = publish(&t, "c").await;
         let second = publish(&t, "c").await;
         let third = publish(&t, "c").await;
-        let history = t.history_after("c", first).await.unwrap();
+        let history = t.history_page("c", first, ALL).await.unwrap();
         let ids: Vec<_> = history.events.iter().map(|m| m.id()).collect();
         assert_eq!(ids, [second, third]);
         assert!(history.complete);
@@ -336,7 +397,7 @@ mod tests {
         for _ in 0..3 {
             publish(&t, "c").await;
         }
-        let history = t.history_after("c", first).await.unwrap();
+        let history = t.history_page("c", first, ALL).await.unwrap();
         assert_eq!(history.events.len(), 2);
         assert!(!history.complete);
     }
@@ -347,14 +408,14 @@ mod tests {
         publish(&t, "c").await;
         publish(&t, "c").await;
         assert!(
-            t.history_after("c", EventId::default())
+            t.history_page("c", EventId::default(), ALL)
                 .await
                 .unwrap()
                 .complete
         );
         publish(&t, "c").await;
         assert!(
-            !t.history_after("c", EventId::default())
+            !t.history_page("c", EventId::default(), ALL)
                 .await
                 .unwrap()
                 .complete
@@ -365,7 +426,7 @@ mod tests {
     async fn unknown_future_id_is_incomplete() {
         let t = MemoryTransport::default();
         let id = publish(&t, "c").await;
-        let history = t.history_after("c", id.successor()).await.unwrap();
+        let history = t.history_page("c", id.successor(), ALL).await.unwrap();
         assert!(!history.complete);
     }
 

@@ -12,6 +12,7 @@ pub(crate) mod hub;
 pub(crate) mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+pub mod replay;
 pub mod subscription;
 pub mod transport;
 
@@ -27,6 +28,7 @@ use crate::event::SseEvent;
 use crate::id::EventId;
 use error::{BackplaneError, ErrorKind};
 use memory::{MemoryConfig, MemoryTransport};
+use replay::Replayer;
 use subscription::{RawSubscription, Received, Subscription};
 use transport::Transport;
 
@@ -64,6 +66,7 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
 #[derive(Clone)]
 pub struct Backplane {
     transport: Arc<dyn Transport>,
+    replayer: Arc<Replayer>,
     max_payload: usize,
 }
 
@@ -83,8 +86,11 @@ impl Backplane {
     /// A backplane over any transport.
     #[must_use]
     pub fn new(transport: impl Transport) -> Self {
+        let config = transport.replay_config();
+        let transport: Arc<dyn Transport> = Arc::new(transport);
         Self {
-            transport: Arc::new(transport),
+            replayer: Arc::new(Replayer::new(Arc::clone(&transport), config)),
+            transport,
             max_payload: DEFAULT_MAX_PAYLOAD,
         }
     }
@@ -179,34 +185,45 @@ impl Backplane {
     /// The events of `channel` still in history after `after` (all of them with `None`), oldest
     /// first: for building a snapshot, or catching up without subscribing.
     ///
+    /// History is read a page at a time through the instance's shared reader (see
+    /// [`replay`]), so Redis never buffers more than a page for it; the result holds every
+    /// event, decoded, so its size is bounded by the channel's history length.
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`] when the transport's server cannot
-    /// be read.
+    /// be read, [`ErrorKind::Busy`] when the instance's read budget stays exhausted.
     pub async fn history<E: SseEvent>(
         &self,
         channel: &Channel<E>,
         after: Option<EventId>,
     ) -> Result<Replay<E>, BackplaneError> {
-        let raw = self
-            .transport
-            .history_after(channel.name(), after.unwrap_or_default())
-            .await?;
-        let mut complete = raw.complete;
-        let mut events = Vec::with_capacity(raw.events.len());
-        for message in raw.events {
-            match E::from_data(message.event(), message.data()) {
-                Ok(event) => events.push(Received {
-                    id: message.id(),
-                    event,
-                }),
-                Err(err) => {
-                    complete = false;
-                    tracing::warn!(channel = channel.name(), id = %message.id(), error = %err, "skipping an undecodable event in history");
+        let since = tokio::time::Instant::now();
+        let mut cursor = after.unwrap_or_default();
+        let mut complete = None;
+        let mut events = Vec::new();
+        loop {
+            let page = self.replayer.page(channel.name(), cursor, since).await?;
+            // Whether history reached back to `after` is the first page's to say.
+            let complete = complete.get_or_insert(page.complete);
+            for message in &page.events {
+                cursor = message.id();
+                match E::from_data(message.event(), message.data()) {
+                    Ok(event) => events.push(Received {
+                        id: message.id(),
+                        event,
+                    }),
+                    Err(err) => {
+                        *complete = false;
+                        tracing::warn!(channel = channel.name(), id = %message.id(), error = %err, "skipping an undecodable event in history");
+                    }
                 }
             }
+            if !page.more || page.events.is_empty() {
+                let complete = *complete;
+                return Ok(Replay { events, complete });
+            }
         }
-        Ok(Replay { events, complete })
     }
 
     pub(crate) async fn subscribe_raw(
@@ -214,7 +231,7 @@ impl Backplane {
         channel: &str,
         last_id: Option<EventId>,
     ) -> Result<RawSubscription, BackplaneError> {
-        RawSubscription::open(Arc::clone(&self.transport), channel, last_id).await
+        RawSubscription::open(Arc::clone(&self.replayer), channel, last_id).await
     }
 
     /// The number of local subscribers of `channel` on this instance.
@@ -338,6 +355,6 @@ impl fmt::Debug for Backplane {
         f.debug_struct("Backplane")
             .field("transport", &self.transport)
             .field("max_payload", &self.max_payload)
-            .finish()
+            .finish_non_exhaustive()
     }
 }

@@ -8,10 +8,20 @@
 //!
 //! # Lagging
 //!
-//! Each subscriber buffers a bounded number of events. One that falls further behind is refilled
-//! from the channel's history, transparently. When history cannot cover what it missed (history
-//! off, trimmed or expired), the stream yields a [`Gap`] and goes on with the events it still has,
-//! so the reader can refetch state; it is never a silent skip.
+//! Each subscriber buffers a bounded number of events. One that falls further behind (even before
+//! its first event) is refilled from the channel's history, transparently; so is every
+//! subscriber after the transport lost and regained its connection. When history cannot cover
+//! what it missed (history off, trimmed or expired), the stream yields a [`Gap`] and goes on with
+//! the events it still has, so the reader can refetch state; it is never a silent skip. A resume
+//! id ahead of the channel's last id (forged, or from a channel since deleted) is a [`Gap`] too,
+//! and the stream goes on from the channel's end.
+//!
+//! # Paging
+//!
+//! History is replayed a page at a time, through the instance's shared reader (see
+//! [`replay`](super::replay)): a subscription holds at most one page, and reads the next one
+//! only when its reader has taken every event of the previous one, so a reader that stops
+//! reading stops costing reads.
 //!
 //! # Closing
 //!
@@ -23,13 +33,16 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use futures_core::Stream;
+use tokio::time::Instant;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use super::error::BackplaneError;
-use super::transport::{BoxFuture, Delivery, Gap, History, Interest, LiveFeed, Transport};
+use super::error::{BackplaneError, ErrorKind};
+use super::replay::Replayer;
+use super::transport::{BoxFuture, Delivery, Gap, HistoryPage, Interest, LiveFeed, PageLimits};
 use crate::event::SseEvent;
 use crate::id::EventId;
 use crate::message::Message;
@@ -38,35 +51,69 @@ use crate::message::Message;
 /// routes, which forward the bytes without decoding them.
 pub struct RawSubscription {
     channel: Arc<str>,
-    transport: Arc<dyn Transport>,
+    replayer: Arc<Replayer>,
     live: BroadcastStream<Delivery>,
     _interest: Interest,
+    /// The last event yielded (or resumed after): live events up to it are duplicates.
     last: Option<EventId>,
+    /// Where a refill starts when nothing was yielded yet: the channel's position read before
+    /// the live feed opened, so nothing published after it can be missed.
+    floor: EventId,
+    /// Since when the live feed has carried every event of the channel; a read of the channel's
+    /// last page must start after it (see [`replay`](super::replay)).
+    live_since: Instant,
+    /// The page being replayed: at most one page is held.
     replay: VecDeque<Arc<Message>>,
-    refill: Option<BoxFuture<'static, Result<History, BackplaneError>>>,
+    /// History holds more after the page being replayed: read on once it is taken.
+    more: bool,
+    refill: Option<BoxFuture<'static, Result<Arc<HistoryPage>, BackplaneError>>>,
     gap: Option<Gap>,
 }
 
+/// How long a subscription already streaming waits before asking again for a read the
+/// instance's budget refused.
+const BUSY_RETRY: Duration = Duration::from_millis(50);
+
 impl RawSubscription {
-    /// Subscribes to `channel` on `transport`; with `after`, replays the history after that id first.
+    /// Subscribes to `channel`; with `after`, reads the first page of history after that id
+    /// before returning, so a read the instance has no budget for fails here
+    /// ([`ErrorKind::Busy`](super::error::ErrorKind::Busy)) rather than mid-stream.
     pub(crate) async fn open(
-        transport: Arc<dyn Transport>,
+        replayer: Arc<Replayer>,
         channel: &str,
         after: Option<EventId>,
     ) -> Result<Self, BackplaneError> {
+        let transport = replayer.transport();
+        let floor = match after {
+            Some(after) => after,
+            None => {
+                transport
+                    .history_page(channel, EventId::default(), PageLimits::POSITION)
+                    .await?
+                    .end
+            }
+        };
         let LiveFeed { receiver, interest } = transport.subscribe(channel).await?;
+        let live_since = Instant::now();
         let mut subscription = Self {
             channel: channel.into(),
-            transport,
+            replayer,
             live: BroadcastStream::new(receiver),
             _interest: interest,
             last: after,
+            floor,
+            live_since,
             replay: VecDeque::new(),
+            more: false,
             refill: None,
             gap: None,
         };
         if let Some(after) = after {
-            subscription.start_refill(after);
+            let page = subscription
+                .replayer
+                .page(channel, after, live_since)
+                .await?;
+            subscription.take_page(&page);
         }
         Ok(subscription)
     }
@@ -83,12 +130,46 @@ impl RawSubscription {
         self.last
     }
 
-    fn start_refill(&mut self, after: EventId) {
-        let transport = Arc::clone(&self.transport);
+    /// Starts reading the next page after the last event yielded.
+    fn start_refill(&mut self) {
+        let replayer = Arc::clone(&self.replayer);
         let channel = Arc::clone(&self.channel);
+        let after = self.last.unwrap_or(self.floor);
+        let since = self.live_since;
         self.refill = Some(Box::pin(async move {
-            transport.history_after(&channel, after).await
+            loop {
+                match replayer.page(&channel, after, since).await {
+                    Err(err) if err.kind() == ErrorKind::Busy => {
+                        tokio::time::sleep(BUSY_RETRY).await;
+                    }
+                    result => return result,
+                }
+            }
         }));
+    }
+
+    /// Queues what `page` holds after the last event yielded, and says a gap first where
+    /// history no longer reaches back to it.
+    fn take_page(&mut self, page: &HistoryPage) {
+        let after = self.last.unwrap_or(self.floor);
+        if after > page.end {
+            // An id ahead of the channel (forged, or from a channel since deleted) would drop
+            // every live event up to it: go on from the channel's end instead.
+            self.gap = Some(Gap { missed: None });
+            self.last = Some(page.end);
+            self.more = false;
+            return;
+        }
+        if !page.complete {
+            self.gap = Some(Gap { missed: None });
+        }
+        self.replay.extend(
+            page.events
+                .iter()
+                .filter(|m| m.id() > after)
+                .map(Arc::clone),
+        );
+        self.more = page.more;
     }
 
     fn yield_message(&mut self, message: Arc<Message>) -> Poll<Option<Result<Arc<Message>, Gap>>> {
@@ -113,42 +194,34 @@ impl Stream for RawSubscription {
                 let result = ready!(refill.as_mut().poll(cx));
                 this.refill = None;
                 match result {
-                    Ok(history) => {
-                        if !history.complete {
-                            this.gap = Some(Gap { missed: None });
-                        }
-                        let last = this.last;
-                        this.replay.extend(
-                            history
-                                .events
-                                .into_iter()
-                                .filter(|m| last.is_none_or(|last| m.id() > last)),
-                        );
-                    }
+                    Ok(page) => this.take_page(&page),
                     Err(err) => {
                         tracing::warn!(channel = %this.channel, error = %err, "history read failed; reporting a gap");
                         this.gap = Some(Gap { missed: None });
+                        this.more = false;
                     }
                 }
+                continue;
+            }
+            if this.more {
+                this.more = false;
+                this.start_refill();
                 continue;
             }
             match ready!(Pin::new(&mut this.live).poll_next(cx)) {
                 None => return Poll::Ready(None),
                 Some(Ok(Delivery::Gap(gap))) => this.gap = Some(gap),
+                Some(Ok(Delivery::Recover { since })) => {
+                    this.live_since = since;
+                    this.start_refill();
+                }
                 Some(Ok(Delivery::Event(message))) => {
                     if this.last.is_some_and(|last| message.id() <= last) {
                         continue;
                     }
                     return this.yield_message(message);
                 }
-                Some(Err(BroadcastStreamRecvError::Lagged(missed))) => match this.last {
-                    Some(last) => this.start_refill(last),
-                    None => {
-                        this.gap = Some(Gap {
-                            missed: Some(missed),
-                        });
-                    }
-                },
+                Some(Err(BroadcastStreamRecvError::Lagged(_))) => this.start_refill(),
             }
         }
     }
@@ -263,7 +336,8 @@ mod tests {
     use tokio::sync::broadcast;
 
     use super::*;
-    use crate::backplane::error::ErrorKind;
+    use crate::backplane::replay::ReplayConfig;
+    use crate::backplane::transport::Transport;
     use crate::diagnostics::Diagnostics;
 
     /// A transport whose one live feed the test writes to directly, as a transport's task would;
@@ -293,12 +367,14 @@ mod tests {
             Box::pin(std::future::ready(feed))
         }
 
-        fn history_after<'a>(
+        fn history_page<'a>(
             &'a self,
             _channel: &'a str,
             _after: EventId,
-        ) -> BoxFuture<'a, Result<History, BackplaneError>> {
-            Box::pin(std::future::ready(Ok(History::new(Vec::new(), true))))
+            _limits: PageLimits,
+        ) -> BoxFuture<'a, Result<HistoryPage, BackplaneError>> {
+            let page = HistoryPage::new(Vec::new(), true, false, EventId::default());
+            Box::pin(std::future::ready(Ok(page)))
         }
 
         fn local_subscriber_count(&self, _channel: &str) -> usize {
@@ -326,7 +402,8 @@ mod tests {
     async fn a_gap_from_the_transport_is_yielded_where_it_happened() {
         let (sender, receiver) = broadcast::channel(8);
         let transport = Arc::new(Scripted(std::sync::Mutex::new(Some(receiver))));
-        let mut sub = RawSubscription::open(transport, "c", None).await.unwrap();
+        let replayer = Arc::new(Replayer::new(transport, ReplayConfig::default()));
+        let mut sub = RawSubscription::open(replayer, "c", None).await.unwrap();
         for delivery in [event(1), Delivery::Gap(Gap { missed: None }), event(2)] {
             sender.send(delivery).unwrap();
         }

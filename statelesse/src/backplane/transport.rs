@@ -19,6 +19,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::error::BackplaneError;
+use super::replay::ReplayConfig;
 use crate::diagnostics::Diagnostics;
 use crate::id::EventId;
 use crate::message::Message;
@@ -46,12 +47,22 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     fn subscribe<'a>(&'a self, channel: &'a str)
     -> BoxFuture<'a, Result<LiveFeed, BackplaneError>>;
 
-    /// The events of `channel` after `after`, oldest first, from the channel's history.
-    fn history_after<'a>(
+    /// One page of `channel`'s history after `after`, oldest first: at most `limits.events`
+    /// events and at most `limits.bytes` bytes of data, but at least one event when one
+    /// follows `after`. With `limits.events == 0` it reads only the channel's position
+    /// ([`HistoryPage::end`]). A [`Backplane`](super::Backplane) calls it through its shared,
+    /// budgeted reader (see [`replay`](super::replay)), a page at a time.
+    fn history_page<'a>(
         &'a self,
         channel: &'a str,
         after: EventId,
-    ) -> BoxFuture<'a, Result<History, BackplaneError>>;
+        limits: PageLimits,
+    ) -> BoxFuture<'a, Result<HistoryPage, BackplaneError>>;
+
+    /// How this transport's history is replayed: page size and read budget.
+    fn replay_config(&self) -> ReplayConfig {
+        ReplayConfig::default()
+    }
 
     /// The number of local subscribers of `channel`.
     fn local_subscriber_count(&self, channel: &str) -> usize;
@@ -64,22 +75,60 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
 
-/// The result of [`Transport::history_after`].
+/// The most a [`Transport::history_page`] read returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PageLimits {
+    /// The most events in the page; `0` reads only the position.
+    pub events: usize,
+    /// The most bytes of event data in the page, but always one event if one follows.
+    pub bytes: usize,
+}
+
+impl PageLimits {
+    /// At most `events` events and `bytes` bytes of data.
+    #[must_use]
+    pub const fn new(events: usize, bytes: usize) -> Self {
+        Self { events, bytes }
+    }
+
+    /// No events: only the channel's position.
+    pub const POSITION: Self = Self::new(0, 0);
+}
+
+/// The result of [`Transport::history_page`].
 #[derive(Debug, Default)]
 #[non_exhaustive]
-pub struct History {
+pub struct HistoryPage {
     /// The events after the requested id, oldest first.
     pub events: Vec<Arc<Message>>,
     /// `false` when events after the requested id are no longer in history (trimmed, expired,
     /// or the id is unknown), so a reader cannot assume it saw everything.
     pub complete: bool,
+    /// Whether more events follow this page in history.
+    pub more: bool,
+    /// The channel's last id when the page was read (`0-0` when it has none): where a reader
+    /// whose id is ahead of the channel goes on from.
+    pub end: EventId,
 }
 
-impl History {
-    /// A history read that returned `events`; `complete` says whether nothing was missing.
+impl HistoryPage {
+    /// A page of `events`; `complete` says whether nothing before them was missing, `more`
+    /// whether events follow, `end` is the channel's last id.
     #[must_use]
-    pub fn new(events: Vec<Arc<Message>>, complete: bool) -> Self {
-        Self { events, complete }
+    pub fn new(events: Vec<Arc<Message>>, complete: bool, more: bool, end: EventId) -> Self {
+        Self {
+            events,
+            complete,
+            more,
+            end,
+        }
+    }
+
+    /// The bytes of event data in the page.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.events.iter().map(|m| m.data().len()).sum()
     }
 }
 
@@ -103,9 +152,16 @@ pub struct Gap {
 pub enum Delivery {
     /// A published event, shared by every subscriber (a reference count, not a copy).
     Event(Arc<Message>),
-    /// Events may have been lost before the next one (e.g. a reconnect that history could not
-    /// refill); a subscription yields it as a [`Gap`] and goes on.
+    /// Events may have been lost before the next one, and history cannot tell which; a
+    /// subscription yields it as a [`Gap`] and goes on.
     Gap(Gap),
+    /// Events may have been lost before the next one (the transport lost its connection and
+    /// subscribed again at `since`): each subscription reads them from history, after the last
+    /// event it yielded, through the shared paged reader, then goes on live.
+    Recover {
+        /// When the feed carried every event again.
+        since: tokio::time::Instant,
+    },
 }
 
 /// One local subscriber's live feed of a channel: a bounded queue, plus the interest that keeps

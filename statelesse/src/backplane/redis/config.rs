@@ -1,6 +1,7 @@
 //! [`RedisConfig`]: where the Redis backplane connects and how it behaves, and the [`Settings`]
 //! the running transport keeps from it.
 
+use crate::backplane::replay::ReplayConfig;
 use std::fmt;
 use std::time::Duration;
 
@@ -56,6 +57,7 @@ pub struct RedisConfig {
     pub(super) reconnect_max: Duration,
     pub(super) health_check: Duration,
     pub(super) subscriber_buffer: usize,
+    pub(super) replay: ReplayConfig,
 }
 
 impl RedisConfig {
@@ -124,6 +126,7 @@ impl RedisConfig {
             reconnect_max: Duration::from_secs(5),
             health_check: Duration::from_secs(5),
             subscriber_buffer: 1024,
+            replay: ReplayConfig::default(),
         }
     }
 
@@ -184,6 +187,15 @@ impl RedisConfig {
     #[must_use]
     pub fn with_health_check_interval(mut self, interval: Duration) -> Self {
         self.health_check = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Sets how history is replayed: page size, shared reads and the read budget of this instance
+    /// (see [`replay`](crate::backplane::replay)). History reads use a connection of their own,
+    /// so they never wait behind publishes, nor publishes behind them.
+    #[must_use]
+    pub fn with_replay(mut self, replay: ReplayConfig) -> Self {
+        self.replay = replay;
         self
     }
 
@@ -285,6 +297,7 @@ impl fmt::Debug for RedisConfig {
             )
             .field("health_check", &self.health_check)
             .field("subscriber_buffer", &self.subscriber_buffer)
+            .field("replay", &self.replay)
             .finish()
     }
 }

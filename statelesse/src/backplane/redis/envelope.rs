@@ -33,10 +33,14 @@ redis.call('PUBLISH', ARGV[1], 'statelesse/1\n' .. id .. '\n' .. ARGV[4] .. '\n'
 return id
 ";
 
-/// Reads a stream's state and, when `ARGV[1]` is an id, its entries after that id, in one
-/// consistent snapshot. Returns nil when the stream does not exist, else
-/// `{last id, first id or nil, max deleted id or nil, entries added or nil, entries}`
-/// (the optional fields are missing before Redis 7).
+/// Reads a stream's state and, when `ARGV[1]` is an id, one page of its entries after that id, in
+/// one consistent snapshot. The page holds at most `ARGV[2]` entries and at most `ARGV[3]` bytes
+/// of field values, but always one entry if there is one. Entries are fetched in small chunks
+/// sized from the largest entry seen so far, so the script never holds much more than the page:
+/// a reply is never a whole stream of large events. Returns nil when the stream does not exist,
+/// else `{last id, first id or nil, max deleted id or nil, entries added or nil, length, entries,
+/// more}` where `more` is 1 when entries follow the page (the optional fields are missing before
+/// Redis 7). An id the stream cannot range from (ahead of its last id) reads no entries.
 const HISTORY_LUA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
@@ -44,9 +48,37 @@ local s = {}
 for i = 1, #info, 2 do s[info[i]] = info[i + 1] end
 local first = false
 if s['first-entry'] then first = s['first-entry'][1] end
+local last_entry = false
+if s['last-entry'] then last_entry = s['last-entry'][1] end
 local entries = {}
-if ARGV[1] ~= '' then entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+') end
-return {s['last-generated-id'], first, s['max-deleted-entry-id'] or false, s['entries-added'] or false, s['length'], entries}
+local more = 0
+if ARGV[1] ~= '' then
+  local max_n = tonumber(ARGV[2])
+  local budget = tonumber(ARGV[3])
+  local start = '(' .. ARGV[1]
+  local used, biggest, read_last, full = 0, 0, false, false
+  while #entries < max_n and not full do
+    local want = 1
+    if biggest > 0 then
+      want = math.max(1, math.min(max_n - #entries, 16, math.floor((budget - used) / biggest)))
+    end
+    local chunk = redis.pcall('XRANGE', KEYS[1], start, '+', 'COUNT', want)
+    if chunk['err'] or #chunk == 0 then break end
+    for _, e in ipairs(chunk) do
+      local size = 0
+      for _, v in ipairs(e[2]) do size = size + #v end
+      if #entries > 0 and used + size > budget then full = true break end
+      entries[#entries + 1] = e
+      used = used + size
+      if size > biggest then biggest = size end
+      start = '(' .. e[1]
+      read_last = e[1]
+    end
+    if #chunk < want then break end
+  end
+  if read_last and read_last ~= last_entry then more = 1 end
+end
+return {s['last-generated-id'], first, s['max-deleted-entry-id'] or false, s['entries-added'] or false, s['length'], entries, more}
 ";
 
 /// The two scripts, hashed once.
@@ -227,8 +259,10 @@ pub(super) struct StreamState {
     pub(super) max_deleted: Option<EventId>,
     /// Whether nothing was ever trimmed or deleted (Redis 7+; `false` when unknown).
     pub(super) never_trimmed: bool,
-    /// The entries after the requested id, oldest first.
+    /// The entries after the requested id, oldest first: one page.
     pub(super) events: Vec<Arc<Message>>,
+    /// Whether entries follow the page.
+    pub(super) more: bool,
     /// Entries that were skipped because they are not ours.
     pub(super) malformed: u64,
 }
@@ -262,7 +296,7 @@ pub(super) fn parse_history(value: Value) -> Result<Option<StreamState>, &'stati
         Value::Array(fields) => fields,
         _ => return Err("history reply is not an array"),
     };
-    let [last, first, max_deleted, added, length, entries]: [Value; 6] = fields
+    let [last, first, max_deleted, added, length, entries, more]: [Value; 7] = fields
         .try_into()
         .map_err(|_| "history reply has the wrong length")?;
     let last = id_value(&last).ok_or("history reply without a last id")?;
@@ -281,6 +315,7 @@ pub(super) fn parse_history(value: Value) -> Result<Option<StreamState>, &'stati
         max_deleted,
         never_trimmed,
         events: Vec::with_capacity(entries.len()),
+        more: int_value(&more) == Some(1),
         malformed: 0,
     };
     for entry in entries {
@@ -456,8 +491,10 @@ mod tests {
                 entry("8-0", "E", "{}"),
                 Value::Array(vec![bulk("9-0"), Value::Array(vec![])]),
             ]),
+            Value::Int(1),
         ]);
         let state = parse_history(reply).unwrap().unwrap();
+        assert!(state.more);
         assert_eq!(state.last, EventId::new(9, 0));
         assert_eq!(state.first, Some(EventId::new(5, 0)));
         assert!(!state.never_trimmed);

@@ -30,7 +30,8 @@ pub use config::RedisConfig;
 use super::Backplane;
 use super::error::{BackplaneError, ErrorKind};
 use super::hub::Hub;
-use super::transport::{BoxFuture, History, Interest, LiveFeed, Transport};
+use super::replay::ReplayConfig;
+use super::transport::{BoxFuture, HistoryPage, Interest, LiveFeed, PageLimits, Transport};
 use crate::diagnostics::{Diagnostics, RedisDiagnostics};
 use crate::id::EventId;
 use envelope::{Names, Scripts};
@@ -92,26 +93,33 @@ use subscriber::{Command, Subscriber};
 ///
 /// # Resume and history
 ///
-/// [`history_after`](Transport::history_after) reads a stream with an exclusive `XRANGE` and its
-/// `XINFO`, in one script. It reports the history as complete when the id is the stream's last
-/// id, or is at or after the oldest entry the stream still holds (trimming removes the oldest
-/// entries, so everything after it is still there), and no entry after it was deleted (`XDEL`).
-/// An older id, an id newer than the stream's last one, and any id on a stream that does not
-/// exist (never published, expired, or lost by a server restart) are incomplete: the
-/// subscription yields a [`Gap`](crate::Gap) first, never a silent skip.
+/// [`history_page`](Transport::history_page) reads one page of a stream and its `XINFO` in one
+/// script, on a connection of its own (reads never queue behind publishes, nor publishes behind
+/// reads). The script fetches the page with exclusive `XRANGE .. COUNT` calls in small chunks
+/// sized from the largest entry seen so far, and stops at the page's event or byte limit, so
+/// neither the script nor the reply ever holds a whole stream of large events (see
+/// [`replay`](crate::backplane::replay) for the limits and how reads are shared). It reports the
+/// history as complete when the id is the stream's last id, or is at or after the oldest entry
+/// the stream still holds (trimming removes the oldest entries, so everything after it is still
+/// there), and no entry after it was deleted (`XDEL`). An older id and any id on a stream that
+/// does not exist (never published, expired, or lost by a server restart) are incomplete: the
+/// subscription yields a [`Gap`](crate::Gap) first, never a silent skip. An id newer than the
+/// stream's last one is a gap too, after which the subscription goes on from the stream's end.
 ///
 /// # Reconnecting
 ///
 /// When the pub/sub connection drops (or stops answering the periodic `PING`), the transport
-/// reconnects with capped exponential backoff and jitter, subscribes again every channel that
-/// still has local subscribers, and then reads each channel's gap from its stream, from the last
-/// id that channel delivered. Live messages that arrive meanwhile are held in a bounded buffer,
-/// and delivered after the gap, without the ones already delivered: subscribers see every event
-/// once, in order. When history cannot cover the gap (history off, trimmed, or the server lost
-/// its data), subscriptions yield a [`Gap`](crate::Gap) instead of skipping silently. With
-/// history off that check can only compare ids, so a reconnect during which the channel
-/// received any event reports a gap, even when those events then arrived live.
-/// [`RedisDiagnostics`] counts the reconnects and the gaps refilled.
+/// reconnects with capped exponential backoff and jitter and subscribes again every channel that
+/// still has local subscribers. Once a channel is subscribed again, its subscribers are told to
+/// recover: each reads what it missed from the stream after the last event it yielded, a page at
+/// a time through the shared reader, so a thousand subscribers of a busy channel cost one read
+/// per page, and nobody's queue overflows with a long gap. Live messages wait in each
+/// subscriber's bounded queue meanwhile and those already replayed are dropped: subscribers see
+/// every event once, in order. When history cannot cover the gap (history off, trimmed, or the
+/// server lost its data), subscriptions yield a [`Gap`](crate::Gap) instead of skipping
+/// silently. With history off that check can only compare ids, so a reconnect during which the
+/// channel received any event reports a gap, even when those events then arrived live.
+/// [`RedisDiagnostics`] counts the reconnects and the recoveries (as gap refills).
 ///
 /// # Shutting down
 ///
@@ -141,6 +149,7 @@ struct Inner {
     commands: mpsc::UnboundedSender<Command>,
     closed: AtomicBool,
     prefix: String,
+    replay: ReplayConfig,
 }
 
 impl RedisTransport {
@@ -160,7 +169,10 @@ impl RedisTransport {
         }
         let settings = config.settings();
         let client = config.client;
-        let publisher = publisher::connect(&client, &settings).await?;
+        let (publisher, reader) = tokio::try_join!(
+            publisher::connect(&client, &settings),
+            publisher::connect(&client, &settings)
+        )?;
         let link = tokio::time::timeout(
             settings.open_timeout(),
             subscriber::open_link(&client, &settings),
@@ -173,6 +185,7 @@ impl RedisTransport {
             names: Names::new(&config.prefix),
             scripts: Scripts::new(),
             publisher,
+            reader,
             client,
             settings,
             stats: Stats::default(),
@@ -185,6 +198,7 @@ impl RedisTransport {
                 commands,
                 closed: AtomicBool::new(false),
                 prefix: config.prefix,
+                replay: config.replay,
             }),
         })
     }
@@ -286,26 +300,32 @@ impl Transport for RedisTransport {
         })
     }
 
-    fn history_after<'a>(
+    fn history_page<'a>(
         &'a self,
         channel: &'a str,
         after: EventId,
-    ) -> BoxFuture<'a, Result<History, BackplaneError>> {
+        limits: PageLimits,
+    ) -> BoxFuture<'a, Result<HistoryPage, BackplaneError>> {
         Box::pin(async move {
             if let Some(err) = self.closed_error(channel) {
                 return Err(err);
             }
-            let state = publisher::read_stream(&self.inner.shared, channel, Some(after))
+            let page = (limits.events > 0).then_some((after, limits));
+            let state = publisher::read_stream(&self.inner.shared, channel, page)
                 .await
                 .map_err(|err| err.on_channel(channel))?;
             Ok(match state {
-                None => History::new(Vec::new(), false),
+                None => HistoryPage::new(Vec::new(), false, false, EventId::default()),
                 Some(state) => {
                     let complete = state.covers(after);
-                    History::new(state.events, complete)
+                    HistoryPage::new(state.events, complete, state.more, state.last)
                 }
             })
         })
+    }
+
+    fn replay_config(&self) -> ReplayConfig {
+        self.inner.replay.clone()
     }
 
     fn local_subscriber_count(&self, channel: &str) -> usize {

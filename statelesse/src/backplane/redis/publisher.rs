@@ -1,8 +1,9 @@
 //! The commands on the publisher connection (publish, history reads), and what a Redis error
 //! means to a caller.
 //!
-//! Every command but pub/sub goes through one multiplexed connection, many in flight at once,
-//! each bounded by [`Settings::call_timeout`](super::config::Settings::call_timeout).
+//! Publishes go through one multiplexed connection and history reads through another, many in
+//! flight at once on each, every call bounded by
+//! [`Settings::call_timeout`](super::config::Settings::call_timeout).
 
 use std::sync::atomic::Ordering;
 
@@ -13,9 +14,10 @@ use super::config::Settings;
 use super::envelope::{self, StreamState};
 use super::shared::Shared;
 use crate::backplane::error::{BackplaneError, ErrorKind};
+use crate::backplane::transport::PageLimits;
 use crate::id::EventId;
 
-/// Opens the publisher connection, which reconnects by itself.
+/// Opens a command connection (for publishes, or for history reads), which reconnects by itself.
 pub(super) async fn connect(
     client: &Client,
     settings: &Settings,
@@ -69,15 +71,24 @@ pub(super) async fn publish(
     Ok(id)
 }
 
-/// Reads the state of `channel`'s stream and, with `after`, its entries after that id.
+/// Reads the state of `channel`'s stream and, with `page`, one page of its entries after an id.
+///
+/// Reads go through their own connection, so a slow read never delays a publish queued behind
+/// it, and a burst of publishes never delays a resume.
 pub(super) async fn read_stream(
     shared: &Shared,
     channel: &str,
-    after: Option<EventId>,
+    page: Option<(EventId, PageLimits)>,
 ) -> Result<Option<StreamState>, BackplaneError> {
-    let mut con = shared.publisher.clone();
+    let mut con = shared.reader.clone();
     let mut invocation = shared.scripts.history.key(shared.names.stream(channel));
-    invocation.arg(after.map(|id| id.to_string()).unwrap_or_default());
+    match page {
+        Some((after, limits)) => invocation
+            .arg(after.to_string())
+            .arg(limits.events)
+            .arg(limits.bytes),
+        None => invocation.arg("").arg(0).arg(0),
+    };
     let value: Value = tokio::time::timeout(
         shared.settings.call_timeout(),
         invocation.invoke_async(&mut con),
@@ -96,17 +107,6 @@ pub(super) async fn read_stream(
             .fetch_add(state.malformed, Ordering::Relaxed);
     }
     Ok(state)
-}
-
-/// The stream's last id now (`0-0` when there is no stream), or `None` if it cannot be read.
-pub(super) async fn read_position(shared: &Shared, channel: &str) -> Option<EventId> {
-    match read_stream(shared, channel, None).await {
-        Ok(state) => Some(state.map_or_else(EventId::default, |s| s.last)),
-        Err(err) => {
-            tracing::warn!(channel, error = %err, "could not read a channel's position");
-            None
-        }
-    }
 }
 
 /// Runs `command`, an `EVALSHA` of `script`; when the server does not know the script (it

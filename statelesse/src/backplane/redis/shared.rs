@@ -16,8 +16,10 @@ pub(super) struct Shared {
     pub(super) hub: Hub<()>,
     pub(super) names: Names,
     pub(super) scripts: Scripts,
-    /// The multiplexed connection every command but pub/sub goes through.
+    /// The multiplexed connection publishes go through.
     pub(super) publisher: ConnectionManager,
+    /// The multiplexed connection history reads go through, apart from publishes.
+    pub(super) reader: ConnectionManager,
     /// Opens the pub/sub connection again after it dropped.
     pub(super) client: Client,
     pub(super) settings: Settings,

@@ -7,8 +7,8 @@
 //! the state needs no lock; why it cannot race is said in [`channels`](super::channels).
 //!
 //! Pushes are drained from redis-rs's unbounded channel as they come, decoded once, and handed
-//! to the hub's bounded queues, which never block. After a reconnect, a channel's live messages
-//! are held in a bounded buffer while its gap is read from its stream.
+//! to the hub's bounded queues, which never block. After a reconnect, each resubscribed channel's
+//! subscribers are told to recover what they missed from history themselves, in pages.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,14 +23,13 @@ use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::channels::{Action, Channels, Failure, GapCause};
+use super::channels::{Action, Channels, Failure};
 use super::config::Settings;
-use super::envelope::{self, StreamState};
-use super::publisher::{self, is_connection_error, redis_error};
+use super::envelope;
+use super::publisher::{is_connection_error, redis_error};
 use super::shared::Shared;
 use crate::backplane::error::{BackplaneError, ErrorKind};
-use crate::backplane::transport::{BoxFuture, Delivery, Gap};
-use crate::id::EventId;
+use crate::backplane::transport::{BoxFuture, Delivery};
 use crate::message::Message;
 
 /// How many channel names go into one SUBSCRIBE when resubscribing after a reconnect.
@@ -94,7 +93,7 @@ enum Done {
     Subscribed {
         generation: u64,
         channel: Box<str>,
-        result: Result<Option<EventId>, RedisError>,
+        result: Result<(), RedisError>,
     },
     Unsubscribed {
         generation: u64,
@@ -104,12 +103,6 @@ enum Done {
         generation: u64,
         channels: Vec<Box<str>>,
         result: Result<(), RedisError>,
-    },
-    Refilled {
-        generation: u64,
-        channel: Box<str>,
-        from: EventId,
-        result: Result<Option<StreamState>, BackplaneError>,
     },
     Pinged {
         generation: u64,
@@ -133,7 +126,7 @@ impl Subscriber {
         link: Link,
     ) -> Self {
         shared.stats.connected.store(true, Ordering::Relaxed);
-        let channels = Channels::new(shared.settings.buffer);
+        let channels = Channels::new();
         Self {
             shared,
             commands,
@@ -213,50 +206,29 @@ impl Subscriber {
                         let _ = waiter.send(Err(failure_error(failure)));
                     }
                 }
-                Action::Refill {
-                    channel,
-                    from,
-                    retry,
-                } => self.refill(channel, from, retry),
-                Action::Deliver { channel, messages } => self.deliver(&channel, messages),
-                Action::Gap { channel, cause } => {
-                    match cause {
-                        GapCause::UnknownPosition => tracing::warn!(
-                            channel = &*channel,
-                            "cannot refill a channel whose position is unknown; reporting a gap"
-                        ),
-                        GapCause::NotCovered { after } => tracing::warn!(
-                            channel = &*channel,
-                            %after,
-                            "history does not cover a reconnect's gap; reporting it"
-                        ),
-                    }
-                    self.deliver_gap(&channel);
-                }
-                Action::RefillDone => {
-                    self.shared
-                        .stats
-                        .gap_refills
-                        .fetch_add(1, Ordering::Relaxed);
-                }
+                Action::Recover(channel) => self.recover(&channel),
             }
         }
     }
 
-    /// Hands `messages` to `channel`'s local subscribers.
-    fn deliver(&self, channel: &str, messages: impl IntoIterator<Item = Arc<Message>>) {
+    /// Hands `message` to `channel`'s local subscribers.
+    fn deliver(&self, channel: &str, message: Arc<Message>) {
         if let Some(slot) = self.shared.hub.lock().get(channel) {
-            for message in messages {
-                slot.deliver(Delivery::Event(message));
-            }
+            slot.deliver(Delivery::Event(message));
         }
     }
 
-    /// Tells `channel`'s local subscribers that events may have been lost here.
-    fn deliver_gap(&self, channel: &str) {
+    /// Tells `channel`'s local subscribers to read what they missed from history: the channel
+    /// carries every event again from now on.
+    fn recover(&self, channel: &str) {
+        let since = Instant::now();
         if let Some(slot) = self.shared.hub.lock().get(channel) {
-            slot.deliver(Delivery::Gap(Gap { missed: None }));
+            slot.deliver(Delivery::Recover { since });
         }
+        self.shared
+            .stats
+            .gap_refills
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     fn on_push(&mut self, push: Option<PushInfo>) {
@@ -289,7 +261,7 @@ impl Subscriber {
             }
         };
         if let Some(message) = self.channels.message(channel, message) {
-            self.deliver(channel, [message]);
+            self.deliver(channel, message);
         }
     }
 
@@ -310,28 +282,17 @@ impl Subscriber {
                 channels,
                 result,
             } => self.on_resubscribed(generation, channels, result),
-            Done::Refilled {
-                generation,
-                channel,
-                from,
-                result,
-            } => self.on_refilled(generation, channel, from, result),
             Done::Pinged { generation, result } => self.on_pinged(generation, result),
         }
     }
 
-    fn on_subscribed(
-        &mut self,
-        generation: u64,
-        channel: &str,
-        result: Result<Option<EventId>, RedisError>,
-    ) {
+    fn on_subscribed(&mut self, generation: u64, channel: &str, result: Result<(), RedisError>) {
         match result {
-            Ok(baseline) => {
+            Ok(()) => {
                 let wanted = self.wanted(channel);
                 let actions = self
                     .channels
-                    .subscribe_succeeded(generation, channel, baseline, wanted);
+                    .subscribe_succeeded(generation, channel, wanted);
                 self.count_subscribed();
                 self.perform(actions);
             }
@@ -380,30 +341,6 @@ impl Subscriber {
         self.perform(actions);
     }
 
-    fn on_refilled(
-        &mut self,
-        generation: u64,
-        channel: Box<str>,
-        from: EventId,
-        result: Result<Option<StreamState>, BackplaneError>,
-    ) {
-        let wanted = self.wanted(&channel);
-        let actions = match result {
-            Ok(stream) => self
-                .channels
-                .refilled(generation, channel, from, stream, wanted),
-            Err(err) => {
-                let name = channel.clone();
-                let Some(actions) = self.channels.refill_failed(generation, channel, wanted) else {
-                    return;
-                };
-                tracing::warn!(channel = &*name, error = %err, "reading a channel's gap failed; retrying");
-                actions
-            }
-        };
-        self.perform(actions);
-    }
-
     fn on_pinged(&mut self, generation: u64, result: Result<(), RedisError>) {
         if !self.channels.is_current(generation) {
             return;
@@ -417,20 +354,16 @@ impl Subscriber {
         }
     }
 
-    /// SUBSCRIBEs `channel`, then reads its stream's position: after the subscription is
-    /// confirmed, so every later event is pushed to us.
+    /// SUBSCRIBEs `channel`.
     fn subscribe(&mut self, channel: Box<str>) {
         let LinkState::Up(link) = &self.link else {
             return;
         };
         let mut con = link.con.clone();
         let generation = self.channels.generation();
-        let shared = Arc::clone(&self.shared);
+        let name = self.shared.names.pubsub(&channel);
         self.ops.push(Box::pin(async move {
-            let result = match con.subscribe(shared.names.pubsub(&channel)).await {
-                Ok(()) => Ok(publisher::read_position(&shared, &channel).await),
-                Err(err) => Err(err),
-            };
+            let result = con.subscribe(name).await;
             Done::Subscribed {
                 generation,
                 channel,
@@ -479,32 +412,6 @@ impl Subscriber {
             Done::Resubscribed {
                 generation,
                 channels,
-                result,
-            }
-        }));
-    }
-
-    /// Reads the gap of `channel` after `from` from its stream; a `retry` waits a moment first.
-    fn refill(&mut self, channel: Box<str>, from: EventId, retry: bool) {
-        let delay = if retry {
-            self.shared
-                .settings
-                .reconnect_min
-                .max(Duration::from_millis(50))
-        } else {
-            Duration::ZERO
-        };
-        let shared = Arc::clone(&self.shared);
-        let generation = self.channels.generation();
-        self.ops.push(Box::pin(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            let result = publisher::read_stream(&shared, &channel, Some(from)).await;
-            Done::Refilled {
-                generation,
-                channel,
-                from,
                 result,
             }
         }));

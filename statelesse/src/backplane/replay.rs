@@ -1,0 +1,597 @@
+//! Paged history replay, shared by every subscription of an instance: however many clients resume
+//! a channel together, each page is read once, only a few reads are in flight, and no read or
+//! connection holds more than one page.
+//!
+//! # The rules
+//!
+//! - **Pages.** A read returns at most [`ReplayConfig::page_events`] events and at most
+//!   [`ReplayConfig::page_bytes`] bytes of payload (a single event larger than that is a page of
+//!   its own). A subscription asks for the next page only when its reader has taken every event of
+//!   the previous one, so a client that stops reading stops the reads.
+//! - **Shared reads.** Reads of the same page (channel and starting id) in flight at the same time
+//!   are one read. A page that stopped at a limit (more events follow) can never change, so it is
+//!   kept in a per-instance cache of [`ReplayConfig::cache_bytes`], evicted oldest first, and served
+//!   to every later reader of that position. The last page of a channel may grow, so a reader joins
+//!   an earlier read of it only if that read started after the reader's live feed did (otherwise
+//!   events published in between would be neither in the page nor in the feed).
+//! - **Budget.** At most [`ReplayConfig::concurrent_reads`] distinct reads run at once per
+//!   instance. A new stream waits up to [`ReplayConfig::read_wait`] for one, then fails with
+//!   [`ErrorKind::Busy`] (an SSE route answers `503` with `Retry-After`); a stream already open
+//!   waits its turn.
+//!
+//! Memory for history is therefore bounded per instance by
+//! `cache_bytes + concurrent_reads × page` for reads, plus at most one page per replaying
+//! connection, where `page = max(page_bytes, largest event)`; pages shared by several connections
+//! are held once.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{OnceCell, Semaphore};
+use tokio::time::Instant;
+
+use crate::backplane::error::{BackplaneError, ErrorKind};
+use crate::backplane::transport::{HistoryPage, PageLimits, Transport};
+use crate::id::EventId;
+
+/// How history is replayed: page size, shared-read cache and read budget per instance.
+///
+/// The defaults suit payloads up to the default maximum of 1 MiB: a page is at most 256 events
+/// or 1 MiB, 4 reads run at once, 16 MiB of full pages are cached, and a new stream waits at
+/// most 2 seconds for a read.
+///
+/// The counts are [`NonZeroUsize`]: a page of no events or a budget of no reads cannot be
+/// configured, so there is nothing left to check at run time.
+///
+/// ```
+/// use std::num::NonZeroUsize;
+/// use std::time::Duration;
+/// use statelesse::MemoryConfig;
+/// use statelesse::backplane::replay::ReplayConfig;
+///
+/// let replay = ReplayConfig::default()
+///     .with_page_events(NonZeroUsize::new(100).unwrap())
+///     .with_page_bytes(NonZeroUsize::new(256 * 1024).unwrap())
+///     .with_concurrent_reads(NonZeroUsize::new(8).unwrap())
+///     .with_read_wait(Duration::from_secs(1));
+/// let bp = statelesse::Backplane::in_memory_with(MemoryConfig::default().with_replay(replay));
+/// # drop(bp);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayConfig {
+    page_events: NonZeroUsize,
+    page_bytes: NonZeroUsize,
+    concurrent_reads: NonZeroUsize,
+    read_wait: Duration,
+    cache_bytes: usize,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        Self {
+            page_events: NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
+            page_bytes: NonZeroUsize::new(1 << 20).unwrap_or(NonZeroUsize::MIN),
+            concurrent_reads: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
+            read_wait: Duration::from_secs(2),
+            cache_bytes: 16 << 20,
+        }
+    }
+}
+
+impl ReplayConfig {
+    /// The most events one page holds.
+    #[must_use]
+    pub fn with_page_events(mut self, events: NonZeroUsize) -> Self {
+        self.page_events = events;
+        self
+    }
+
+    /// The most payload bytes one page holds; an event larger than this is a page of its own.
+    #[must_use]
+    pub fn with_page_bytes(mut self, bytes: NonZeroUsize) -> Self {
+        self.page_bytes = bytes;
+        self
+    }
+
+    /// The most history reads in flight at once on this instance.
+    #[must_use]
+    pub fn with_concurrent_reads(mut self, reads: NonZeroUsize) -> Self {
+        self.concurrent_reads = reads;
+        self
+    }
+
+    /// How long a new stream waits for a read before failing with [`ErrorKind::Busy`].
+    #[must_use]
+    pub fn with_read_wait(mut self, wait: Duration) -> Self {
+        self.read_wait = wait;
+        self
+    }
+
+    /// The bytes of full pages kept for later readers of the same position; `0` turns the cache
+    /// off (reads in flight are still shared).
+    #[must_use]
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// The most events one page holds.
+    #[must_use]
+    pub fn page_events(&self) -> usize {
+        self.page_events.get()
+    }
+
+    /// The most payload bytes one page holds.
+    #[must_use]
+    pub fn page_bytes(&self) -> usize {
+        self.page_bytes.get()
+    }
+
+    /// The most history reads in flight at once on this instance.
+    #[must_use]
+    pub fn concurrent_reads(&self) -> usize {
+        self.concurrent_reads.get()
+    }
+
+    /// How long a new stream waits for a read.
+    #[must_use]
+    pub fn read_wait(&self) -> Duration {
+        self.read_wait
+    }
+
+    /// The bytes of full pages kept for later readers.
+    #[must_use]
+    pub fn cache_bytes(&self) -> usize {
+        self.cache_bytes
+    }
+
+    /// The limits of one page.
+    #[must_use]
+    pub fn page_limits(&self) -> PageLimits {
+        PageLimits::new(self.page_events(), self.page_bytes())
+    }
+}
+
+/// How long a cached full page is served: long enough for a burst of resumes to share it, short
+/// enough that a channel whose history was deleted and rebuilt is not served stale pages.
+const CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// Reads history pages through a transport under the rules of the [module](self).
+pub(crate) struct Replayer {
+    transport: Arc<dyn Transport>,
+    config: ReplayConfig,
+    permits: Semaphore,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    flights: HashMap<PageKey, Arc<Flight>>,
+    cache: PageCache,
+}
+
+type PageKey = (Box<str>, EventId);
+
+/// One read of a page, shared by every reader that asks for it while it runs.
+struct Flight {
+    created: Instant,
+    page: OnceCell<Result<Arc<HistoryPage>, SharedError>>,
+}
+
+/// A failed read as every waiter of a flight sees it.
+#[derive(Clone)]
+struct SharedError {
+    kind: ErrorKind,
+    message: Arc<str>,
+}
+
+impl Replayer {
+    pub(crate) fn new(transport: Arc<dyn Transport>, config: ReplayConfig) -> Self {
+        Self {
+            // More permits than a semaphore holds is no limit at all: cap rather than panic.
+            permits: Semaphore::new(config.concurrent_reads().min(Semaphore::MAX_PERMITS)),
+            transport,
+            config,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The page of `channel` after `after`, for a reader whose live feed has carried every event
+    /// of the channel since `live_since`.
+    pub(crate) async fn page(
+        &self,
+        channel: &str,
+        after: EventId,
+        live_since: Instant,
+    ) -> Result<Arc<HistoryPage>, BackplaneError> {
+        let key: PageKey = (channel.into(), after);
+        let flight = {
+            let mut state = self.lock();
+            if let Some(page) = state.cache.get(&key) {
+                return Ok(page);
+            }
+            match state.flights.get(&key) {
+                Some(flight) if flight.created >= live_since => Arc::clone(flight),
+                _ => {
+                    let flight = Arc::new(Flight {
+                        created: Instant::now(),
+                        page: OnceCell::new(),
+                    });
+                    state.flights.insert(key.clone(), Arc::clone(&flight));
+                    flight
+                }
+            }
+        };
+        let result = flight
+            .page
+            .get_or_init(|| self.read(channel, after))
+            .await
+            .clone();
+        self.land(key, &flight, &result);
+        result.map_err(|err| {
+            BackplaneError::with_source(err.kind, err.message.to_string()).on_channel(channel)
+        })
+    }
+
+    /// The transport this reader reads through.
+    pub(crate) fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    async fn read(&self, channel: &str, after: EventId) -> Result<Arc<HistoryPage>, SharedError> {
+        let permit = tokio::time::timeout(self.config.read_wait, self.permits.acquire())
+            .await
+            .map_err(|_| SharedError {
+                kind: ErrorKind::Busy,
+                message: format!(
+                    "{} history reads in flight on this instance; retry shortly",
+                    self.config.concurrent_reads()
+                )
+                .into(),
+            })?;
+        let result = self
+            .transport
+            .history_page(channel, after, self.config.page_limits())
+            .await;
+        drop(permit);
+        result.map(Arc::new).map_err(|err| SharedError {
+            kind: err.kind(),
+            message: err.to_string().into(),
+        })
+    }
+
+    /// Retires a finished flight: a full page goes to the cache, anything else is forgotten so
+    /// the next reader reads afresh.
+    fn land(
+        &self,
+        key: PageKey,
+        flight: &Arc<Flight>,
+        result: &Result<Arc<HistoryPage>, SharedError>,
+    ) {
+        let mut state = self.lock();
+        if state
+            .flights
+            .get(&key)
+            .is_some_and(|current| Arc::ptr_eq(current, flight))
+        {
+            state.flights.remove(&key);
+            if let Ok(page) = result
+                && page.more
+            {
+                state
+                    .cache
+                    .insert(key, Arc::clone(page), self.config.cache_bytes);
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The maps stay consistent across a panic: every update is a single insert or remove.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The bytes of pages held in the cache now.
+    #[cfg(test)]
+    fn cached_bytes(&self) -> usize {
+        self.lock().cache.bytes
+    }
+}
+
+impl fmt::Debug for Replayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replayer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Full pages by position, oldest first, within a byte budget.
+#[derive(Default)]
+struct PageCache {
+    pages: HashMap<PageKey, (Arc<HistoryPage>, Instant)>,
+    order: VecDeque<PageKey>,
+    bytes: usize,
+}
+
+impl PageCache {
+    fn get(&mut self, key: &PageKey) -> Option<Arc<HistoryPage>> {
+        let (page, stored) = self.pages.get(key)?;
+        if stored.elapsed() < CACHE_TTL {
+            return Some(Arc::clone(page));
+        }
+        self.remove(key);
+        None
+    }
+
+    fn insert(&mut self, key: PageKey, page: Arc<HistoryPage>, budget: usize) {
+        let size = page.bytes();
+        if size > budget || self.pages.contains_key(&key) {
+            return;
+        }
+        while self.bytes + size > budget {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((evicted, _)) = self.pages.remove(&oldest) {
+                self.bytes -= evicted.bytes();
+            }
+        }
+        self.bytes += size;
+        self.order.push_back(key.clone());
+        self.pages.insert(key, (page, Instant::now()));
+    }
+
+    fn remove(&mut self, key: &PageKey) {
+        if let Some((page, _)) = self.pages.remove(key) {
+            self.bytes -= page.bytes();
+            self.order.retain(|k| k != key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::backplane::memory::{MemoryConfig, MemoryTransport};
+    use crate::backplane::transport::{BoxFuture, LiveFeed};
+    use crate::diagnostics::Diagnostics;
+
+    /// A memory transport that counts history reads and can hold them until released.
+    #[derive(Debug)]
+    struct Counting {
+        inner: MemoryTransport,
+        reads: AtomicUsize,
+        /// Held for writing by a test to hold every read back.
+        gate: tokio::sync::RwLock<()>,
+    }
+
+    impl Counting {
+        fn new(history: usize) -> Arc<Self> {
+            Arc::new(Self {
+                inner: MemoryTransport::new(MemoryConfig::default().with_history_len(history)),
+                reads: AtomicUsize::new(0),
+                gate: tokio::sync::RwLock::new(()),
+            })
+        }
+    }
+
+    impl Transport for Counting {
+        fn publish<'a>(
+            &'a self,
+            channel: &'a str,
+            event: Cow<'static, str>,
+            data: Bytes,
+        ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
+            self.inner.publish(channel, event, data)
+        }
+
+        fn subscribe<'a>(
+            &'a self,
+            channel: &'a str,
+        ) -> BoxFuture<'a, Result<LiveFeed, BackplaneError>> {
+            self.inner.subscribe(channel)
+        }
+
+        fn history_page<'a>(
+            &'a self,
+            channel: &'a str,
+            after: EventId,
+            limits: PageLimits,
+        ) -> BoxFuture<'a, Result<HistoryPage, BackplaneError>> {
+            Box::pin(async move {
+                self.reads.fetch_add(1, Ordering::SeqCst);
+                let _pass = self.gate.read().await;
+                self.inner.history_page(channel, after, limits).await
+            })
+        }
+
+        fn local_subscriber_count(&self, channel: &str) -> usize {
+            self.inner.local_subscriber_count(channel)
+        }
+
+        fn diagnostics(&self) -> Diagnostics {
+            self.inner.diagnostics()
+        }
+
+        fn shutdown(&self) -> BoxFuture<'_, ()> {
+            self.inner.shutdown()
+        }
+    }
+
+    async fn publish(transport: &Counting, channel: &str, n: usize, size: usize) {
+        for _ in 0..n {
+            transport
+                .publish(channel, "E".into(), Bytes::from(vec![b'1'; size]))
+                .await
+                .unwrap();
+        }
+    }
+
+    fn n(value: usize) -> NonZeroUsize {
+        NonZeroUsize::new(value).unwrap()
+    }
+
+    fn replayer(transport: &Arc<Counting>, config: ReplayConfig) -> Replayer {
+        Replayer::new(Arc::clone(transport) as Arc<dyn Transport>, config)
+    }
+
+    #[tokio::test]
+    async fn a_page_stops_at_the_event_limit() {
+        let transport = Counting::new(100);
+        publish(&transport, "c", 10, 4).await;
+        let replay = replayer(&transport, ReplayConfig::default().with_page_events(n(4)));
+        let page = replay
+            .page("c", EventId::default(), Instant::now())
+            .await
+            .unwrap();
+        assert_eq!(page.events.len(), 4);
+        assert!(page.more);
+    }
+
+    #[tokio::test]
+    async fn a_page_stops_at_the_byte_limit_but_holds_at_least_one_event() {
+        let transport = Counting::new(100);
+        publish(&transport, "c", 10, 1000).await;
+        let replay = replayer(&transport, ReplayConfig::default().with_page_bytes(n(2500)));
+        let page = replay
+            .page("c", EventId::default(), Instant::now())
+            .await
+            .unwrap();
+        assert_eq!(page.events.len(), 2);
+        let tiny = replayer(&transport, ReplayConfig::default().with_page_bytes(n(10)));
+        let page = tiny
+            .page("c", EventId::default(), Instant::now())
+            .await
+            .unwrap();
+        assert_eq!(page.events.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_readers_of_one_page_share_one_read() {
+        let transport = Counting::new(100);
+        publish(&transport, "c", 10, 4).await;
+        let replay = replayer(&transport, ReplayConfig::default());
+        let since = Instant::now();
+        let pass = transport.gate.write().await;
+        let readers = futures_util::future::join_all(
+            (0..50).map(|_| replay.page("c", EventId::default(), since)),
+        );
+        let release = async {
+            tokio::task::yield_now().await;
+            drop(pass);
+        };
+        let (pages, ()) = tokio::join!(readers, release);
+        assert!(
+            pages
+                .iter()
+                .all(|page| page.as_ref().unwrap().events.len() == 10)
+        );
+        assert_eq!(transport.reads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn full_pages_are_cached_for_later_readers() {
+        let transport = Counting::new(100);
+        publish(&transport, "c", 10, 4).await;
+        let replay = replayer(&transport, ReplayConfig::default().with_page_events(n(5)));
+        for _ in 0..3 {
+            let page = replay
+                .page("c", EventId::default(), Instant::now())
+                .await
+                .unwrap();
+            assert!(page.more);
+        }
+        assert_eq!(transport.reads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_last_page_is_read_again_by_a_later_reader() {
+        let transport = Counting::new(100);
+        publish(&transport, "c", 3, 4).await;
+        let replay = replayer(&transport, ReplayConfig::default());
+        let first = replay
+            .page("c", EventId::default(), Instant::now())
+            .await
+            .unwrap();
+        publish(&transport, "c", 1, 4).await;
+        let second = replay
+            .page("c", EventId::default(), Instant::now())
+            .await
+            .unwrap();
+        assert_eq!((first.events.len(), second.events.len()), (3, 4));
+        assert_eq!(transport.reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_reader_does_not_join_a_read_of_the_last_page_that_started_before_its_feed() {
+        let transport = Counting::new(100);
+        publish(&transport, "c", 3, 4).await;
+        let replay = replayer(&transport, ReplayConfig::default());
+        let pass = transport.gate.write().await;
+        let early = replay.page("c", EventId::default(), Instant::now());
+        let late = async {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let page = replay.page("c", EventId::default(), Instant::now());
+            drop(pass);
+            page.await
+        };
+        let (early, late) = tokio::join!(early, late);
+        assert!(early.is_ok() && late.is_ok());
+        assert_eq!(transport.reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_beyond_the_budget_wait_then_fail_busy() {
+        let transport = Counting::new(100);
+        publish(&transport, "a", 1, 4).await;
+        publish(&transport, "b", 1, 4).await;
+        let replay = replayer(
+            &transport,
+            ReplayConfig::default()
+                .with_concurrent_reads(n(1))
+                .with_read_wait(Duration::from_millis(100)),
+        );
+        let pass = transport.gate.write().await;
+        let since = Instant::now();
+        let held = replay.page("a", EventId::default(), since);
+        let refused = replay.page("b", EventId::default(), since);
+        let (held, refused) = tokio::join!(held, async {
+            let result = refused.await;
+            drop(pass);
+            result
+        });
+        assert!(held.is_ok());
+        assert_eq!(refused.unwrap_err().kind(), ErrorKind::Busy);
+    }
+
+    #[tokio::test]
+    async fn the_cache_keeps_within_its_byte_budget() {
+        let transport = Counting::new(1000);
+        publish(&transport, "c", 100, 1000).await;
+        let replay = replayer(
+            &transport,
+            ReplayConfig::default()
+                .with_page_events(n(10))
+                .with_cache_bytes(25_000),
+        );
+        let mut after = EventId::default();
+        loop {
+            let page = replay.page("c", after, Instant::now()).await.unwrap();
+            assert!(replay.cached_bytes() <= 25_000);
+            let Some(last) = page.events.last() else {
+                break;
+            };
+            after = last.id();
+        }
+        assert!(replay.cached_bytes() > 0);
+    }
+}
