@@ -23,12 +23,16 @@
 //!   `Last-Event-ID` while publishing goes on at 1,000/s.
 //! - S5 direct publish: `publish` from Rust as fast as possible (history on and off), next to
 //!   plain `PUBLISH` from Rust and `redis-benchmark -t publish -P 32` on the same Redis.
+//! - S6 resume storm with large events (statelesse only, not in the default run): one channel's
+//!   history holds 1,000 events of about 100 KB; `--s6-clients` clients (default 1,000) open it
+//!   at once with `Last-Event-ID: 0-0` and read it all; Redis and instance memory, catch-up time.
 #![allow(
     clippy::cast_precision_loss,
     reason = "counts and durations shown as f64 stay far below 2^52"
 )]
 
 mod baseline;
+mod catch_up;
 mod client;
 mod measure;
 mod options;

@@ -34,15 +34,26 @@ pub(crate) fn write_calls(pid: u32) -> Result<u64, BoxError> {
 
 /// Resident memory of `pid` (`VmRSS`), in KiB.
 pub(crate) fn rss_kib(pid: u32) -> Result<u64, BoxError> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The peak resident memory of `pid` since it started (`VmHWM`), in KiB: a peak between two
+/// samples is not missed, which matters when a burst allocates and frees within milliseconds.
+pub(crate) fn peak_rss_kib(pid: u32) -> Result<u64, BoxError> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// The KiB figure of the line starting with `field` in `/proc/<pid>/status`.
+fn status_kib(pid: u32, field: &str) -> Result<u64, BoxError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .ok_or("no VmRSS")?;
+        .find(|line| line.starts_with(field))
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))?;
     Ok(line
         .split_whitespace()
         .nth(1)
-        .ok_or("malformed VmRSS")?
+        .ok_or_else(|| format!("malformed {field}"))?
         .parse()?)
 }
 

@@ -1,4 +1,4 @@
-//! The load generator: the scenarios S1–S5, run one after the other, each printing its table.
+//! The load generator: the scenarios S1–S6, run one after the other, each printing its table.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +10,7 @@ use statelesse::RedisConfig;
 use statelesse::prelude::*;
 use statelesse_test_redis::RedisServer;
 
+use crate::catch_up::{self, Storm};
 use crate::client;
 use crate::measure::{Env, Load, Run, compare, memory_floor};
 use crate::options::{Options, USAGE};
@@ -66,6 +67,7 @@ async fn run(options: Options, pinning: Pinning) -> Result<(), BoxError> {
             "s3" => s3(&env).await?,
             "s4" => s4(&env).await?,
             "s5" => s5(&env).await?,
+            "s6" => s6(&env).await?,
             other => return Err(format!("unknown scenario `{other}`").into()),
         };
         let mut table = table;
@@ -308,6 +310,180 @@ async fn s5(env: &Env) -> Result<Table, BoxError> {
         .find(|(label, ..)| label.ends_with("history off"))
         .map(|(_, rate, _, _)| rate / bench >= 0.3);
     Ok(table)
+}
+
+/// S6: a storm of clients resuming one channel from `0-0`, each reading a history of 1,000 large
+/// events; statelesse only, since the baseline has no history to resume from.
+async fn s6(env: &Env) -> Result<Table, BoxError> {
+    let clients = env.options.s6_clients;
+    let mut table = Table::new(
+        &format!(
+            "S6 resume storm with large events: {clients} clients open one channel at once with Last-Event-ID 0-0 and read its history of 1,000 events of ~100 KB (statelesse only: the baseline has no history)"
+        ),
+        "S6 (correctness only, no figure set yet): every client gets exactly 1,000 events, in order, with no gap and no error",
+    );
+    if !env.options.impls.contains(&Impl::Statelesse) {
+        table.raw_row(&[
+            "not run: S6 measures statelesse only, which `--impl` leaves out".to_owned(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+        return Ok(table);
+    }
+    eprintln!("S6: statelesse, {clients} clients");
+    let storm = catch_up::storm(env, clients).await?;
+    s6_client_rows(&mut table, &storm);
+    s6_cost_rows(&mut table, &storm);
+    let outcomes = &storm.outcomes;
+    table.verdict = Some(outcomes.iter().all(|o| {
+        o.received == catch_up::EVENTS
+            && o.lost == 0
+            && o.duplicated == 0
+            && o.gaps == 0
+            && o.error.is_none()
+    }));
+    if let Some(error) = outcomes.iter().find_map(|o| o.error.as_deref()) {
+        eprintln!("S6: the first client error: {error}");
+    }
+    Ok(table)
+}
+
+/// A row of S6: the baseline column says it was not measured, the ratio column stays empty.
+fn s6_row(table: &mut Table, label: &str, value: String) {
+    table.raw_row(&[label.to_owned(), "–".to_owned(), value, String::new()]);
+}
+
+/// S6's rows of what the clients saw.
+fn s6_client_rows(table: &mut Table, storm: &Storm) {
+    let outcomes = &storm.outcomes;
+    let sum = |f: fn(&catch_up::Outcome) -> u64| outcomes.iter().map(f).sum::<u64>();
+    let count = |f: fn(&catch_up::Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+    let ms = |d: Option<Duration>| {
+        d.map_or_else(|| "–".to_owned(), |d| format_number(d.as_secs_f64() * 1e3))
+    };
+    let (events, bytes) = (catch_up::EVENTS, catch_up::EVENT_BYTES);
+    s6_row(
+        table,
+        "history to resume from (baseline: none, so not measured)",
+        format!(
+            "{events} events × ~100 KB ({:.0} MB)",
+            events as f64 * bytes as f64 / 1e6
+        ),
+    );
+    s6_row(table, "clients", outcomes.len().to_string());
+    s6_row(
+        table,
+        "clients caught up (every event)",
+        count(|o| o.caught_up.is_some()).to_string(),
+    );
+    let caught_up = quantiles(outcomes.iter().filter_map(|o| o.caught_up));
+    let first = quantiles(outcomes.iter().filter_map(|o| o.first_event));
+    s6_row(table, "caught up after, p50 (ms)", ms(caught_up.0));
+    s6_row(table, "caught up after, max (ms)", ms(caught_up.1));
+    s6_row(table, "first event after, p50 (ms)", ms(first.0));
+    s6_row(table, "first event after, max (ms)", ms(first.1));
+    let received = outcomes.iter().map(|o| o.received);
+    let (min, max) = (received.clone().min(), received.max());
+    s6_row(
+        table,
+        "events per client, min / max",
+        format!("{} / {}", min.unwrap_or(0), max.unwrap_or(0)),
+    );
+    s6_row(table, "lost", sum(|o| o.lost).to_string());
+    s6_row(table, "duplicated", sum(|o| o.duplicated).to_string());
+    s6_row(table, "gap events", sum(|o| o.gaps).to_string());
+    let gap = quantiles(outcomes.iter().filter_map(|o| o.first_gap));
+    s6_row(table, "first gap event after, p50 (ms)", ms(gap.0));
+    s6_row(table, "first gap event after, max (ms)", ms(gap.1));
+    s6_row(
+        table,
+        "errors (clients)",
+        count(|o| o.error.is_some()).to_string(),
+    );
+    s6_row(table, "503 answers", sum(|o| o.unavailable).to_string());
+    s6_row(
+        table,
+        "… retried after Retry-After",
+        sum(|o| o.retries).to_string(),
+    );
+    s6_row(
+        table,
+        "received by the clients (MiB)",
+        format_number(sum(|o| o.bytes) as f64 / f64::from(1 << 20)),
+    );
+    s6_row(
+        table,
+        "every client done after (s)",
+        format_number(storm.seconds),
+    );
+    s6_row(
+        table,
+        "instance and Redis quiet after (s)",
+        format_number(storm.busy),
+    );
+}
+
+/// S6's rows of what the storm cost the server side.
+fn s6_cost_rows(table: &mut Table, storm: &Storm) {
+    let mib = |bytes: u64| format_number(bytes as f64 / f64::from(1 << 20));
+    let kib = |kib: u64| format_number(kib as f64 / 1024.0);
+    s6_row(
+        table,
+        "Redis used_memory before the storm (MiB)",
+        mib(storm.redis_used_before),
+    );
+    s6_row(
+        table,
+        if storm.peak_reset {
+            "Redis used_memory_peak after the storm (MiB; reset before it)"
+        } else {
+            "Redis used_memory_peak after the storm (MiB; not resettable here, see the next row)"
+        },
+        mib(storm.redis_peak_after),
+    );
+    s6_row(
+        table,
+        "… used_memory_peak before the storm (MiB)",
+        mib(storm.redis_peak_before),
+    );
+    s6_row(
+        table,
+        "Redis used_memory_peak growth over used_memory before (MiB)",
+        mib(storm.redis_peak_growth()),
+    );
+    let (redis, server) = (storm.redis_rss, storm.server_rss);
+    s6_row(
+        table,
+        "Redis resident memory before / peak (MiB, VmRSS / VmHWM)",
+        format!("{} / {}", kib(redis.0), kib(redis.1)),
+    );
+    s6_row(
+        table,
+        "instance resident memory before / peak (MiB, VmRSS / VmHWM)",
+        format!("{} / {}", kib(server.0), kib(server.1)),
+    );
+    s6_row(
+        table,
+        "instance resident memory growth (MiB)",
+        kib(server.1.saturating_sub(server.0)),
+    );
+    let (instance, redis, load) = storm.cpu;
+    s6_row(
+        table,
+        "CPU s during the storm: instance / Redis / load generator",
+        format!("{instance:.2} / {redis:.2} / {load:.2}"),
+    );
+}
+
+/// The median and the maximum of `durations`.
+fn quantiles(durations: impl Iterator<Item = Duration>) -> (Option<Duration>, Option<Duration>) {
+    let mut sorted: Vec<Duration> = durations.collect();
+    sorted.sort_unstable();
+    (
+        sorted.get(sorted.len() / 2).copied(),
+        sorted.last().copied(),
+    )
 }
 
 /// `publish` of `count` events over 100 keys with `in_flight` at once; events/s and seconds.
