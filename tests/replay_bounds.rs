@@ -145,8 +145,8 @@ async fn a_resume_storm_of_stalled_clients_keeps_redis_and_the_instance_bounded(
     let window = Duration::from_secs(2);
 
     let calm = steady_publisher(bp.clone(), window).await;
+    // Redis 7.0 cannot reset its peak: the peak after the storm bounds the storm's own peak.
     let redis_before = info_bytes(&server, "used_memory");
-    assert_eq!(server.cmd(&["MEMORY", "RESET-STATS"]), "OK");
     let rss_before = rss();
 
     let storm = async {
