@@ -3,15 +3,20 @@
 // Helpers outside `#[test]` functions unwrap too, as tests do (STYLE §5).
 #![allow(clippy::unwrap_used)]
 
-use std::sync::OnceLock;
+use std::borrow::Cow;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::FromRef;
 use axum::http::StatusCode;
+use bytes::Bytes;
+use statelesse::backplane::replay::ReplayConfig;
+use statelesse::backplane::transport::{BoxFuture, HistoryPage, LiveFeed, PageLimits, Transport};
 use statelesse::prelude::*;
 use statelesse::routes::{ConnectionLimit, Denied, Shutdown};
-use statelesse::{Diagnostics, MemoryConfig, RedisConfig};
+use statelesse::{BackplaneError, Diagnostics, MemoryConfig, MemoryTransport, RedisConfig};
 use statelesse_test_redis::RedisServer;
 use statelesse_tests::app::{spawn_app, spawn_app_with_shutdown};
 use statelesse_tests::sse::{Frame, RawClient, SseClient};
@@ -720,6 +725,105 @@ async fn past_the_connection_limit_requests_get_503_with_retry_after() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     SseClient::subscribe(&app.url("/sse/game/3/player-joined")).await;
+}
+
+/// A memory transport whose history reads wait while a test holds `gate`.
+#[derive(Debug)]
+struct SlowHistory {
+    inner: MemoryTransport,
+    gate: Arc<tokio::sync::RwLock<()>>,
+}
+
+impl Transport for SlowHistory {
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        event: Cow<'static, str>,
+        data: Bytes,
+    ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
+        self.inner.publish(channel, event, data)
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<LiveFeed, BackplaneError>> {
+        self.inner.subscribe(channel)
+    }
+
+    fn history_page<'a>(
+        &'a self,
+        channel: &'a str,
+        after: EventId,
+        limits: PageLimits,
+    ) -> BoxFuture<'a, Result<HistoryPage, BackplaneError>> {
+        Box::pin(async move {
+            let _pass = self.gate.read().await;
+            self.inner.history_page(channel, after, limits).await
+        })
+    }
+
+    fn replay_config(&self) -> ReplayConfig {
+        ReplayConfig::default()
+            .with_concurrent_reads(NonZeroUsize::MIN)
+            .with_read_wait(Duration::from_millis(100))
+    }
+
+    fn local_subscriber_count(&self, channel: &str) -> usize {
+        self.inner.local_subscriber_count(channel)
+    }
+
+    fn diagnostics(&self) -> Diagnostics {
+        self.inner.diagnostics()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        self.inner.shutdown()
+    }
+}
+
+#[tokio::test]
+async fn a_resume_beyond_the_read_budget_gets_503_with_retry_after_then_succeeds() {
+    let gate = Arc::new(tokio::sync::RwLock::new(()));
+    let bp = Backplane::new(SlowHistory {
+        inner: MemoryTransport::default(),
+        gate: Arc::clone(&gate),
+    });
+    let mut ids = Vec::new();
+    for name in ["ada", "bob", "cy"] {
+        ids.push(publish(&bp, joined(1, name)).await);
+    }
+    let app = spawn_app(
+        Router::new()
+            .merge(PlayerJoined::sse_route())
+            .with_state(bp.clone()),
+    )
+    .await;
+
+    // One read in flight (held at the gate) is the whole budget of this instance.
+    let held = gate.write().await;
+    let first = tokio::spawn(
+        SseClient::request(&app.url("/sse/game/1/player-joined"))
+            .last_event_id(&ids[0])
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let refused = SseClient::request(&app.url("/sse/game/1/player-joined"))
+        .last_event_id(&ids[1])
+        .send()
+        .await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "3");
+    drop(held);
+    assert_eq!(first.await.unwrap().status(), StatusCode::OK);
+
+    // With the budget free again, the same resume is served.
+    let mut retried = SseClient::request(&app.url("/sse/game/1/player-joined"))
+        .last_event_id(&ids[0])
+        .open()
+        .await;
+    let frame = retried.next_event().await.unwrap();
+    assert_eq!(frame.id(), ids[1]);
 }
 
 #[tokio::test]

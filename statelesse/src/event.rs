@@ -3,7 +3,6 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::channel::Channel;
 use crate::key::ChannelKey;
 
 /// The shape of an event type's channels, fixed by `#[derive(SseEvent)]`.
@@ -109,11 +108,5 @@ pub trait SseEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn from_data(event: &str, data: &[u8]) -> serde_json::Result<Self> {
         let _ = event;
         serde_json::from_slice(data)
-    }
-
-    /// The channel of this type for `key`.
-    #[must_use]
-    fn channel(key: &Self::Key) -> Channel<Self> {
-        Channel::new(key)
     }
 }

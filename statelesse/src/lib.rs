@@ -48,7 +48,7 @@
 //! [`Backplane::in_memory`] for one process, or the Redis transport (feature `redis`) for many
 //! instances. Every channel keeps a bounded history, so a subscriber can resume after the last
 //! id it saw ([`Backplane::subscribe_after`]); see [`backplane::subscription`] for ordering and
-//! lag. The typed `publish` and `stream` functions of an event type come from
+//! lag. The typed `channel`, `publish` and `stream` functions of an event type come from
 //! [`SseEventExt`], which the prelude brings into scope.
 //!
 //! # TypeScript

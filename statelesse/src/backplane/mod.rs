@@ -4,7 +4,7 @@
 //! default, one process) or Redis (many instances). Each publish serializes its event once; every
 //! local subscriber then shares the same bytes.
 //!
-//! [`SseEventExt`] gives every event type its typed `publish` and `stream` functions over a
+//! [`SseEventExt`] gives every event type its typed `channel`, `publish` and `stream` functions over a
 //! backplane; the [prelude](crate::prelude) brings it into scope.
 
 pub(crate) mod error;
@@ -305,6 +305,12 @@ impl Backplane {
 /// # }
 /// ```
 pub trait SseEventExt: SseEvent {
+    /// The channel of this type for `key`.
+    #[must_use]
+    fn channel(key: &Self::Key) -> Channel<Self> {
+        Channel::new(key)
+    }
+
     /// Publishes `event` on the channel of its key; returns the id it was given.
     ///
     /// # Errors
