@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::error::{BackplaneError, ErrorKind};
 use super::hub::Hub;
-use super::replay::ReplayConfig;
+use super::replay::config::ReplayConfig;
 use super::transport::{
     BoxFuture, Delivery, HistoryPage, Interest, LiveFeed, PageLimits, Transport,
 };

@@ -336,7 +336,7 @@ mod tests {
     use tokio::sync::broadcast;
 
     use super::*;
-    use crate::backplane::replay::ReplayConfig;
+    use crate::backplane::replay::config::ReplayConfig;
     use crate::backplane::transport::Transport;
     use crate::diagnostics::Diagnostics;
 

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::error::BackplaneError;
-use super::replay::ReplayConfig;
+use super::replay::config::ReplayConfig;
 use crate::diagnostics::Diagnostics;
 use crate::id::EventId;
 use crate::message::Message;

@@ -1,7 +1,7 @@
 //! [`RedisConfig`]: where the Redis backplane connects and how it behaves, and the [`Settings`]
 //! the running transport keeps from it.
 
-use crate::backplane::replay::ReplayConfig;
+use crate::backplane::replay::config::ReplayConfig;
 use std::fmt;
 use std::time::Duration;
 

@@ -30,7 +30,7 @@ pub use config::RedisConfig;
 use super::Backplane;
 use super::error::{BackplaneError, ErrorKind};
 use super::hub::Hub;
-use super::replay::ReplayConfig;
+use super::replay::config::ReplayConfig;
 use super::transport::{BoxFuture, HistoryPage, Interest, LiveFeed, PageLimits, Transport};
 use crate::diagnostics::{Diagnostics, RedisDiagnostics};
 use crate::id::EventId;

@@ -26,7 +26,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -37,123 +36,9 @@ use crate::backplane::error::{BackplaneError, ErrorKind};
 use crate::backplane::transport::{HistoryPage, PageLimits, Transport};
 use crate::id::EventId;
 
-/// How history is replayed: page size, shared-read cache and read budget per instance.
-///
-/// The defaults suit payloads up to the default maximum of 1 MiB: a page is at most 256 events
-/// or 1 MiB, 4 reads run at once, 16 MiB of full pages are cached, and a new stream waits at
-/// most 2 seconds for a read.
-///
-/// The counts are [`NonZeroUsize`]: a page of no events or a budget of no reads cannot be
-/// configured, so there is nothing left to check at run time.
-///
-/// ```
-/// use std::num::NonZeroUsize;
-/// use std::time::Duration;
-/// use statelesse::MemoryConfig;
-/// use statelesse::backplane::replay::ReplayConfig;
-///
-/// let replay = ReplayConfig::default()
-///     .with_page_events(NonZeroUsize::new(100).unwrap())
-///     .with_page_bytes(NonZeroUsize::new(256 * 1024).unwrap())
-///     .with_concurrent_reads(NonZeroUsize::new(8).unwrap())
-///     .with_read_wait(Duration::from_secs(1));
-/// let bp = statelesse::Backplane::in_memory_with(MemoryConfig::default().with_replay(replay));
-/// # drop(bp);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayConfig {
-    page_events: NonZeroUsize,
-    page_bytes: NonZeroUsize,
-    concurrent_reads: NonZeroUsize,
-    read_wait: Duration,
-    cache_bytes: usize,
-}
+pub(crate) mod config;
 
-impl Default for ReplayConfig {
-    fn default() -> Self {
-        Self {
-            page_events: NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
-            page_bytes: NonZeroUsize::new(1 << 20).unwrap_or(NonZeroUsize::MIN),
-            concurrent_reads: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
-            read_wait: Duration::from_secs(2),
-            cache_bytes: 16 << 20,
-        }
-    }
-}
-
-impl ReplayConfig {
-    /// The most events one page holds.
-    #[must_use]
-    pub fn with_page_events(mut self, events: NonZeroUsize) -> Self {
-        self.page_events = events;
-        self
-    }
-
-    /// The most payload bytes one page holds; an event larger than this is a page of its own.
-    #[must_use]
-    pub fn with_page_bytes(mut self, bytes: NonZeroUsize) -> Self {
-        self.page_bytes = bytes;
-        self
-    }
-
-    /// The most history reads in flight at once on this instance.
-    #[must_use]
-    pub fn with_concurrent_reads(mut self, reads: NonZeroUsize) -> Self {
-        self.concurrent_reads = reads;
-        self
-    }
-
-    /// How long a new stream waits for a read before failing with [`ErrorKind::Busy`].
-    #[must_use]
-    pub fn with_read_wait(mut self, wait: Duration) -> Self {
-        self.read_wait = wait;
-        self
-    }
-
-    /// The bytes of full pages kept for later readers of the same position; `0` turns the cache
-    /// off (reads in flight are still shared).
-    #[must_use]
-    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
-        self.cache_bytes = bytes;
-        self
-    }
-
-    /// The most events one page holds.
-    #[must_use]
-    pub fn page_events(&self) -> usize {
-        self.page_events.get()
-    }
-
-    /// The most payload bytes one page holds.
-    #[must_use]
-    pub fn page_bytes(&self) -> usize {
-        self.page_bytes.get()
-    }
-
-    /// The most history reads in flight at once on this instance.
-    #[must_use]
-    pub fn concurrent_reads(&self) -> usize {
-        self.concurrent_reads.get()
-    }
-
-    /// How long a new stream waits for a read.
-    #[must_use]
-    pub fn read_wait(&self) -> Duration {
-        self.read_wait
-    }
-
-    /// The bytes of full pages kept for later readers.
-    #[must_use]
-    pub fn cache_bytes(&self) -> usize {
-        self.cache_bytes
-    }
-
-    /// The limits of one page.
-    #[must_use]
-    pub fn page_limits(&self) -> PageLimits {
-        PageLimits::new(self.page_events(), self.page_bytes())
-    }
-}
+pub use config::ReplayConfig;
 
 /// How long a cached full page is served: long enough for a burst of resumes to share it, short
 /// enough that a channel whose history was deleted and rebuilt is not served stale pages.
@@ -163,6 +48,7 @@ const CACHE_TTL: Duration = Duration::from_secs(30);
 pub(crate) struct Replayer {
     transport: Arc<dyn Transport>,
     config: ReplayConfig,
+    limits: PageLimits,
     permits: Semaphore,
     state: Mutex<State>,
 }
@@ -193,6 +79,7 @@ impl Replayer {
         Self {
             // More permits than a semaphore holds is no limit at all: cap rather than panic.
             permits: Semaphore::new(config.concurrent_reads().min(Semaphore::MAX_PERMITS)),
+            limits: PageLimits::new(config.page_events(), config.page_bytes()),
             transport,
             config,
             state: Mutex::new(State::default()),
@@ -242,7 +129,7 @@ impl Replayer {
     }
 
     async fn read(&self, channel: &str, after: EventId) -> Result<Arc<HistoryPage>, SharedError> {
-        let permit = tokio::time::timeout(self.config.read_wait, self.permits.acquire())
+        let permit = tokio::time::timeout(self.config.read_wait(), self.permits.acquire())
             .await
             .map_err(|_| SharedError {
                 kind: ErrorKind::Busy,
@@ -254,7 +141,7 @@ impl Replayer {
             })?;
         let result = self
             .transport
-            .history_page(channel, after, self.config.page_limits())
+            .history_page(channel, after, self.limits)
             .await;
         drop(permit);
         result.map(Arc::new).map_err(|err| SharedError {
@@ -283,7 +170,7 @@ impl Replayer {
             {
                 state
                     .cache
-                    .insert(key, Arc::clone(page), self.config.cache_bytes);
+                    .insert(key, Arc::clone(page), self.config.cache_bytes());
             }
         }
     }
@@ -358,6 +245,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use bytes::Bytes;
+
+    use std::num::NonZeroUsize;
 
     use super::*;
     use crate::backplane::memory::{MemoryConfig, MemoryTransport};
