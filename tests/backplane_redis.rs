@@ -311,6 +311,46 @@ async fn prefixes_isolate() {
     assert_eq!(keys, [stream_key("dev", 1), stream_key("prod", 1)]);
 }
 
+/// When history cannot be read after a reconnect (here an ACL forbids the read), subscribers
+/// get a gap at once and go on with live events: never a silent, endless wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_history_read_after_a_reconnect_is_a_gap_then_live_events() {
+    let fleet = OnRedis::start();
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut subscription = Tick::stream(b, &1).await.unwrap();
+    publish_all(a, 1, [0]).await;
+    assert_eq!(next_event(&mut subscription).await.event.n, 0);
+
+    // Publishing stays allowed; reading a stream's state (every history read) does not.
+    assert_eq!(
+        fleet.server.cmd(&["ACL", "SETUSER", "default", "-xinfo"]),
+        "OK"
+    );
+    assert_eq!(fleet.server.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]), "1");
+    publish_all(a, 1, [1]).await;
+    assert!(
+        matches!(
+            next_item(&mut subscription).await,
+            Err(SubscriptionError::Gap(_))
+        ),
+        "no gap reported"
+    );
+    // Live events resume once the channel is subscribed again (a few tries cover the backoff).
+    for n in 2..50 {
+        publish_all(a, 1, [n]).await;
+        match tokio::time::timeout(Duration::from_millis(200), subscription.next()).await {
+            Ok(Some(Ok(received))) => {
+                assert!(received.event.n >= 1);
+                return;
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(_) => {}
+        }
+    }
+    panic!("no live event after the gap");
+}
+
 /// Killing the subscriber's pub/sub connection while another instance keeps publishing loses
 /// nothing: the gap is refilled from history, every event arrives once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
