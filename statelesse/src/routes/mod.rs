@@ -108,7 +108,7 @@
 //! | malformed `Last-Event-ID` / `lastEventId` | 400 | [`InvalidLastEventId`] |
 //! | denied by the authorization hook | the hook's (401/403 with [`Denied`]) | |
 //! | past the [`ConnectionLimit`] | 503 + `Retry-After` | [`TooManyConnections`] |
-//! | the backplane cannot subscribe | 503 + `Retry-After` | [`BackplaneUnavailable`] |
+//! | the backplane cannot subscribe, or cannot read a resume's first page of history (server down, or this instance at its budget of concurrent reads: [`ErrorKind::Busy`](crate::ErrorKind::Busy)) | 503 + `Retry-After` | [`BackplaneUnavailable`] |
 //! | the initial state does not serialize | 500 | [`SnapshotFailed`] |
 //!
 //! Checks run in that order; the connection slot is taken before the authorization hook runs.
