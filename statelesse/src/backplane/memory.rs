@@ -102,6 +102,10 @@ struct Inner {
     closed: AtomicBool,
     published: AtomicU64,
     last_sweep: Mutex<Instant>,
+    /// The last id this transport gave: one sequence for every channel, so ids stay strictly
+    /// increasing on a channel even while no state is kept for it (history off, nobody
+    /// listening).
+    last_id: Mutex<EventId>,
 }
 
 /// A channel's history and id sequence.
@@ -117,8 +121,8 @@ struct Log {
 }
 
 impl Log {
-    fn new() -> Self {
-        let floor = EventId::new(now_millis(), 0);
+    /// A log that knows nothing up to `floor`, the transport's last id.
+    fn new(floor: EventId) -> Self {
         Self {
             history: VecDeque::new(),
             last_id: floor,
@@ -126,16 +130,6 @@ impl Log {
             trimmed: false,
             touched: Instant::now(),
         }
-    }
-
-    fn next_id(&mut self) -> EventId {
-        let now = now_millis();
-        self.last_id = if now > self.last_id.millis() {
-            EventId::new(now, 0)
-        } else {
-            self.last_id.successor()
-        };
-        self.last_id
     }
 
     /// The page of history after `after`, within `limits`.
@@ -169,6 +163,24 @@ fn now_millis() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+impl Inner {
+    /// The next id: the clock's millisecond, or one more than the last id within it.
+    fn next_id(&self) -> EventId {
+        let mut last = self.last_id.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = now_millis();
+        *last = if now > last.millis() {
+            EventId::new(now, 0)
+        } else {
+            last.successor()
+        };
+        *last
+    }
+
+    fn last_id(&self) -> EventId {
+        *self.last_id.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl MemoryTransport {
     /// A transport with `config`.
     #[must_use]
@@ -180,6 +192,7 @@ impl MemoryTransport {
                 closed: AtomicBool::new(false),
                 published: AtomicU64::new(0),
                 last_sweep: Mutex::new(Instant::now()),
+                last_id: Mutex::new(EventId::default()),
             }),
         }
     }
@@ -204,10 +217,11 @@ impl MemoryTransport {
             let mut channels = inner.hub.lock();
             if keep == 0 && !channels.contains_key(channel) {
                 // Nobody listens and nothing is kept: there is nothing to deliver or remember.
-                return EventId::new(now_millis(), 0);
+                return inner.next_id();
             }
-            let slot = inner.hub.slot(&mut channels, channel, Log::new);
-            let id = slot.state.next_id();
+            let slot = inner.hub.slot(&mut channels, channel, || Log::new(inner.last_id()));
+            let id = inner.next_id();
+            slot.state.last_id = id;
             let message = Arc::new(Message::new(id, event, data));
             let log = &mut slot.state;
             log.touched = Instant::now();
@@ -280,8 +294,8 @@ impl Transport for MemoryTransport {
         if let Some(err) = self.closed_error(channel) {
             return Box::pin(std::future::ready(Err(err)));
         }
-        let (receiver, _first) = self.inner.hub.subscribe(channel, Log::new);
         let inner = Arc::clone(&self.inner);
+        let (receiver, _first) = inner.hub.subscribe(channel, || Log::new(inner.last_id()));
         let name = channel.to_owned();
         let interest = Interest::new(move || {
             let ttl = inner.config.history_ttl;
@@ -339,6 +353,19 @@ mod tests {
     }
 
     const ALL: PageLimits = PageLimits::new(usize::MAX, usize::MAX);
+
+    #[tokio::test]
+    async fn ids_increase_with_history_off_and_nobody_listening() {
+        let t = MemoryTransport::new(MemoryConfig::default().with_history_len(0));
+        let mut last = EventId::default();
+        for _ in 0..1000 {
+            let id = publish(&t, "c").await;
+            assert!(id > last, "{id} after {last}");
+            last = id;
+        }
+        let _feed = t.subscribe("c").await.unwrap();
+        assert!(publish(&t, "c").await > last);
+    }
 
     #[tokio::test]
     async fn a_page_says_whether_more_events_follow_and_where_the_channel_ends() {
