@@ -75,3 +75,8 @@ async fn replays_history_in_pages() {
 async fn a_subscriber_lagging_before_its_first_event_is_refilled() {
     suite::a_subscriber_lagging_before_its_first_event_is_refilled(&Memory).await;
 }
+
+#[tokio::test]
+async fn publish_to_reaches_every_channel_once() {
+    suite::publish_to_reaches_every_channel_once(&Memory).await;
+}

@@ -642,3 +642,8 @@ async fn tls_through_an_existing_client() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_to_reaches_every_channel_once() {
+    suite::publish_to_reaches_every_channel_once(&OnRedis::start()).await;
+}

@@ -400,3 +400,30 @@ pub async fn slow_subscriber_lags_alone(fleet: &impl Fleet) {
     let slow_events = collect(&mut slow, 199).await;
     assert_sequence(&slow_events, 1, 1..200);
 }
+
+/// `publish_to` puts one event on every channel given, each subscriber gets it once, and each
+/// channel's result is its own id.
+pub async fn publish_to_reaches_every_channel_once(fleet: &impl Fleet) {
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut subscriptions = Vec::new();
+    for room in 0..3 {
+        subscriptions.push(Tick::stream(b, &room).await.unwrap());
+    }
+    let channels: Vec<_> = (0..3).map(|room| Tick::channel(&room)).collect();
+    let results = a
+        .publish_to(&channels, &Tick { room: 0, n: 9 })
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 3);
+    for (subscription, result) in subscriptions.iter_mut().zip(results) {
+        let received = next_event(subscription).await;
+        assert_eq!((received.id, received.event.n), (result.unwrap(), 9));
+    }
+    assert!(
+        a.publish_to(&[], &Tick { room: 0, n: 0 })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

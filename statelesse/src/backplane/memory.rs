@@ -219,7 +219,9 @@ impl MemoryTransport {
                 // Nobody listens and nothing is kept: there is nothing to deliver or remember.
                 return inner.next_id();
             }
-            let slot = inner.hub.slot(&mut channels, channel, || Log::new(inner.last_id()));
+            let slot = inner
+                .hub
+                .slot(&mut channels, channel, || Log::new(inner.last_id()));
             let id = inner.next_id();
             slot.state.last_id = id;
             let message = Arc::new(Message::new(id, event, data));

@@ -125,29 +125,51 @@ impl Backplane {
             .await
     }
 
-    /// Publishes `event` on each of `channels` (serialized once); returns the ids in order.
+    /// Publishes `event` on each of `channels`, serialized once and sent all at once (on Redis,
+    /// pipelined on one connection); returns each channel's outcome, in the order of `channels`.
+    ///
+    /// The channels are independent: a failure on one (its server down, a timeout) says nothing
+    /// of the others, so a caller retries exactly the channels whose result is an error. A
+    /// `Timeout` may still have been published, as for [`publish`](Self::publish).
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish); the channels before the failing one were published.
+    /// The outer error, [`ErrorKind::Encode`] or [`ErrorKind::PayloadTooLarge`], means nothing was
+    /// published.
+    ///
+    /// ```
+    /// use statelesse::prelude::*;
+    /// # use ts_rs::TS;
+    ///
+    /// #[derive(Clone, Serialize, Deserialize, TS, SseEvent)]
+    /// #[sse(domain = "user", key = "user_id")]
+    /// pub struct Mentioned {
+    ///     pub user_id: u32,
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), BackplaneError> {
+    /// let bp = Backplane::in_memory();
+    /// let channels = [Mentioned::channel(&1), Mentioned::channel(&2)];
+    /// let results = bp.publish_to(&channels, &Mentioned { user_id: 0 }).await?;
+    /// assert!(results.iter().all(Result::is_ok));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn publish_to<E: SseEvent>(
         &self,
         channels: &[Channel<E>],
         event: &E,
-    ) -> Result<Vec<EventId>, BackplaneError> {
+    ) -> Result<Vec<Result<EventId, BackplaneError>>, BackplaneError> {
         let Some(first) = channels.first() else {
             return Ok(Vec::new());
         };
         let data = self.encode(event, first.name())?;
-        let mut ids = Vec::with_capacity(channels.len());
-        for channel in channels {
-            let id = self
-                .transport
+        let publishes = channels.iter().map(|channel| {
+            self.transport
                 .publish(channel.name(), event.event_name().into(), data.clone())
-                .await?;
-            ids.push(id);
-        }
-        Ok(ids)
+        });
+        Ok(futures_util::future::join_all(publishes).await)
     }
 
     /// Subscribes to `channel`; the stream yields every event published after this returns.
