@@ -543,6 +543,24 @@ async fn construction_errors_are_typed() {
     assert_eq!(err.kind(), ErrorKind::Config);
 }
 
+/// A duration that would overflow a clock (the TTL in Redis, a backoff in the process) is a
+/// configuration error at construction, before anything is published.
+#[tokio::test]
+async fn durations_that_overflow_a_clock_are_refused_at_construction() {
+    let server = RedisServer::start();
+    let base = || RedisConfig::new(&server.url()).unwrap();
+    for config in [
+        base().with_history_ttl(Some(Duration::MAX)),
+        base().with_reconnect_backoff(Duration::from_millis(1), Duration::MAX),
+        base().with_health_check_interval(Duration::MAX),
+        base().with_command_timeout(Duration::MAX),
+    ] {
+        let err = Backplane::redis(config).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    }
+    assert_eq!(server.cmd(&["KEYS", "*"]), "");
+}
+
 /// `rediss://` with a private CA, through an existing client: events flow over TLS between two
 /// instances.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,6 +60,12 @@ pub struct RedisConfig {
     pub(super) replay: ReplayConfig,
 }
 
+/// The longest timeout, backoff or interval accepted: a day.
+const LONGEST_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest history TTL accepted: about a hundred years.
+const LONGEST_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 impl RedisConfig {
     /// The default channel prefix.
     pub const DEFAULT_PREFIX: &'static str = "statelesse";
@@ -239,6 +245,28 @@ impl RedisConfig {
                 ErrorKind::Config,
                 "timeouts must be greater than zero",
             ));
+        }
+        // Durations are added to clocks (`Instant`, and Redis's own for the history's TTL):
+        // refuse any that could overflow there rather than fail or panic later.
+        for (what, duration, longest) in [
+            ("connect timeout", self.connect_timeout, LONGEST_WAIT),
+            ("command timeout", self.command_timeout, LONGEST_WAIT),
+            ("reconnect backoff", self.reconnect_max, LONGEST_WAIT),
+            ("health check interval", self.health_check, LONGEST_WAIT),
+            (
+                "history TTL",
+                self.history_ttl.unwrap_or_default(),
+                LONGEST_TTL,
+            ),
+        ] {
+            if duration > longest {
+                return Err(BackplaneError::with_source(
+                    ErrorKind::Config,
+                    format!(
+                        "the {what} is {duration:?}, longer than the most allowed, {longest:?}"
+                    ),
+                ));
+            }
         }
         self.check_tls()
     }

@@ -18,10 +18,16 @@ const FAMILY: &[u8] = b"statelesse/";
 
 /// Appends to the channel's stream (trimmed, or emptied when history is off, which keeps the
 /// stream's last id so ids stay increasing), refreshes its time-to-live, and publishes the
-/// envelope, atomically; returns the stream id, which is the event id.
+/// envelope, atomically; returns the stream id, which is the event id. Every argument that could
+/// make a later command fail is checked before the first write, so a publish is all or nothing:
+/// an error never follows an append.
 ///
 /// KEYS: stream. ARGV: pub/sub channel, history length, ttl in ms (0 = none), event name, data.
 pub(crate) const PUBLISH_LUA: &str = r"
+local ttl = tonumber(ARGV[3])
+if not ttl or ttl < 0 or ttl > 9007199254740991 then
+  return redis.error_reply('ERR statelesse: invalid history TTL ' .. ARGV[3])
+end
 local id
 if ARGV[2] == '0' then
   id = redis.call('XADD', KEYS[1], 'MAXLEN', '0', '*', 'e', '', 'd', '')
