@@ -61,10 +61,10 @@ pub struct RedisConfig {
 }
 
 /// The longest timeout, backoff or interval accepted: a day.
-const LONGEST_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+const LONGEST_WAIT: Duration = Duration::from_hours(24);
 
 /// The longest history TTL accepted: about a hundred years.
-const LONGEST_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+const LONGEST_TTL: Duration = Duration::from_hours(100 * 365 * 24);
 
 impl RedisConfig {
     /// The default channel prefix.
