@@ -439,6 +439,45 @@ async fn server_crash_and_restart() {
     assert!(redis_stats(b).reconnects >= 1);
 }
 
+/// With the default reconnect settings, a subscriber's link is back within a second of a crashed
+/// server answering again, however long it was down: a refused connection is retried at a short
+/// interval (it costs the server nothing), not after an ever longer backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_long_outage_deliveries_resume_within_a_second_of_the_server_returning() {
+    let mut server = RedisServer::start();
+    let defaults = || RedisConfig::new(&server.url()).unwrap();
+    let a = Backplane::redis(defaults()).await.unwrap();
+    let b = Backplane::redis(defaults()).await.unwrap();
+    let mut subscription = Tick::stream(&b, &1).await.unwrap();
+
+    server.kill();
+    eventually("B noticed the outage", || !redis_stats(&b).connected).await;
+    // Long enough for an exponential backoff from 100 ms to reach its 5 s ceiling.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    server.restart();
+    let back = tokio::time::Instant::now();
+    // Publish until a publish succeeds, then read until that very event arrives (events and
+    // gaps before it are what the crash left behind), trying again while the link is down.
+    let delivered = 'resumed: loop {
+        assert!(back.elapsed() < PATIENCE, "deliveries never resumed");
+        let Ok(id) = a.publish(&Tick { room: 1, n: 1 }).await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+        while let Ok(Some(item)) = tokio::time::timeout_at(deadline, subscription.next()).await {
+            if item.is_ok_and(|received| received.id == id) {
+                break 'resumed back.elapsed();
+            }
+        }
+    };
+    println!("deliveries resumed {delivered:?} after the server answered again");
+    assert!(
+        delivered < Duration::from_secs(1),
+        "deliveries resumed only {delivered:?} after the server returned"
+    );
+}
+
 /// A server that forgot the publish script (`SCRIPT FLUSH`, or a restart) gets it loaded again
 /// by the next publish, which succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,29 +88,26 @@ async fn redis_backplane(server: &RedisServer) -> Backplane {
         .unwrap()
 }
 
-/// Publishes `count` edits of `size` bytes on doc 1, `concurrency` at a time.
-async fn fill_history(bp: &Backplane, count: u64, size: usize) {
-    let body = Arc::new("x".repeat(size));
+/// Publishes `count` edits of `size` bytes on doc 1, 16 at a time; returns their `seq`s in the
+/// order the channel holds them (the order of their ids, which concurrent publishes decide).
+async fn fill_history(bp: &Backplane, count: u64, size: usize) -> Vec<u64> {
+    let body = "x".repeat(size);
+    let mut published = Vec::new();
     let mut next = 0;
     while next < count {
         let batch = (next..count.min(next + 16)).map(|seq| {
-            let body = Arc::clone(&body);
-            async move {
-                Edit::publish(
-                    bp,
-                    Edit {
-                        doc: 1,
-                        seq,
-                        body: (*body).clone(),
-                    },
-                )
-                .await
-                .unwrap()
-            }
+            let event = Edit {
+                doc: 1,
+                seq,
+                body: body.clone(),
+            };
+            async move { (Edit::publish(bp, event).await.unwrap(), seq) }
         });
-        futures_util::future::join_all(batch).await;
+        published.extend(futures_util::future::join_all(batch).await);
         next += 16;
     }
+    published.sort_unstable();
+    published.into_iter().map(|(_, seq)| seq).collect()
 }
 
 /// Publishes a small event every 20 ms for `window`; returns (succeeded, failed).
@@ -135,7 +132,7 @@ async fn a_resume_storm_of_stalled_clients_keeps_redis_and_the_instance_bounded(
     let clients = env_or("STORM_CLIENTS", 100);
     let server = RedisServer::start();
     let bp = redis_backplane(&server).await;
-    fill_history(&bp, 1000, 100_000).await;
+    let _ = fill_history(&bp, 1000, 100_000).await;
     let app = spawn_app(
         Router::new()
             .merge(Edit::sse_route())
@@ -198,7 +195,7 @@ async fn a_resume_storm_of_readers_gets_every_event_once_in_order_then_live_even
     let clients = env_or("STORM_READERS", 20);
     let server = RedisServer::start();
     let bp = redis_backplane(&server).await;
-    fill_history(&bp, 300, 10_000).await;
+    let history = fill_history(&bp, 300, 10_000).await;
     let app = spawn_app(
         Router::new()
             .merge(Edit::sse_route())
@@ -227,7 +224,7 @@ async fn a_resume_storm_of_readers_gets_every_event_once_in_order_then_live_even
         }
     };
     let (all, ()) = tokio::join!(futures_util::future::join_all(readers), live);
-    let expected: Vec<u64> = (0..305).collect();
+    let expected: Vec<u64> = history.into_iter().chain(300..305).collect();
     for seqs in all {
         assert_eq!(seqs, expected);
     }

@@ -32,6 +32,9 @@ use crate::backplane::error::{BackplaneError, ErrorKind};
 use crate::backplane::transport::{BoxFuture, Delivery};
 use crate::message::Message;
 
+/// The longest wait between two attempts to reconnect while Redis refuses connections.
+const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+
 /// How many channel names go into one SUBSCRIBE when resubscribing after a reconnect.
 const RESUBSCRIBE_BATCH: usize = 256;
 
@@ -460,9 +463,17 @@ impl Subscriber {
             Err(err) => {
                 tracing::debug!(error = %err, attempt, "reconnecting to Redis failed");
                 let next = attempt.saturating_add(1);
+                // A refused connection costs Redis nothing (nobody listens): try again soon, so
+                // the link is back within a probe interval of Redis returning. Anything else
+                // (a server that answers, but wrongly or slowly) backs off exponentially.
+                let delay = if err.is_connection_refusal() {
+                    self.backoff(next).min(PROBE_INTERVAL)
+                } else {
+                    self.backoff(next)
+                };
                 self.link = LinkState::Down {
                     attempt: next,
-                    retry_at: Instant::now() + self.backoff(next),
+                    retry_at: Instant::now() + delay,
                     connecting: false,
                 };
                 return;
