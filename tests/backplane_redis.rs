@@ -385,7 +385,7 @@ async fn client_kill_of_the_subscriber_loses_nothing() {
     let stats = redis_stats(&b);
     assert!(stats.connected);
     assert!(stats.reconnects >= 1, "{stats:?}");
-    assert!(stats.gap_refills >= u64::from(ROOMS), "{stats:?}");
+    assert!(stats.recoveries >= u64::from(ROOMS), "{stats:?}");
 }
 
 /// kill -9 and restart of the server: publishes during the outage fail with a typed error,
@@ -413,7 +413,7 @@ async fn server_crash_and_restart() {
     fleet.server.restart();
     eventually("B resubscribed", || {
         let stats = redis_stats(b);
-        stats.connected && stats.subscribed_channels == 1 && stats.gap_refills >= 1
+        stats.connected && stats.subscribed_channels == 1 && stats.recoveries >= 1
     })
     .await;
     // The publisher's connection comes back on its next use.
@@ -703,4 +703,165 @@ async fn tls_through_an_existing_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_to_reaches_every_channel_once() {
     suite::publish_to_reaches_every_channel_once(&OnRedis::start()).await;
+}
+
+/// The given-up refills of the failing-read scenario above are counted apart from the
+/// recoveries that started them: a recovery is not a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refill_given_up_after_a_reconnect_is_counted() {
+    let fleet = OnRedis::start();
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut subscription = Tick::stream(b, &1).await.unwrap();
+    publish_all(a, 1, [0]).await;
+    assert_eq!(next_event(&mut subscription).await.event.n, 0);
+    assert_eq!(redis_stats(b).refills_given_up, 0);
+
+    assert_eq!(
+        fleet.server.cmd(&["ACL", "SETUSER", "default", "-xinfo"]),
+        "OK"
+    );
+    assert_eq!(fleet.server.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]), "1");
+    publish_all(a, 1, [1]).await;
+    assert!(
+        matches!(
+            next_item(&mut subscription).await,
+            Err(SubscriptionError::Gap(_))
+        ),
+        "no gap reported"
+    );
+    let stats = redis_stats(b);
+    assert_eq!(stats.recoveries, 1, "{stats:?}");
+    assert_eq!(stats.refills_given_up, 1, "{stats:?}");
+}
+
+/// The default (eager) constructor reports a server that is down at once, as unreachable (not
+/// as a timeout), rather than returning a backplane that cannot work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eager_construction_fails_fast_while_redis_is_down() {
+    let mut server = RedisServer::start();
+    server.kill();
+    let config = RedisConfig::new(&server.url()).unwrap();
+    let connect_timeout = Duration::from_secs(2); // the default
+    let started = tokio::time::Instant::now();
+    let err = Backplane::redis(config).await.unwrap_err();
+    println!("construction failed after {:?}: {err}", started.elapsed());
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
+    assert!(
+        started.elapsed() < connect_timeout,
+        "waited {:?} for a refused connection",
+        started.elapsed()
+    );
+}
+
+/// A lazily built backplane, while Redis is down: built at once, publishes fail at once with
+/// `NotConnected`, diagnostics say not connected; once Redis is up, a stream opened before it
+/// came up receives what is published after, and diagnostics say connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_backplane_starts_while_redis_is_down_and_works_once_it_is_up() {
+    let mut server = RedisServer::start();
+    server.kill();
+    let config = RedisConfig::new(&server.url())
+        .unwrap()
+        .with_connect_timeout(PATIENCE);
+    let bp = Backplane::redis_lazy(config).unwrap();
+
+    let started = tokio::time::Instant::now();
+    let err = bp.publish(&Tick { room: 1, n: 0 }).await.unwrap_err();
+    println!("a publish failed {:?} after it was made", started.elapsed());
+    assert_eq!(err.kind(), ErrorKind::NotConnected, "{err:?}");
+    assert!(err.is_connection_lost());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a publish waited {:?} instead of failing at once",
+        started.elapsed()
+    );
+    let stats = redis_stats(&bp);
+    assert!(!stats.connected, "{stats:?}");
+
+    let opening = tokio::spawn({
+        let bp = bp.clone();
+        async move { Tick::stream(&bp, &1).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!opening.is_finished(), "the stream did not wait for Redis");
+    server.restart();
+    let back = tokio::time::Instant::now();
+    let mut subscription = opening.await.unwrap().unwrap();
+    println!(
+        "the stream opened {:?} after the server answered",
+        back.elapsed()
+    );
+    publish_all(&bp, 1, [7]).await;
+    assert_eq!(next_event(&mut subscription).await.event.n, 7);
+    let stats = redis_stats(&bp);
+    assert!(stats.connected, "{stats:?}");
+    assert_eq!(stats.subscribed_channels, 1, "{stats:?}");
+    assert_eq!(
+        stats.reconnects, 0,
+        "the first connection is not a reconnect"
+    );
+}
+
+/// Another instance sees what a lazily built one publishes once connected, through the scripts
+/// it loaded when it connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_backplane_loads_its_scripts_when_it_connects() {
+    let server = RedisServer::start();
+    let lazy = Backplane::redis_lazy(RedisConfig::new(&server.url()).unwrap()).unwrap();
+    eventually("the lazy backplane connected", || {
+        redis_stats(&lazy).connected
+    })
+    .await;
+    let scripts = server.cmd(&["INFO", "memory"]);
+    let count: u64 = scripts
+        .lines()
+        .find_map(|line| line.strip_prefix("number_of_cached_scripts:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(count, 2, "{scripts}");
+    let eager = Backplane::redis(RedisConfig::new(&server.url()).unwrap())
+        .await
+        .unwrap();
+    let mut subscription = Tick::stream(&eager, &1).await.unwrap();
+    publish_all(&lazy, 1, 0..3).await;
+    assert_sequence(&collect(&mut subscription, 3).await, 1, 0..3);
+}
+
+/// A stream asked for before a lazily built backplane ever connected waits at most the connect
+/// timeout, then fails with `NotConnected`, which an SSE route answers with 503 and
+/// `Retry-After`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_the_first_connection_streams_fail_after_the_connect_timeout_with_503() {
+    let mut server = RedisServer::start();
+    server.kill();
+    let connect_timeout = Duration::from_millis(300);
+    let config = RedisConfig::new(&server.url())
+        .unwrap()
+        .with_connect_timeout(connect_timeout);
+    let bp = Backplane::redis_lazy(config).unwrap();
+
+    let started = tokio::time::Instant::now();
+    let err = Tick::stream(&bp, &1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected, "{err:?}");
+    assert!(started.elapsed() >= connect_timeout);
+
+    let app = statelesse_tests::app::spawn_app(Tick::sse_route().with_state(bp)).await;
+    let path = <Tick as SseEvent>::PATH.replace("{room}", "1");
+    let response = statelesse_tests::sse::SseClient::request(&app.url(&path))
+        .send()
+        .await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+/// Building a lazy backplane needs a Tokio runtime for its background task: without one it is a
+/// configuration error, not a panic.
+#[test]
+fn a_lazy_backplane_outside_a_runtime_is_a_config_error() {
+    let config = RedisConfig::new("redis://127.0.0.1:1/").unwrap();
+    let err = Backplane::redis_lazy(config).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err:?}");
 }

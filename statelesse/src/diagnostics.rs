@@ -59,6 +59,14 @@ pub struct RedisDiagnostics {
     pub subscribed_channels: usize,
     /// Messages on project channels that were not valid envelopes, dropped.
     pub malformed_messages: u64,
-    /// Channel gaps refilled from history after a reconnect.
-    pub gap_refills: u64,
+    /// Recoveries started after a reconnect: each time a channel with local subscribers was
+    /// subscribed again, its subscribers were told to refill from history what they may have
+    /// missed (one per channel per reconnect, however many subscribers it has, and whether or
+    /// not anything was missed). Those that failed are in
+    /// [`refills_given_up`](Self::refills_given_up).
+    pub recoveries: u64,
+    /// History refills that a local subscriber gave up because history could not be read (after
+    /// a reconnect, after lagging, or for a next page), yielding a [`Gap`](crate::Gap) instead
+    /// and going on with live events: one per subscriber and failed read.
+    pub refills_given_up: u64,
 }

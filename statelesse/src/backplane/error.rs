@@ -25,6 +25,10 @@ pub enum ErrorKind {
     Unavailable,
     /// The transport's server did not answer in time; the operation may or may not have happened.
     Timeout,
+    /// The transport has not reached its server yet (a backplane built to connect in the
+    /// background, such as a Redis backplane built with `Backplane::redis_lazy`, before its first
+    /// connection); the operation was not done.
+    NotConnected,
     /// The event could not be serialized.
     Encode,
     /// The serialized event is larger than the configured maximum.
@@ -44,6 +48,7 @@ impl ErrorKind {
             Self::Closed => "backplane is shut down",
             Self::Unavailable => "backplane transport unavailable",
             Self::Timeout => "backplane transport timed out",
+            Self::NotConnected => "backplane transport not connected yet",
             Self::Encode => "event could not be serialized",
             Self::PayloadTooLarge => "event payload too large",
             Self::Protocol => "unexpected answer from the backplane transport",
@@ -105,10 +110,15 @@ impl BackplaneError {
         self.kind == ErrorKind::Closed
     }
 
-    /// Whether the transport's server could not be reached or did not answer in time.
+    /// Whether the transport's server could not be reached ([`ErrorKind::Unavailable`], or
+    /// [`ErrorKind::NotConnected`] before the first connection) or did not answer in time
+    /// ([`ErrorKind::Timeout`]): worth retrying later.
     #[must_use]
     pub fn is_connection_lost(&self) -> bool {
-        matches!(self.kind, ErrorKind::Unavailable | ErrorKind::Timeout)
+        matches!(
+            self.kind,
+            ErrorKind::Unavailable | ErrorKind::NotConnected | ErrorKind::Timeout
+        )
     }
 }
 

@@ -197,6 +197,7 @@ impl Stream for RawSubscription {
                     Ok(page) => this.take_page(&page),
                     Err(err) => {
                         tracing::warn!(channel = %this.channel, error = %err, "history read failed; reporting a gap");
+                        this.replayer.transport().refill_given_up(&this.channel);
                         this.gap = Some(Gap { missed: None });
                         this.more = false;
                     }

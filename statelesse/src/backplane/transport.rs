@@ -64,6 +64,13 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         ReplayConfig::default()
     }
 
+    /// Called when a subscription of `channel` gave up a refill from history because the read
+    /// failed, and yields a [`Gap`] instead; a transport may count it in its diagnostics. The
+    /// default does nothing.
+    fn refill_given_up(&self, channel: &str) {
+        let _ = channel;
+    }
+
     /// The number of local subscribers of `channel`.
     fn local_subscriber_count(&self, channel: &str) -> usize;
 

@@ -22,8 +22,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use ::redis::aio::ConnectionManager;
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use config::RedisConfig;
 
@@ -36,7 +37,7 @@ use crate::diagnostics::{Diagnostics, RedisDiagnostics};
 use crate::id::EventId;
 use envelope::{Names, Scripts};
 use publisher::redis_error;
-use shared::{Shared, Stats};
+use shared::{Phase, Shared, Stats};
 use subscriber::{Command, Subscriber};
 
 /// The Redis transport, for many server instances; build a [`Backplane`] over it with
@@ -121,7 +122,17 @@ use subscriber::{Command, Subscriber};
 /// server lost its data), subscriptions yield a [`Gap`](crate::Gap) instead of skipping
 /// silently. With history off that check can only compare ids, so a reconnect during which the
 /// channel received any event reports a gap, even when those events then arrived live.
-/// [`RedisDiagnostics`] counts the reconnects and the recoveries (as gap refills).
+/// [`RedisDiagnostics`] counts the reconnects, the recoveries (one per channel and reconnect) and
+/// the refills given up (one per subscriber whose read of history failed, which yields a
+/// [`Gap`](crate::Gap) and goes on with live events).
+///
+/// # Starting while Redis is down
+///
+/// [`connect`](Self::connect) (and [`Backplane::redis`]) connects before returning, and fails
+/// when Redis cannot be reached. [`connect_lazy`](Self::connect_lazy) (and
+/// [`Backplane::redis_lazy`]) returns at once and connects in the background, with the reconnect
+/// timing above; until it first connected, publishes fail at once with
+/// [`ErrorKind::NotConnected`] and new streams wait for it up to the connect timeout.
 ///
 /// # Shutting down
 ///
@@ -164,37 +175,118 @@ impl RedisTransport {
     /// [`ErrorKind::Timeout`] when Redis cannot be reached.
     pub async fn connect(config: RedisConfig) -> Result<Self, BackplaneError> {
         config.validate()?;
-        #[cfg(feature = "redis-tls")]
-        {
-            // rustls needs a process-wide crypto provider; keep one the application installed.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
+        install_tls_provider();
         let settings = config.settings();
-        let client = config.client;
         let (publisher, reader) = tokio::try_join!(
-            publisher::connect(&client, &settings),
-            publisher::connect(&client, &settings)
+            publisher::connect(&config.client, &settings),
+            publisher::connect(&config.client, &settings)
         )?;
         let link = tokio::time::timeout(
             settings.open_timeout(),
-            subscriber::open_link(&client, &settings),
+            subscriber::open_link(&config.client, &settings),
         )
         .await
         .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
         .map_err(redis_error)?;
+        Ok(Self::start(
+            config,
+            settings,
+            (publisher, reader),
+            Some(link),
+        ))
+    }
+
+    /// Builds the transport at once, without any network round trip, and connects in the
+    /// background: for a service that must start while Redis may be down.
+    ///
+    /// The connections are opened by the task that re-establishes a lost pub/sub connection, with
+    /// the same timing (while Redis refuses connections, an attempt every 200 ms at most;
+    /// otherwise the [reconnect backoff](RedisConfig::with_reconnect_backoff)). The first attempt
+    /// that succeeds also opens the command connections and loads the scripts; from then on the
+    /// transport behaves exactly as one built with [`connect`](Self::connect), outages included.
+    /// Until then:
+    ///
+    /// - a publish fails at once with [`ErrorKind::NotConnected`] (nothing was sent);
+    /// - a subscribe, and a history read (so a new stream, or an SSE route's request), waits for
+    ///   the first connection for at most the [connect timeout](RedisConfig::with_connect_timeout)
+    ///   (2 s by default), then fails with [`ErrorKind::NotConnected`], which an SSE route
+    ///   answers with `503 Service Unavailable` and `Retry-After`;
+    /// - [`diagnostics`](Transport::diagnostics) say `connected: false`.
+    ///
+    /// A separate constructor rather than a setting: it is synchronous, so its signature says it
+    /// does no I/O (as `sqlx`'s `connect_lazy` does), and [`connect`](Self::connect) keeps
+    /// reporting an unreachable or misconfigured server at start-up, when it is easiest to fix.
+    /// Each failed attempt is logged through `tracing`: at `debug` while Redis refuses
+    /// connections (it is down), at `warn` otherwise (a wrong password or ACL, say, which nothing
+    /// else would report).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for an invalid configuration, or when called outside a Tokio runtime
+    /// (the background task needs one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use statelesse::{ErrorKind, RedisConfig, RedisTransport};
+    /// use statelesse::backplane::transport::Transport;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), statelesse::BackplaneError> {
+    /// // Nothing listens on port 1: construction still succeeds, at once.
+    /// let transport = RedisTransport::connect_lazy(RedisConfig::new("redis://127.0.0.1:1/")?)?;
+    /// let err = transport.publish("c", "E".into(), "{}".into()).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::NotConnected);
+    /// assert!(!transport.diagnostics().redis.unwrap().connected);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect_lazy(config: RedisConfig) -> Result<Self, BackplaneError> {
+        config.validate()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(BackplaneError::with_source(
+                ErrorKind::Config,
+                "RedisTransport::connect_lazy must be called within a Tokio runtime",
+            ));
+        }
+        install_tls_provider();
+        let settings = config.settings();
+        let publisher = publisher::connect_lazy(&config.client, &settings)?;
+        let reader = publisher::connect_lazy(&config.client, &settings)?;
+        Ok(Self::start(config, settings, (publisher, reader), None))
+    }
+
+    /// Shares the connections with a new subscriber task, connected with `link`, or connecting
+    /// in the background without.
+    fn start(
+        config: RedisConfig,
+        settings: config::Settings,
+        (publisher, reader): (ConnectionManager, ConnectionManager),
+        link: Option<subscriber::Link>,
+    ) -> Self {
+        let phase = if link.is_some() {
+            Phase::Ready
+        } else {
+            Phase::Starting
+        };
         let shared = Arc::new(Shared {
             hub: Hub::new(settings.buffer),
             names: Names::new(&config.prefix),
             scripts: Scripts::new(),
             publisher,
             reader,
-            client,
+            client: config.client,
             settings,
             stats: Stats::default(),
+            phase: watch::Sender::new(phase),
         });
         let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(Subscriber::new(Arc::clone(&shared), receiver, link).run());
-        Ok(Self {
+        let task = match link {
+            Some(link) => Subscriber::new(Arc::clone(&shared), receiver, link),
+            None => Subscriber::starting(Arc::clone(&shared), receiver),
+        };
+        tokio::spawn(task.run());
+        Self {
             inner: Arc::new(Inner {
                 shared,
                 commands,
@@ -202,7 +294,7 @@ impl RedisTransport {
                 prefix: config.prefix,
                 replay: config.replay,
             }),
-        })
+        }
     }
 
     /// The prefix of every key and channel name this transport uses.
@@ -239,6 +331,27 @@ impl RedisTransport {
             .closed
             .load(Ordering::Acquire)
             .then(|| BackplaneError::new(ErrorKind::Closed).on_channel(channel))
+    }
+
+    /// Fails at once while a lazily built transport has not connected yet.
+    fn check_ready(&self) -> Result<(), BackplaneError> {
+        match *self.inner.shared.phase.borrow() {
+            Phase::Ready => Ok(()),
+            Phase::Starting => Err(not_connected()),
+            Phase::Closed => Err(BackplaneError::new(ErrorKind::Closed)),
+        }
+    }
+
+    /// Waits, for at most the connect timeout, until a lazily built transport first connected.
+    async fn wait_ready(&self) -> Result<(), BackplaneError> {
+        let mut phase = self.inner.shared.phase.subscribe();
+        let wait = self.inner.shared.settings.connect_timeout;
+        match tokio::time::timeout(wait, phase.wait_for(|p| *p != Phase::Starting)).await {
+            Ok(Ok(_)) => self.check_ready(),
+            // The sender lives in `Shared`, which `self` holds: it cannot be dropped here.
+            Ok(Err(_)) => Err(BackplaneError::new(ErrorKind::Closed)),
+            Err(_) => Err(not_connected()),
+        }
     }
 
     async fn subscribe_now(&self, channel: &str) -> Result<LiveFeed, BackplaneError> {
@@ -282,6 +395,7 @@ impl Transport for RedisTransport {
             if let Some(err) = self.closed_error(channel) {
                 return Err(err);
             }
+            self.check_ready().map_err(|err| err.on_channel(channel))?;
             publisher::publish(&self.inner.shared, channel, &event, &data)
                 .await
                 .map_err(|err| err.on_channel(channel))
@@ -296,6 +410,9 @@ impl Transport for RedisTransport {
             if let Some(err) = self.closed_error(channel) {
                 return Err(err);
             }
+            self.wait_ready()
+                .await
+                .map_err(|err| err.on_channel(channel))?;
             self.subscribe_now(channel)
                 .await
                 .map_err(|err| err.on_channel(channel))
@@ -312,6 +429,9 @@ impl Transport for RedisTransport {
             if let Some(err) = self.closed_error(channel) {
                 return Err(err);
             }
+            self.wait_ready()
+                .await
+                .map_err(|err| err.on_channel(channel))?;
             let page = (limits.events > 0).then_some((after, limits));
             let state = publisher::read_stream(&self.inner.shared, channel, page)
                 .await
@@ -328,6 +448,14 @@ impl Transport for RedisTransport {
 
     fn replay_config(&self) -> ReplayConfig {
         self.inner.replay.clone()
+    }
+
+    fn refill_given_up(&self, _channel: &str) {
+        self.inner
+            .shared
+            .stats
+            .refills_given_up
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     fn local_subscriber_count(&self, channel: &str) -> usize {
@@ -347,7 +475,8 @@ impl Transport for RedisTransport {
             reconnects: stats.reconnects.load(Ordering::Relaxed),
             subscribed_channels: stats.subscribed.load(Ordering::Relaxed),
             malformed_messages: stats.malformed.load(Ordering::Relaxed),
-            gap_refills: stats.gap_refills.load(Ordering::Relaxed),
+            recoveries: stats.recoveries.load(Ordering::Relaxed),
+            refills_given_up: stats.refills_given_up.load(Ordering::Relaxed),
         });
         diagnostics
     }
@@ -355,6 +484,7 @@ impl Transport for RedisTransport {
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.inner.closed.store(true, Ordering::Release);
+            self.inner.shared.phase.send_replace(Phase::Closed);
             let (reply, done) = oneshot::channel();
             if self
                 .inner
@@ -367,6 +497,23 @@ impl Transport for RedisTransport {
             }
             self.inner.shared.hub.clear();
         })
+    }
+}
+
+/// The error of an operation before a lazily built transport first connected.
+fn not_connected() -> BackplaneError {
+    BackplaneError::with_source(
+        ErrorKind::NotConnected,
+        "the Redis backplane has not connected to Redis yet",
+    )
+}
+
+/// Installs rustls's ring provider as the process default, unless the application installed one:
+/// rustls needs one.
+fn install_tls_provider() {
+    #[cfg(feature = "redis-tls")]
+    {
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 
@@ -403,6 +550,33 @@ impl Backplane {
     /// ```
     pub async fn redis(config: RedisConfig) -> Result<Self, BackplaneError> {
         Ok(Self::new(RedisTransport::connect(config).await?))
+    }
+
+    /// A backplane over Redis with `config` that returns at once and connects in the background,
+    /// for a service that must start while Redis may be down: until the first connection,
+    /// publishes fail with [`ErrorKind::NotConnected`] and new streams wait for it up to the
+    /// connect timeout. See [`RedisTransport::connect_lazy`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisTransport::connect_lazy`]: only for an invalid configuration, or outside a Tokio
+    /// runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use statelesse::{Backplane, RedisConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), statelesse::BackplaneError> {
+    /// let bp = Backplane::redis_lazy(RedisConfig::new("redis://redis.internal:6379/")?)?;
+    /// // Serve at once; `bp.diagnostics().redis` says when Redis is connected.
+    /// # drop(bp);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn redis_lazy(config: RedisConfig) -> Result<Self, BackplaneError> {
+        Ok(Self::new(RedisTransport::connect_lazy(config)?))
     }
 
     /// A backplane over Redis through an existing `client`, with default settings (see

@@ -22,20 +22,60 @@ pub(super) async fn connect(
     client: &Client,
     settings: &Settings,
 ) -> Result<ConnectionManager, BackplaneError> {
-    let manager = ConnectionManagerConfig::new()
+    tokio::time::timeout(
+        settings.open_timeout(),
+        client.get_connection_manager_with_config(manager_config(settings)),
+    )
+    .await
+    .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
+    .map_err(redis_error)
+}
+
+/// A command connection that connects on its first use, without any I/O now (it needs a Tokio
+/// runtime, which the caller checked).
+pub(super) fn connect_lazy(
+    client: &Client,
+    settings: &Settings,
+) -> Result<ConnectionManager, BackplaneError> {
+    client
+        .get_connection_manager_lazy(manager_config(settings))
+        .map_err(redis_error)
+}
+
+fn manager_config(settings: &Settings) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
         .set_connection_timeout(Some(settings.connect_timeout))
         .set_response_timeout(Some(settings.command_timeout))
         // Fail fast while Redis is down: one quick retry, then the caller gets the error.
         .set_number_of_retries(1)
         .set_min_delay(settings.reconnect_min)
-        .set_max_delay(settings.reconnect_max);
-    tokio::time::timeout(
-        settings.open_timeout(),
-        client.get_connection_manager_with_config(manager),
-    )
-    .await
-    .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
-    .map_err(redis_error)
+        .set_max_delay(settings.reconnect_max)
+}
+
+/// Connects the publisher and reader connections of a lazily built transport and loads the
+/// scripts each runs, so that once this succeeds the transport is as if it had connected
+/// eagerly. Bounded by [`Settings::call_timeout`](super::config::Settings::call_timeout).
+pub(super) async fn warm_up(shared: &Shared) -> Result<(), RedisError> {
+    let mut publisher = shared.publisher.clone();
+    let mut reader = shared.reader.clone();
+    let (publish, history) = (
+        shared.scripts.publish.prepare_invoke(),
+        shared.scripts.history.prepare_invoke(),
+    );
+    let load = async {
+        tokio::try_join!(
+            publish.load_async(&mut publisher),
+            history.load_async(&mut reader)
+        )
+    };
+    match tokio::time::timeout(shared.settings.call_timeout(), load).await {
+        Ok(loaded) => loaded.map(drop),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "loading the scripts timed out",
+        )
+        .into()),
+    }
 }
 
 /// Publishes an event with the publish script; returns its id.

@@ -1,10 +1,12 @@
 //! What the transport handle and its subscriber task share: the hub, the publisher connection,
-//! the Redis names and scripts, the settings, and the counters behind the diagnostics.
+//! the Redis names and scripts, the settings, whether the transport has connected yet, and the
+//! counters behind the diagnostics.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
 use ::redis::Client;
 use ::redis::aio::ConnectionManager;
+use tokio::sync::watch;
 
 use super::config::Settings;
 use super::envelope::{Names, Scripts};
@@ -24,6 +26,20 @@ pub(super) struct Shared {
     pub(super) client: Client,
     pub(super) settings: Settings,
     pub(super) stats: Stats,
+    /// Whether the transport has reached Redis yet: [`Phase::Ready`] from the start when built
+    /// eagerly; set by the subscriber task once a lazily built transport first connected.
+    pub(super) phase: watch::Sender<Phase>,
+}
+
+/// How far a transport got in reaching Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Built lazily and not connected yet: publishes fail with `NotConnected`, subscribes wait.
+    Starting,
+    /// Connected at least once: from now on it behaves as if built eagerly.
+    Ready,
+    /// Shut down.
+    Closed,
 }
 
 /// Counters behind [`RedisDiagnostics`](crate::diagnostics::RedisDiagnostics).
@@ -33,6 +49,9 @@ pub(super) struct Stats {
     pub(super) reconnects: AtomicU64,
     pub(super) subscribed: AtomicUsize,
     pub(super) malformed: AtomicU64,
-    pub(super) gap_refills: AtomicU64,
+    /// Channels told to recover from history after a reconnect.
+    pub(super) recoveries: AtomicU64,
+    /// History refills that local subscribers gave up on, reporting a gap.
+    pub(super) refills_given_up: AtomicU64,
     pub(super) published: AtomicU64,
 }

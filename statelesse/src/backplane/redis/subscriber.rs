@@ -9,6 +9,10 @@
 //! Pushes are drained from redis-rs's unbounded channel as they come, decoded once, and handed
 //! to the hub's bounded queues, which never block. After a reconnect, each resubscribed channel's
 //! subscribers are told to recover what they missed from history themselves, in pages.
+//!
+//! A transport built lazily starts this task without a connection: its first connection comes
+//! from the same reconnect loop, and also connects the command connections and loads the scripts
+//! before the transport is declared ready.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,8 +30,8 @@ use tokio::time::Instant;
 use super::channels::{Action, Channels, Failure};
 use super::config::Settings;
 use super::envelope;
-use super::publisher::{is_connection_error, redis_error};
-use super::shared::Shared;
+use super::publisher::{self, is_connection_error, redis_error};
+use super::shared::{Phase, Shared};
 use crate::backplane::error::{BackplaneError, ErrorKind};
 use crate::backplane::transport::{BoxFuture, Delivery};
 use crate::message::Message;
@@ -120,6 +124,8 @@ pub(super) struct Subscriber {
     link: LinkState,
     channels: Channels<Reply>,
     ops: FuturesUnordered<BoxFuture<'static, Done>>,
+    /// Whether the transport has connected at least once (from the start when built eagerly).
+    ready: bool,
 }
 
 impl Subscriber {
@@ -136,6 +142,29 @@ impl Subscriber {
             link: LinkState::Up(link),
             channels,
             ops: FuturesUnordered::new(),
+            ready: true,
+        }
+    }
+
+    /// The task of a transport built lazily: no connection yet, a first attempt at once.
+    pub(super) fn starting(
+        shared: Arc<Shared>,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Self {
+        let mut channels = Channels::new();
+        // No channel exists yet: this only marks the connection down.
+        channels.disconnected(|_| false);
+        Self {
+            shared,
+            commands,
+            link: LinkState::Down {
+                attempt: 0,
+                retry_at: Instant::now(),
+                connecting: false,
+            },
+            channels,
+            ops: FuturesUnordered::new(),
+            ready: false,
         }
     }
 
@@ -228,10 +257,7 @@ impl Subscriber {
         if let Some(slot) = self.shared.hub.lock().get(channel) {
             slot.deliver(Delivery::Recover { since });
         }
-        self.shared
-            .stats
-            .gap_refills
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.recoveries.fetch_add(1, Ordering::Relaxed);
     }
 
     fn on_push(&mut self, push: Option<PushInfo>) {
@@ -449,8 +475,18 @@ impl Subscriber {
         };
         *connecting = true;
         let shared = Arc::clone(&self.shared);
+        let first = !self.ready;
         self.ops.push(Box::pin(async move {
-            Done::Connected(open_link(&shared.client, &shared.settings).await)
+            let mut result = open_link(&shared.client, &shared.settings).await;
+            if first && result.is_ok() {
+                // The first connection of a lazily built transport: the command connections
+                // and scripts too, so that once ready it is as if it had connected eagerly.
+                result = match publisher::warm_up(&shared).await {
+                    Ok(()) => result,
+                    Err(err) => Err(err),
+                };
+            }
+            Done::Connected(result)
         }));
     }
 
@@ -461,7 +497,13 @@ impl Subscriber {
         let link = match result {
             Ok(link) => link,
             Err(err) => {
-                tracing::debug!(error = %err, attempt, "reconnecting to Redis failed");
+                if self.ready || err.is_connection_refusal() {
+                    tracing::debug!(error = %err, attempt, "reconnecting to Redis failed");
+                } else {
+                    // Never connected, and not because Redis is down: likely a wrong setting
+                    // (password, ACL, TLS), which nothing else would report.
+                    tracing::warn!(error = %err, attempt, "connecting to Redis failed");
+                }
                 let next = attempt.saturating_add(1);
                 // A refused connection costs Redis nothing (nobody listens): try again soon, so
                 // the link is back within a probe interval of Redis returning. Anything else
@@ -481,8 +523,20 @@ impl Subscriber {
         };
         self.link = LinkState::Up(link);
         self.shared.stats.connected.store(true, Ordering::Relaxed);
-        self.shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-        tracing::info!("reconnected to Redis; resubscribing");
+        if self.ready {
+            self.shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("reconnected to Redis; resubscribing");
+        } else {
+            self.ready = true;
+            self.shared.phase.send_if_modified(|phase| {
+                let starting = *phase == Phase::Starting;
+                if starting {
+                    *phase = Phase::Ready;
+                }
+                starting
+            });
+            tracing::info!(attempts = attempt.saturating_add(1), "connected to Redis");
+        }
         let hub = &self.shared.hub;
         let actions = self
             .channels
