@@ -1,5 +1,6 @@
 //! Bounded replay on Redis: resumes of large histories cost a page at a time, share their reads,
-//! and never starve publishes; a refill after a reconnect is one paged read per channel.
+//! and never starve publishes; a refill after a reconnect is one paged read per channel, and so
+//! are the position reads of streams opened together.
 //!
 //! The sizes are the defaults a new user gets (history 1,000, payloads up to 1 MiB); the storm
 //! sizes can be raised for a long run: `STORM_CLIENTS=1000 cargo test -p statelesse-tests --test
@@ -297,4 +298,20 @@ async fn a_refill_after_a_pubsub_reconnect_is_one_paged_read_for_all_subscribers
         reads <= pages + 1,
         "{reads} history reads for {pages} pages: every page is read once for all subscribers"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_streams_opened_at_once_on_one_channel_share_their_position_reads() {
+    let server = RedisServer::start();
+    let bp = redis_backplane(&server).await;
+    Said::publish(&bp, Said { room: 5, seq: 0 }).await.unwrap();
+
+    let reads_before = calls(&server, "xinfo|stream");
+    let opened = futures_util::future::join_all((0..1000).map(|_| Said::stream(&bp, &5))).await;
+    let reads = calls(&server, "xinfo|stream") - reads_before;
+    println!("1000 streams opened at once on one channel: {reads} position reads");
+    assert!(opened.iter().all(Result::is_ok));
+    // One read shared by every stream that asked while it ran, not one per stream (a few waves
+    // of streams, as the reads are quicker than opening a thousand streams).
+    assert!(reads <= 100, "{reads} position reads for 1000 streams");
 }

@@ -4,8 +4,17 @@
 //! A game's state is not stored anywhere but in its event stream: the snapshot sent first on the
 //! game stream (and answered by `GET /api/games/{id}`) is the fold of the game's events still in
 //! history, so every instance on one Redis computes the same state with no database.
+//!
+//! Who the browser's user is lives in a signed cookie: `POST /api/login` sets it, the user's
+//! notification stream checks it, and a cookie changed or made up by the browser is refused. The
+//! signing key comes from `--cookie-key` (or `GAME_COOKIE_KEY`); without one each process makes a
+//! random key, and a login is then good on that process only. Instances behind one load balancer
+//! must therefore be given the same key, or a browser logged in on one is refused by the others.
 
+use std::convert::Infallible;
+use std::fmt;
 use std::future::Future;
+use std::str::FromStr;
 use std::time::Duration;
 
 use axum::extract::{FromRef, Path, State};
@@ -13,12 +22,14 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use example_game_events::{
     GameEvent, GameId, GameSnapshot, Notification, PlayerJoined, PlayerLeft, RoundStarted,
     ScoreChanged, SystemAnnouncement,
 };
 use serde::Deserialize;
+use serde::Serialize;
+use statelesse::RedisDiagnostics;
 use statelesse::prelude::*;
 use statelesse::routes::{ConnectionLimit, Denied, Shutdown};
 
@@ -35,6 +46,44 @@ pub struct Options {
     /// The prefix of every Redis key and channel: instances with the same prefix share events.
     #[arg(long, env = "GAME_PREFIX", default_value = "statelesse")]
     pub prefix: String,
+    /// The secret that signs the login cookie: at least 64 bytes, the same on every instance
+    /// behind one load balancer (e.g. from `openssl rand -base64 48`). Without it each process
+    /// makes a random one, and its logins end with it.
+    #[arg(long, env = "GAME_COOKIE_KEY", hide_env_values = true)]
+    pub cookie_key: Option<Secret>,
+}
+
+/// A secret from the command line or the environment, which `Debug` does not show.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = Infallible;
+
+    fn from_str(secret: &str) -> Result<Self, Self::Err> {
+        Ok(Self(secret.to_owned()))
+    }
+}
+
+/// Why the game could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The backplane could not be connected.
+    #[error(transparent)]
+    Backplane(#[from] BackplaneError),
+    /// The cookie key given is too short to sign with.
+    #[error("the cookie key is {0} bytes long; it needs at least 64")]
+    CookieKeyTooShort(usize),
+    /// No key was given and the system had no randomness to make one.
+    #[error("no cookie key was given and none could be generated (no system randomness)")]
+    NoRandomKey,
 }
 
 /// Events kept per channel: a game's snapshot is the fold of its history, so keep all of it.
@@ -53,11 +102,19 @@ const DRAIN: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 struct App {
     backplane: Backplane,
+    /// Signs and checks the login cookie.
+    key: Key,
 }
 
 impl FromRef<App> for Backplane {
     fn from_ref(app: &App) -> Self {
         app.backplane.clone()
+    }
+}
+
+impl FromRef<App> for Key {
+    fn from_ref(app: &App) -> Self {
+        app.key.clone()
     }
 }
 
@@ -74,8 +131,13 @@ impl Game {
     ///
     /// # Errors
     ///
-    /// When Redis cannot be reached or its URL is invalid.
-    pub async fn start(options: &Options) -> Result<Self, BackplaneError> {
+    /// When Redis cannot be reached or its URL is invalid, or the cookie key is too short.
+    pub async fn start(options: &Options) -> Result<Self, StartError> {
+        let key = match &options.cookie_key {
+            Some(Secret(secret)) => Key::try_from(secret.as_bytes())
+                .map_err(|_| StartError::CookieKeyTooShort(secret.len()))?,
+            None => Key::try_generate().ok_or(StartError::NoRandomKey)?,
+        };
         let backplane = match &options.redis {
             None => Backplane::in_memory_with(
                 statelesse::MemoryConfig::default()
@@ -90,16 +152,17 @@ impl Game {
                 Backplane::redis(config).await?
             }
         };
-        Ok(Self::new(backplane))
+        Ok(Self::new(backplane, key))
     }
 
-    /// The server over `backplane`.
+    /// The server over `backplane`, signing its login cookies with `key`.
     #[must_use]
-    pub fn new(backplane: Backplane) -> Self {
+    pub fn new(backplane: Backplane, key: Key) -> Self {
         let shutdown = Shutdown::new();
         let router = router(
             App {
                 backplane: backplane.clone(),
+                key,
             },
             &shutdown,
         );
@@ -194,8 +257,9 @@ fn router(app: App, shutdown: &Shutdown) -> Router {
         )
         .merge(
             Notification::sse_routes()
-                .authorize(|parts, user_id: String, _app: App| async move {
-                    match CookieJar::from_headers(&parts.headers).get(USER_COOKIE) {
+                .authorize(|parts, user_id: String, app: App| async move {
+                    // Only a cookie this server signed: a forged or altered one is no login.
+                    match SignedCookieJar::from_headers(&parts.headers, app.key).get(USER_COOKIE) {
                         None => Err(Denied::Unauthorized),
                         Some(user) if user.value() == user_id => Ok(()),
                         Some(_) => Err(Denied::Forbidden),
@@ -207,6 +271,7 @@ fn router(app: App, shutdown: &Shutdown) -> Router {
     Router::new()
         .merge(streams)
         .route("/api/login", post(login))
+        .route("/api/me", get(me))
         .route("/api/games", post(create_game))
         .route("/api/games/{game_id}", get(get_game))
         .route("/api/games/{game_id}/join", post(join))
@@ -224,7 +289,7 @@ fn router(app: App, shutdown: &Shutdown) -> Router {
         .with_state(app)
 }
 
-/// The cookie that says who the browser's user is (a demo login: no password).
+/// The signed cookie that says who the browser's user is (a demo login: no password).
 const USER_COOKIE: &str = "user";
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -283,14 +348,26 @@ struct AnnouncementBody {
     text: String,
 }
 
-/// `POST /api/login {"player": ".."}`: remembers the user in a cookie.
+/// `POST /api/login {"player": ".."}`: remembers the user in a signed cookie.
 ///
-/// Not `HttpOnly`: the page reads it to know, after a reload, who is logged in (a demo login; a
-/// real session cookie would be `HttpOnly` and the page would ask the server).
-async fn login(Json(body): Json<PlayerBody>) -> Result<Response, ApiError> {
+/// `HttpOnly`: the page has no use for the cookie itself; it asks `GET /api/me` who is logged
+/// in. (Not `Secure`, as the demo is served over plain HTTP; a real deployment would add it.)
+async fn login(
+    jar: SignedCookieJar,
+    Json(body): Json<PlayerBody>,
+) -> Result<(SignedCookieJar, Json<String>), ApiError> {
     let name = valid_name(body.player)?;
-    let cookie = format!("{USER_COOKIE}={name}; Path=/; SameSite=Lax");
-    Ok(([(header::SET_COOKIE, cookie)], Json(name)).into_response())
+    let cookie = Cookie::build((USER_COOKIE, name.clone()))
+        .path("/")
+        .same_site(SameSite::Lax)
+        .http_only(true);
+    Ok((jar.add(cookie), Json(name)))
+}
+
+/// `GET /api/me`: the logged-in user's name, from the signed cookie; `null` without a valid one
+/// (not an error: a page that nobody logged in to yet asks too).
+async fn me(jar: SignedCookieJar) -> Json<Option<String>> {
+    Json(jar.get(USER_COOKIE).map(|user| user.value().to_owned()))
 }
 
 /// `POST /api/games`: a new game, announced to everyone.
@@ -394,9 +471,30 @@ async fn announce(
     Ok(Json(id))
 }
 
-/// `GET /diagnostics`: channels, subscribers and transport state of this instance.
-async fn diagnostics(State(app): State<App>) -> impl IntoResponse {
-    Json(app.backplane.diagnostics())
+/// What `GET /diagnostics` shows: counts and the transport's state, never a channel's name (a
+/// user's channel is named after the user).
+#[derive(Debug, Serialize)]
+struct Counts {
+    transport: &'static str,
+    total_channels: usize,
+    total_local_subscribers: usize,
+    published: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<RedisDiagnostics>,
+}
+
+/// `GET /diagnostics`: how many channels and subscribers this instance serves, and its transport's
+/// state. Open to anyone, so it names no channel (the per-user ones would tell who is online);
+/// the demo's login has no password, so putting the names behind it would protect nothing.
+async fn diagnostics(State(app): State<App>) -> Json<Counts> {
+    let diagnostics = app.backplane.diagnostics();
+    Json(Counts {
+        transport: diagnostics.transport,
+        total_channels: diagnostics.total_channels,
+        total_local_subscribers: diagnostics.total_local_subscribers,
+        published: diagnostics.published,
+        redis: diagnostics.redis,
+    })
 }
 
 /// Player names are short words, so that they are safe in cookies and URLs alike.

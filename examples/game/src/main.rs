@@ -9,6 +9,10 @@
 //! cargo run -p example-game -- --redis redis://127.0.0.1:6379 --port 3001
 //! ```
 //!
+//! Each process signs its login cookies with a random key unless `--cookie-key` (or
+//! `GAME_COOKIE_KEY`) gives one: instances behind one load balancer must share it, as a browser's
+//! requests may reach any of them (`openssl rand -base64 48` makes a key of the 64 bytes needed).
+//!
 //! `--port 0` picks a free port. The first line on standard output is
 //! `listening on http://127.0.0.1:{port} ({transport})`, for scripts and tests that start the
 //! binary (`npm test` does); the logs go to standard error.

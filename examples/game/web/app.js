@@ -32,7 +32,8 @@ async function post(path, body) {
 
 /** @type {GameSnapshot | null} */
 let game = null;
-let me = document.cookie.match(/(?:^|; )user=([^;]*)/)?.[1] ?? "";
+/** Who is logged in: the login cookie is `HttpOnly`, so the page asks the server (`whoAmI`). */
+let me = "";
 /** @type {(() => void) | null} */
 let closeGame = null;
 /** @type {(() => void) | null} */
@@ -114,6 +115,17 @@ function openNotifications() {
   });
 }
 
+/** Asks the server who is logged in, e.g. after a reload, and opens their notifications. */
+async function whoAmI() {
+  const response = await fetch("/api/me");
+  const name = response.ok ? /** @type {string | null} */ (await response.json()) : null;
+  if (name && !me) {
+    me = name;
+    openNotifications();
+    render();
+  }
+}
+
 $("login").addEventListener("submit", async (event) => {
   event.preventDefault();
   const player = String(new FormData(/** @type {HTMLFormElement} */ (event.target)).get("player"));
@@ -144,6 +156,6 @@ subscribeSystemAnnouncement({
     log("announcements", announcement.text);
   },
 });
-openNotifications();
+whoAmI().catch((error) => log("log", `error: ${error}`));
 const initial = new URLSearchParams(location.search).get("game");
 if (initial) openGame(Number(initial));

@@ -42,7 +42,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::error::{BackplaneError, ErrorKind};
 use super::replay::Replayer;
-use super::transport::{BoxFuture, Delivery, Gap, HistoryPage, Interest, LiveFeed, PageLimits};
+use super::transport::{BoxFuture, Delivery, Gap, HistoryPage, Interest, LiveFeed};
 use crate::event::SseEvent;
 use crate::id::EventId;
 use crate::message::Message;
@@ -83,17 +83,14 @@ impl RawSubscription {
         channel: &str,
         after: Option<EventId>,
     ) -> Result<Self, BackplaneError> {
-        let transport = replayer.transport();
         let floor = match after {
             Some(after) => after,
-            None => {
-                transport
-                    .history_page(channel, EventId::default(), PageLimits::POSITION)
-                    .await?
-                    .end
-            }
+            // Read before the subscribe, never after (a floor past events the feed carries would
+            // skip them on a refill); shared with the streams opening at the same time, which
+            // is as safe: see `Replayer::position`.
+            None => replayer.position(channel).await?,
         };
-        let LiveFeed { receiver, interest } = transport.subscribe(channel).await?;
+        let LiveFeed { receiver, interest } = replayer.transport().subscribe(channel).await?;
         let live_since = Instant::now();
         let mut subscription = Self {
             channel: channel.into(),
@@ -338,7 +335,7 @@ mod tests {
 
     use super::*;
     use crate::backplane::replay::config::ReplayConfig;
-    use crate::backplane::transport::Transport;
+    use crate::backplane::transport::{PageLimits, Transport};
     use crate::diagnostics::Diagnostics;
 
     /// A transport whose one live feed the test writes to directly, as a transport's task would;

@@ -14,6 +14,14 @@
 //!   to every later reader of that position. The last page of a channel may grow, so a reader joins
 //!   an earlier read of it only if that read started after the reader's live feed did (otherwise
 //!   events published in between would be neither in the page nor in the feed).
+//! - **Positions.** A new stream reads its channel's position (the last id) before it subscribes,
+//!   so that a refill before its first event starts there; streams opening together on a channel
+//!   share one read of it (any read in flight finishes before they subscribe, which is all the
+//!   rule asks). A position read carries no events, so it takes nothing from the budget below; it
+//!   is not cached, as an old position would replay events older than the stream.
+//! - **Abandoned reads.** A reader that goes away mid-read (its client disconnected) leaves the
+//!   read to the readers that joined it; the last one to go takes the read with it, so nothing is
+//!   left behind however many resumes are abandoned.
 //! - **Budget.** At most [`ReplayConfig::concurrent_reads`] distinct reads run at once per
 //!   instance. A new stream waits up to [`ReplayConfig::read_wait`] for one, then fails with
 //!   [`ErrorKind::Busy`] (an SSE route answers `503` with `Retry-After`); a stream already open
@@ -55,16 +63,62 @@ pub(crate) struct Replayer {
 
 #[derive(Default)]
 struct State {
-    flights: HashMap<PageKey, Arc<Flight>>,
+    flights: HashMap<FlightKey, InFlight>,
     cache: PageCache,
 }
 
+/// A flight and how many readers wait for it (counted under the lock).
+struct InFlight {
+    flight: Arc<Flight>,
+    waiters: usize,
+}
+
 type PageKey = (Box<str>, EventId);
+
+/// A read in flight: of a channel's page after an id, or of its position.
+type FlightKey = (Box<str>, Read);
+
+/// What a flight reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Read {
+    /// The page after this id.
+    Page(EventId),
+    /// Only the channel's position: kept apart from the page after `0-0`, which it is not.
+    Position,
+}
 
 /// One read of a page, shared by every reader that asks for it while it runs.
 struct Flight {
     created: Instant,
     page: OnceCell<Result<Arc<HistoryPage>, SharedError>>,
+}
+
+/// A reader's hold on a flight. Dropped before the flight landed (the reader's future was dropped:
+/// its client went away), it retires the flight if no other reader waits for it; otherwise the
+/// read goes on for the others (the next of them runs it if it was this reader's).
+struct Waiter<'a> {
+    replayer: &'a Replayer,
+    key: FlightKey,
+    flight: Arc<Flight>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let mut state = self.replayer.lock();
+        // Only this flight's count: a newer flight of the same key may have replaced it.
+        let Some(entry) = state
+            .flights
+            .get_mut(&self.key)
+            .filter(|entry| Arc::ptr_eq(&entry.flight, &self.flight))
+        else {
+            return; // landed already, or replaced
+        };
+        entry.waiters -= 1;
+        if entry.waiters == 0 {
+            // Nobody is left to fill the cell or read it; a reader arriving now starts afresh.
+            state.flights.remove(&self.key);
+        }
+    }
 }
 
 /// A failed read as every waiter of a flight sees it.
@@ -94,30 +148,75 @@ impl Replayer {
         after: EventId,
         live_since: Instant,
     ) -> Result<Arc<HistoryPage>, BackplaneError> {
-        let key: PageKey = (channel.into(), after);
-        let flight = {
+        self.shared(channel, Read::Page(after), |flight| {
+            flight.created >= live_since
+        })
+        .await
+    }
+
+    /// The position of `channel` (its last id, `0-0` when it has none), for a stream about to
+    /// subscribe: it replays from there when it must refill before its first event.
+    ///
+    /// The rule: the position must be read *before* the stream subscribes. Then every event after
+    /// it is either in the live feed or in history after the position, and a refill from it
+    /// misses nothing. A position read after the subscribe could be past events the feed already
+    /// carried, and a refill from it would skip them silently. So a reader may join any read of
+    /// the position in flight, however early it started: it waits for that read to finish, and
+    /// only then subscribes. A position cached from an earlier read would be as correct, but a
+    /// refill from it would replay events older than the stream, so positions are not cached.
+    pub(crate) async fn position(&self, channel: &str) -> Result<EventId, BackplaneError> {
+        let page = self.shared(channel, Read::Position, |_| true).await?;
+        Ok(page.end)
+    }
+
+    /// Serves `read` from the cache, or from a read in flight that `joinable` accepts, or from a
+    /// new read.
+    async fn shared(
+        &self,
+        channel: &str,
+        read: Read,
+        joinable: impl FnOnce(&Flight) -> bool,
+    ) -> Result<Arc<HistoryPage>, BackplaneError> {
+        let key: FlightKey = (channel.into(), read);
+        let waiter = {
             let mut state = self.lock();
-            if let Some(page) = state.cache.get(&key) {
+            if let Read::Page(after) = read
+                && let Some(page) = state.cache.get(&(channel.into(), after))
+            {
                 return Ok(page);
             }
-            match state.flights.get(&key) {
-                Some(flight) if flight.created >= live_since => Arc::clone(flight),
+            let flight = match state.flights.get_mut(&key) {
+                Some(entry) if joinable(&entry.flight) => {
+                    entry.waiters += 1;
+                    Arc::clone(&entry.flight)
+                }
                 _ => {
                     let flight = Arc::new(Flight {
                         created: Instant::now(),
                         page: OnceCell::new(),
                     });
-                    state.flights.insert(key.clone(), Arc::clone(&flight));
+                    let entry = InFlight {
+                        flight: Arc::clone(&flight),
+                        waiters: 1,
+                    };
+                    state.flights.insert(key.clone(), entry);
                     flight
                 }
+            };
+            Waiter {
+                replayer: self,
+                key,
+                flight,
             }
         };
-        let result = flight
+        let result = waiter
+            .flight
             .page
-            .get_or_init(|| self.read(channel, after))
+            .get_or_init(|| self.read(channel, read))
             .await
             .clone();
-        self.land(key, &flight, &result);
+        self.land(&waiter.key, &waiter.flight, &result);
+        drop(waiter);
         result.map_err(|err| {
             BackplaneError::with_source(err.kind, err.message.to_string()).on_channel(channel)
         })
@@ -128,22 +227,32 @@ impl Replayer {
         &self.transport
     }
 
-    async fn read(&self, channel: &str, after: EventId) -> Result<Arc<HistoryPage>, SharedError> {
-        let permit = tokio::time::timeout(self.config.read_wait(), self.permits.acquire())
-            .await
-            .map_err(|_| SharedError {
-                kind: ErrorKind::Busy,
-                message: format!(
-                    "{} history reads in flight on this instance; retry shortly",
-                    self.config.concurrent_reads()
-                )
-                .into(),
-            })?;
-        let result = self
-            .transport
-            .history_page(channel, after, self.limits)
-            .await;
-        drop(permit);
+    async fn read(&self, channel: &str, read: Read) -> Result<Arc<HistoryPage>, SharedError> {
+        let result = match read {
+            Read::Page(after) => {
+                let permit = tokio::time::timeout(self.config.read_wait(), self.permits.acquire())
+                    .await
+                    .map_err(|_| SharedError {
+                        kind: ErrorKind::Busy,
+                        message: format!(
+                            "{} history reads in flight on this instance; retry shortly",
+                            self.config.concurrent_reads()
+                        )
+                        .into(),
+                    })?;
+                let result = self
+                    .transport
+                    .history_page(channel, after, self.limits)
+                    .await;
+                drop(permit);
+                result
+            }
+            Read::Position => {
+                self.transport
+                    .history_page(channel, EventId::default(), PageLimits::POSITION)
+                    .await
+            }
+        };
         result.map(Arc::new).map_err(|err| SharedError {
             kind: err.kind(),
             message: err.to_string().into(),
@@ -154,23 +263,26 @@ impl Replayer {
     /// the next reader reads afresh.
     fn land(
         &self,
-        key: PageKey,
+        key: &FlightKey,
         flight: &Arc<Flight>,
         result: &Result<Arc<HistoryPage>, SharedError>,
     ) {
         let mut state = self.lock();
         if state
             .flights
-            .get(&key)
-            .is_some_and(|current| Arc::ptr_eq(current, flight))
+            .get(key)
+            .is_some_and(|current| Arc::ptr_eq(&current.flight, flight))
         {
-            state.flights.remove(&key);
-            if let Ok(page) = result
+            state.flights.remove(key);
+            if let (channel, Read::Page(after)) = key
+                && let Ok(page) = result
                 && page.more
             {
-                state
-                    .cache
-                    .insert(key, Arc::clone(page), self.config.cache_bytes());
+                state.cache.insert(
+                    (channel.clone(), *after),
+                    Arc::clone(page),
+                    self.config.cache_bytes(),
+                );
             }
         }
     }
@@ -184,6 +296,12 @@ impl Replayer {
     #[cfg(test)]
     fn cached_bytes(&self) -> usize {
         self.lock().cache.bytes
+    }
+
+    /// The reads in flight now.
+    #[cfg(test)]
+    fn flights(&self) -> usize {
+        self.lock().flights.len()
     }
 }
 
@@ -250,6 +368,7 @@ mod tests {
 
     use super::*;
     use crate::backplane::memory::{MemoryConfig, MemoryTransport};
+    use crate::backplane::subscription::RawSubscription;
     use crate::backplane::transport::{BoxFuture, LiveFeed};
     use crate::diagnostics::Diagnostics;
 
@@ -460,6 +579,105 @@ mod tests {
         });
         assert!(held.is_ok());
         assert_eq!(refused.unwrap_err().kind(), ErrorKind::Busy);
+    }
+
+    /// Polls `read` once, so that it registers its flight, then drops it, as a server drops
+    /// the response of a client that disconnected.
+    async fn abandon<F: std::future::Future>(read: F) {
+        let mut read = std::pin::pin!(read);
+        assert!(futures_util::poll!(read.as_mut()).is_pending());
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_read_leaves_no_flight_behind() {
+        let transport = Counting::new(100);
+        publish(&transport, "c", 3, 4).await;
+        let replay = replayer(&transport, ReplayConfig::default());
+        let pass = transport.gate.write().await;
+        abandon(replay.page("c", EventId::default(), Instant::now())).await;
+        abandon(replay.position("c")).await;
+        drop(pass);
+        assert_eq!(replay.flights(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_shared_read_goes_on_for_the_reader_left_when_the_other_is_dropped() {
+        let transport = Counting::new(100);
+        publish(&transport, "c", 3, 4).await;
+        let replay = replayer(&transport, ReplayConfig::default());
+        let since = Instant::now();
+        let pass = transport.gate.write().await;
+        // The first reader runs the read, the second joins it; then the first goes away.
+        let mut runner = Box::pin(replay.page("c", EventId::default(), since));
+        assert!(futures_util::poll!(runner.as_mut()).is_pending());
+        let mut left = std::pin::pin!(replay.page("c", EventId::default(), since));
+        assert!(futures_util::poll!(left.as_mut()).is_pending());
+        drop(runner);
+        assert_eq!(replay.flights(), 1);
+        // A reader arriving now still joins the same flight rather than starting another.
+        let late = replay.page("c", EventId::default(), since);
+        drop(pass);
+        let (left, late) = tokio::join!(left, late);
+        assert_eq!(left.unwrap().events.len(), 3);
+        assert_eq!(late.unwrap().events.len(), 3);
+        assert_eq!(replay.flights(), 0);
+    }
+
+    #[tokio::test]
+    async fn streams_opened_together_on_one_channel_read_its_position_once() {
+        let transport = Counting::new(100);
+        publish(&transport, "c", 3, 4).await;
+        let replay = Arc::new(replayer(&transport, ReplayConfig::default()));
+        let pass = transport.gate.write().await;
+        let opening = futures_util::future::join_all(
+            (0..1000).map(|_| RawSubscription::open(Arc::clone(&replay), "c", None)),
+        );
+        let release = async {
+            tokio::task::yield_now().await;
+            drop(pass);
+        };
+        let (opened, ()) = tokio::join!(opening, release);
+        assert!(opened.iter().all(Result::is_ok));
+        assert_eq!(transport.reads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_position_is_read_afresh_once_the_shared_read_is_done() {
+        let transport = Counting::new(100);
+        publish(&transport, "c", 3, 4).await;
+        let replay = replayer(&transport, ReplayConfig::default());
+        let before = replay.position("c").await.unwrap();
+        publish(&transport, "c", 1, 4).await;
+        let after = replay.position("c").await.unwrap();
+        assert!(after > before);
+    }
+
+    #[tokio::test]
+    async fn a_position_read_is_not_served_as_the_first_page() {
+        let transport = Counting::new(100);
+        publish(&transport, "c", 3, 4).await;
+        let replay = replayer(&transport, ReplayConfig::default().with_page_events(n(2)));
+        replay.position("c").await.unwrap();
+        let page = replay
+            .page("c", EventId::default(), Instant::now())
+            .await
+            .unwrap();
+        assert_eq!(page.events.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_position_read_takes_none_of_the_read_budget() {
+        let transport = Counting::new(100);
+        publish(&transport, "a", 1, 4).await;
+        let replay = replayer(
+            &transport,
+            ReplayConfig::default()
+                .with_concurrent_reads(n(1))
+                .with_read_wait(Duration::from_millis(100)),
+        );
+        let permit = replay.permits.acquire().await.unwrap();
+        assert!(replay.position("a").await.is_ok());
+        drop(permit);
     }
 
     #[tokio::test]
