@@ -53,7 +53,7 @@ pub(crate) struct EventStream {
 /// What a connection holds and its watchdog may release: see [`EventStream`].
 struct Slot {
     state: Mutex<SlotState>,
-    /// Wakes the watchdog: a frame was handed out after a pause, or the stream was dropped.
+    /// Wakes the watchdog when the stream is dropped.
     notify: Notify,
 }
 
@@ -211,17 +211,8 @@ impl Stream for EventStream {
         let this = &mut *self;
         let poll = this.poll_frame(cx);
         if this.watched {
-            let mut state = this.slot.lock();
-            if matches!(poll, Poll::Ready(Some(_))) {
-                let paused = state.handed_out.is_none();
-                state.handed_out = Some(Instant::now());
-                drop(state);
-                if paused {
-                    this.slot.notify.notify_one();
-                }
-            } else {
-                state.handed_out = None;
-            }
+            // Read by the watchdog when it wakes: no wake-up per frame.
+            this.slot.lock().handed_out = matches!(poll, Poll::Ready(Some(_))).then(Instant::now);
         }
         poll
     }
@@ -229,8 +220,13 @@ impl Stream for EventStream {
 
 impl Drop for EventStream {
     fn drop(&mut self) {
+        // Released here, not when the watchdog (which shares the slot) next wakes.
+        let mut state = self.slot.lock();
+        let released = (state.subscription.take(), state.permit.take());
+        state.dropped = true;
+        drop(state);
+        drop(released);
         if self.watched {
-            self.slot.lock().dropped = true;
             self.slot.notify.notify_one();
         }
     }
@@ -238,37 +234,38 @@ impl Drop for EventStream {
 
 /// The watchdog of one connection: releases its subscription and slot once a frame handed out
 /// was not taken within `timeout`; ends then, or when the stream is dropped.
+///
+/// It wakes once per `timeout` at most, not per frame: a frame handed out at `t` is checked at
+/// `t + timeout` at the latest, since every wake-up sleeps until the current frame's deadline,
+/// or for a whole `timeout` when none is out.
 async fn watch(slot: Arc<Slot>, timeout: Duration) {
     loop {
-        let notified = slot.notify.notified();
-        tokio::pin!(notified);
-        let handed_out = {
-            let state = slot.lock();
+        let dropped = slot.notify.notified();
+        tokio::pin!(dropped);
+        let wake_at = {
+            let mut state = slot.lock();
             if state.dropped {
                 return;
             }
-            state.handed_out
-        };
-        let Some(handed_out) = handed_out else {
-            notified.await;
-            continue;
-        };
-        tokio::select! {
-            () = &mut notified => {}
-            () = tokio::time::sleep_until(handed_out + timeout) => {
-                let mut state = slot.lock();
-                if state.dropped {
-                    return;
-                }
-                if state.handed_out == Some(handed_out) {
+            match state.handed_out {
+                Some(handed_out) if Instant::now() >= handed_out + timeout => {
                     state.timed_out = true;
                     let released = (state.subscription.take(), state.permit.take());
                     drop(state);
-                    tracing::debug!(?timeout, "closing an SSE connection whose client took no frame within the write timeout");
+                    tracing::debug!(
+                        ?timeout,
+                        "releasing an SSE connection whose client took no frame within the write timeout"
+                    );
                     drop(released);
                     return;
                 }
+                Some(handed_out) => handed_out + timeout,
+                None => Instant::now() + timeout,
             }
+        };
+        tokio::select! {
+            () = &mut dropped => {}
+            () = tokio::time::sleep_until(wake_at) => {}
         }
     }
 }
