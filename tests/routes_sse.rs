@@ -630,9 +630,10 @@ async fn an_event_that_cannot_be_framed_is_a_gap_for_the_client() {
 }
 
 /// A typed subscription does not take an event of another name for one of its type, even when
-/// its data would decode: it yields a decode error naming it, and counts it as the routes do.
+/// its data would decode: it yields a decode error naming it, and counts it as the routes do;
+/// `history` skips it as undecodable.
 #[tokio::test]
-async fn a_typed_subscription_reports_foreign_event_names_as_decode_errors() {
+async fn typed_readers_do_not_take_foreign_event_names_for_their_type() {
     let bp = Backplane::in_memory();
     let mut subscription = bp.subscribe(&PlayerJoined::channel(&1)).await.unwrap();
     bp.transport()
@@ -653,6 +654,10 @@ async fn a_typed_subscription_reports_foreign_event_names_as_decode_errors() {
     let second = subscription.next().await.unwrap().unwrap();
     assert_eq!(second.event, joined(1, "ada"));
     assert_eq!(bp.diagnostics().malformed_events, 1);
+
+    let history = bp.history(&PlayerJoined::channel(&1), None).await.unwrap();
+    let events: Vec<_> = history.events.into_iter().map(|r| r.event).collect();
+    assert_eq!((events, history.complete), (vec![joined(1, "ada")], false));
 }
 
 #[derive(Serialize)]

@@ -291,7 +291,8 @@ impl<E: SseEvent> Subscription<E> {
         }
     }
 
-    /// The id of the last event yielded (or resumed after).
+    /// The id of the last event yielded (or resumed after); after a [`Gap`], the position the
+    /// stream goes on after (the channel's end after a resume id ahead of it).
     #[must_use]
     pub fn last_id(&self) -> Option<EventId> {
         self.raw.last_id()
