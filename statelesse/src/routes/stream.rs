@@ -244,7 +244,9 @@ async fn watch(slot: Arc<Slot>, timeout: Duration) {
         tokio::pin!(dropped);
         let wake_at = {
             let mut state = slot.lock();
-            if state.dropped {
+            // Dropped, or ended (shutdown, closed backplane): nothing left to release, and the
+            // last frame must stay the last.
+            if state.dropped || state.subscription.is_none() {
                 return;
             }
             match state.handed_out {
@@ -547,5 +549,27 @@ mod tests {
         assert_eq!(limit.active(), 1);
         publish(&bp, "c", "1").await;
         assert!(text(&stream.next().await.unwrap().unwrap()).ends_with("data: 1\n\n"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_ended_is_not_timed_out_after_its_last_frame() {
+        let bp = Backplane::in_memory();
+        let sub = subscription(&bp, "c").await;
+        let token = CancellationToken::new();
+        let mut stream = EventStream::new(
+            VecDeque::new(),
+            sub,
+            Some(Box::pin(token.clone().cancelled_owned())),
+            Duration::ZERO,
+            Duration::from_secs(5),
+            None,
+        );
+        token.cancel();
+        assert_eq!(stream.next().await.unwrap().unwrap(), frame::shutdown());
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(
+            stream.next().await.is_none(),
+            "the shutdown comment stays the last frame"
+        );
     }
 }
