@@ -12,11 +12,14 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::http::StatusCode;
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use statelesse::backplane::replay::ReplayConfig;
 use statelesse::backplane::transport::{BoxFuture, HistoryPage, LiveFeed, PageLimits, Transport};
 use statelesse::prelude::*;
 use statelesse::routes::{ConnectionLimit, Denied, Shutdown};
-use statelesse::{BackplaneError, Diagnostics, MemoryConfig, MemoryTransport, RedisConfig};
+use statelesse::{
+    BackplaneError, Diagnostics, MemoryConfig, MemoryTransport, RedisConfig, SubscriptionError,
+};
 use statelesse_test_redis::RedisServer;
 use statelesse_tests::app::{spawn_app, spawn_app_with_shutdown};
 use statelesse_tests::sse::{Frame, RawClient, SseClient};
@@ -480,9 +483,10 @@ async fn an_id_older_than_history_yields_a_gap_event_then_what_history_has() {
     }
     let mut client = SseClient::request(&url).last_event_id(&first).open().await;
     assert_eq!(client.next_frame().await.unwrap().raw, "retry: 3000\n\n");
+    // The gap's id is where the stream goes on from: after `first`, with what history has.
     assert_eq!(
         client.next_frame().await.unwrap().raw,
-        "event: gap\ndata: {\"missed\":null}\n\n"
+        format!("id: {first}\nevent: gap\ndata: {{\"missed\":null}}\n\n")
     );
     for name in ["4", "5", "6"] {
         assert_eq!(
@@ -500,6 +504,160 @@ async fn an_id_older_than_history_yields_a_gap_event_then_what_history_has() {
     let mut client = SseClient::request(&url).last_event_id("1-0").open().await;
     client.next_frame().await.unwrap();
     assert_eq!(client.next_frame().await.unwrap().event(), "gap");
+}
+
+/// A client that holds an id from the future (forged, or from a channel since deleted) gets one
+/// `gap` whose `id` is the channel's end, so reconnecting with the id it now holds gets no second
+/// gap: `EventSource` and the generated client adopt a gap's id like any event's.
+#[tokio::test]
+async fn a_resume_id_from_the_future_gets_a_gap_carrying_the_channels_end_once() {
+    let bp = Backplane::in_memory();
+    let app = spawn_app(
+        Router::new()
+            .merge(PlayerJoined::sse_route())
+            .with_state(bp.clone()),
+    )
+    .await;
+    let url = app.url("/sse/game/1/player-joined");
+    publish(&bp, joined(1, "1")).await;
+    let end = publish(&bp, joined(1, "2")).await;
+
+    let mut client = SseClient::connect(&format!("{url}?lastEventId=18446744073709551615-0")).await;
+    assert_eq!(client.next_frame().await.unwrap().raw, "retry: 3000\n\n");
+    assert_eq!(
+        client.next_frame().await.unwrap().raw,
+        format!("id: {end}\nevent: gap\ndata: {{\"missed\":null}}\n\n")
+    );
+    drop(client);
+
+    let mut client = SseClient::request(&url).last_event_id(&end).open().await;
+    let third = publish(&bp, joined(1, "3")).await;
+    let frame = client.next_event().await.unwrap();
+    assert_eq!(
+        (frame.event(), frame.id()),
+        ("PlayerJoined", third.as_str())
+    );
+}
+
+/// Another client of the same Redis publishes a `snapshot`, a `gap` and names of no route's type
+/// on the channels of a struct route and of an enum route: no browser sees them, as if they were
+/// the route's own, and the instance counts every one in its diagnostics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_names_not_of_the_routes_type_never_reach_its_clients_and_are_counted() {
+    let server = RedisServer::start();
+    let config = || {
+        RedisConfig::new(&server.url())
+            .unwrap()
+            .with_prefix("foreign")
+    };
+    let bp = Backplane::redis(config()).await.unwrap();
+    let other = Backplane::redis(config()).await.unwrap();
+    let app = spawn_app(
+        Router::new()
+            .merge(PlayerJoined::sse_route())
+            .merge(GameEvent::sse_route())
+            .with_state(bp.clone()),
+    )
+    .await;
+    let mut struct_client = SseClient::subscribe(&app.url("/sse/game/1/player-joined")).await;
+    let mut enum_client = SseClient::subscribe(&app.url("/sse/game/1")).await;
+
+    let data = Bytes::from_static(br#"{"game_id":1,"player_name":"mallory"}"#);
+    let foreign = [
+        (
+            PlayerJoined::channel(&1).name().to_owned(),
+            ["snapshot", "gap", "Joined"].as_slice(),
+        ),
+        (
+            GameEvent::channel(&1).name().to_owned(),
+            ["snapshot", "gap", "PlayerJoined", "GameEvent"].as_slice(),
+        ),
+    ];
+    for (channel, names) in &foreign {
+        for name in *names {
+            other
+                .transport()
+                .publish(channel, Cow::Owned((*name).to_owned()), data.clone())
+                .await
+                .unwrap();
+        }
+    }
+    publish(&other, joined(1, "ada")).await;
+    publish(&other, GameEvent::Joined(joined(1, "bob"))).await;
+
+    let frame = struct_client.next_event().await.unwrap();
+    assert_eq!(
+        (frame.event(), &frame.json()["player_name"]),
+        ("PlayerJoined", &"ada".into())
+    );
+    let frame = enum_client.next_event().await.unwrap();
+    assert_eq!(
+        (frame.event(), &frame.json()["player_name"]),
+        ("Joined", &"bob".into())
+    );
+    assert_eq!(bp.diagnostics().malformed_events, 7);
+}
+
+/// An event of the route's type whose data cannot be sent over SSE (not UTF-8, published raw by
+/// another client) is not skipped silently: the client gets a gap of one, resuming after it.
+#[tokio::test]
+async fn an_event_that_cannot_be_framed_is_a_gap_for_the_client() {
+    let bp = Backplane::in_memory();
+    let app = spawn_app(
+        Router::new()
+            .merge(PlayerJoined::sse_route())
+            .with_state(bp.clone()),
+    )
+    .await;
+    let mut client = SseClient::subscribe(&app.url("/sse/game/1/player-joined")).await;
+    let bad = bp
+        .transport()
+        .publish(
+            PlayerJoined::channel(&1).name(),
+            "PlayerJoined".into(),
+            Bytes::from_static(b"\xff"),
+        )
+        .await
+        .unwrap();
+    publish(&bp, joined(1, "ada")).await;
+
+    assert_eq!(
+        client.next_event().await.unwrap().raw,
+        format!("id: {bad}\nevent: gap\ndata: {{\"missed\":1}}\n\n")
+    );
+    assert_eq!(client.next_event().await.unwrap().event(), "PlayerJoined");
+    assert_eq!(bp.diagnostics().malformed_events, 1);
+}
+
+/// A typed subscription does not take an event of another name for one of its type, even when
+/// its data would decode: it yields a decode error naming it, and counts it as the routes do;
+/// `history` skips it as undecodable.
+#[tokio::test]
+async fn typed_readers_do_not_take_foreign_event_names_for_their_type() {
+    let bp = Backplane::in_memory();
+    let mut subscription = bp.subscribe(&PlayerJoined::channel(&1)).await.unwrap();
+    bp.transport()
+        .publish(
+            PlayerJoined::channel(&1).name(),
+            "snapshot".into(),
+            Bytes::from_static(br#"{"game_id":1,"player_name":"mallory"}"#),
+        )
+        .await
+        .unwrap();
+    publish(&bp, joined(1, "ada")).await;
+
+    let first = subscription.next().await.unwrap();
+    assert!(
+        matches!(&first, Err(SubscriptionError::Decode { event, .. }) if event == "snapshot"),
+        "{first:?}"
+    );
+    let second = subscription.next().await.unwrap().unwrap();
+    assert_eq!(second.event, joined(1, "ada"));
+    assert_eq!(bp.diagnostics().malformed_events, 1);
+
+    let history = bp.history(&PlayerJoined::channel(&1), None).await.unwrap();
+    let events: Vec<_> = history.events.into_iter().map(|r| r.event).collect();
+    assert_eq!((events, history.complete), (vec![joined(1, "ada")], false));
 }
 
 #[derive(Serialize)]
@@ -1037,6 +1195,99 @@ async fn a_client_that_never_reads_delays_no_one_and_stays_bounded() {
         "the stalled client was buffered {held} of {EVENTS} events"
     );
     assert!(seqs.ends_with(&((EVENTS - 512)..EVENTS).collect::<Vec<_>>()));
+}
+
+/// Publishes 16 MB of ticks on room 1: more than a stalled client's socket buffers hold.
+async fn fill_a_stalled_socket(bp: &Backplane) {
+    let pad = "x".repeat(16_000);
+    for seq in 0..1000 {
+        let tick = Tick {
+            room: 1,
+            seq,
+            sent_at_us: 0,
+            pad: pad.clone(),
+        };
+        Tick::publish(bp, tick).await.unwrap();
+        if seq % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// Waits, at most `wait`, until a new client of `url` is let in (200); returns how long it took.
+async fn until_let_in(url: &str, wait: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let client = SseClient::request(url).send().await;
+        if client.status() == StatusCode::OK {
+            return start.elapsed();
+        }
+        assert_eq!(client.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(start.elapsed() < wait, "still 503 after {wait:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A route limited to one connection, whose one client stops reading: once a frame waited for
+/// its socket longer than the write timeout, its slot is released and a new client gets 200,
+/// and a server serving through `WriteDeadline` closes the stalled client's socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_is_closed_after_the_write_timeout_and_frees_its_slot() {
+    let timeout = Duration::from_millis(500);
+    let bp = Backplane::in_memory_with(MemoryConfig::default().with_history_len(2000));
+    let app = statelesse_tests::app::spawn_app_with_write_deadline(
+        Router::new()
+            .merge(Tick::sse_routes().max_connections(1).write_timeout(timeout))
+            .with_state(bp.clone()),
+        timeout,
+    )
+    .await;
+    let path = "/sse/load/1/tick";
+    let mut stalled = RawClient::connect(app.addr(), path).await;
+    eventually(&bp, "the stalled client subscribed", |d| {
+        d.total_local_subscribers == 1
+    })
+    .await;
+
+    fill_a_stalled_socket(&bp).await;
+    let waited = until_let_in(&app.url(path), Duration::from_secs(10)).await;
+    println!("a new client was let in {waited:?} after the last publish");
+    assert!(
+        stalled.closed_within(Duration::from_secs(5)).await,
+        "the stalled client's socket is still open"
+    );
+}
+
+/// Without `WriteDeadline`, the route's write timeout still releases a stalled client's slot and
+/// subscription; its socket stays open, and when it reads again it gets what the socket held, a
+/// `: write timeout` comment, and the end of the stream, after which it would resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_timeout_alone_frees_a_stalled_clients_slot_and_ends_its_stream() {
+    let bp = Backplane::in_memory_with(MemoryConfig::default().with_history_len(2000));
+    let app = spawn_app(
+        Router::new()
+            .merge(
+                Tick::sse_routes()
+                    .max_connections(1)
+                    .write_timeout(Duration::from_millis(500)),
+            )
+            .with_state(bp.clone()),
+    )
+    .await;
+    let path = "/sse/load/1/tick";
+    let mut stalled = RawClient::connect(app.addr(), path).await;
+    eventually(&bp, "the stalled client subscribed", |d| {
+        d.total_local_subscribers == 1
+    })
+    .await;
+
+    fill_a_stalled_socket(&bp).await;
+    until_let_in(&app.url(path), Duration::from_secs(10)).await;
+    let mut last = None;
+    while let Some(frame) = stalled.next_frame().await {
+        last = Some(frame);
+    }
+    assert_eq!(last.unwrap().raw, ": write timeout\n\n");
 }
 
 #[test]

@@ -20,6 +20,14 @@ pub struct Diagnostics {
     pub channels: BTreeMap<String, usize>,
     /// Events published through this instance.
     pub published: u64,
+    /// Events that reached a route or a typed [`Subscription`](crate::Subscription) of this
+    /// instance on their channel but could not be delivered as its type: an event name the type
+    /// does not have (such as a `snapshot` or `gap` published by another client of the
+    /// transport), data a route cannot send over SSE, or data a subscription cannot decode. A
+    /// route drops them (sending a `gap` for one of its own events), a subscription yields a
+    /// [`SubscriptionError::Decode`](crate::SubscriptionError::Decode). Counted once per
+    /// receiver: one such event on a channel with three open connections counts three.
+    pub malformed_events: u64,
     /// Every event type registered in this program (from `#[derive(SseEvent)]`), sorted.
     pub events: Vec<EventInfo>,
     /// The Redis connection's state, on the Redis transport.
@@ -41,6 +49,7 @@ impl Diagnostics {
             total_local_subscribers: channels.values().sum(),
             channels,
             published,
+            malformed_events: 0,
             events: crate::registry::events(),
             redis: None,
         }

@@ -37,6 +37,26 @@ impl EventKind {
             Self::Keyed { name } | Self::Broadcast { name } | Self::Stream { name, .. } => name,
         }
     }
+
+    /// Whether `event` is an SSE event name of this type: the struct's name, or one of the
+    /// enum's variant names. Routes forward only these, so a `snapshot`, `gap` or any other name
+    /// published on the channel by someone else never reaches a client as if it were the route's.
+    ///
+    /// ```
+    /// use statelesse::EventKind;
+    ///
+    /// let kind = EventKind::Stream { name: "GameEvent", variants: &["Joined", "score"] };
+    /// assert!(kind.has_event("score"));
+    /// assert!(!kind.has_event("GameEvent") && !kind.has_event("snapshot"));
+    /// assert!(EventKind::Keyed { name: "PlayerJoined" }.has_event("PlayerJoined"));
+    /// ```
+    #[must_use]
+    pub fn has_event(self, event: &str) -> bool {
+        match self {
+            Self::Keyed { name } | Self::Broadcast { name } => name == event,
+            Self::Stream { variants, .. } => variants.contains(&event),
+        }
+    }
 }
 
 /// An event type that travels over a [`Backplane`](crate::Backplane) and an SSE route.

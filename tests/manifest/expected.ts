@@ -81,7 +81,7 @@ export interface SseOptions {
 export interface SseHandlers<S = unknown> {
   /** The initial state the server sends before live events (the `snapshot` event), typed by the caller. */
   onSnapshot?: (snapshot: S) => void;
-  /** Events were lost and are no longer in the server's history (the `gap` event): refetch state. */
+  /** Events were lost and are no longer in the server's history (the `gap` event): refetch state. The client resumes after the gap's id, when it has one. */
   onGap?: (gap: SseGap) => void;
   /** The connection failed or an event could not be decoded. */
   onError?: (error: SseError) => void;
@@ -313,6 +313,9 @@ function sseOpen<S>(
     });
     es.addEventListener("gap", (event) => {
       if (source !== es) return;
+      // A gap's id is where the stream goes on after (e.g. the channel's end after an id from
+      // the future): reopening with it brings no second gap.
+      if (event.lastEventId) lastId = event.lastEventId;
       const data = parse("gap", event);
       if (data.ok && handlers.onGap) handlers.onGap(data.value as SseGap);
     });

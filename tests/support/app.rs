@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use statelesse::routes::Shutdown;
+use statelesse::routes::{Shutdown, WriteDeadline};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -29,6 +29,25 @@ pub async fn spawn_app_with_shutdown(router: Router, shutdown: Shutdown) -> Test
     let signal = shutdown.clone().triggered_owned();
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
+            .with_graceful_shutdown(signal)
+            .await
+    });
+    TestApp {
+        addr,
+        shutdown,
+        server,
+    }
+}
+
+/// Serves `router` on a free loopback port through [`WriteDeadline`]: a connection whose client
+/// takes no byte for `timeout` is closed.
+pub async fn spawn_app_with_write_deadline(router: Router, timeout: Duration) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = Shutdown::new();
+    let signal = shutdown.clone().triggered_owned();
+    let server = tokio::spawn(async move {
+        axum::serve(WriteDeadline::new(listener, timeout), router)
             .with_graceful_shutdown(signal)
             .await
     });

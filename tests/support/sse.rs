@@ -309,6 +309,22 @@ impl RawClient {
         .expect("no frame within 5 s")
     }
 
+    /// Reads and discards whatever the socket still holds; `true` if the server closed the
+    /// connection (end of file or reset) within `wait`.
+    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+        tokio::time::timeout(wait, async {
+            let mut sink = vec![0; 64 * 1024];
+            loop {
+                match self.reader.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     /// Reads one chunk of the chunked body into the buffer; `false` at the end.
     async fn read_chunk(&mut self) -> bool {
         let mut size = String::new();

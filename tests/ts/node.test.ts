@@ -268,3 +268,40 @@ test("after the connection drops, the client resumes after the last id: every ev
   assert.equal(streams[0], `GET /sse/game/${gameId} HTTP/1.1`);
   assert.equal(streams.at(-1), `GET /sse/game/${gameId}?lastEventId=${encodeURIComponent(published[2]!)} HTTP/1.1`);
 });
+
+test("a gap's id becomes the last id: an id from the future brings one gap, not one per reconnect", async (t) => {
+  const app = await game(t);
+  const proxy = await startProxy(app.url);
+  t.after(() => proxy.close());
+  const gameId = await app.createGame();
+  const end = await app.join(gameId, "ada");
+
+  const ids: string[] = [];
+  const errors: SseError[] = [];
+  let opened = 0;
+  let gaps = 0;
+  const close = subscribeGameEvent(
+    gameId,
+    {
+      onOpen: () => (opened += 1),
+      onEvent: (_message, id) => ids.push(id),
+      onError: (error) => errors.push(error),
+      onGap: () => (gaps += 1),
+    },
+    { ...options(proxy.url), lastEventId: "18446744073709551615-0" },
+  );
+  t.after(close);
+  await until(() => gaps === 1, "the gap");
+
+  proxy.cut();
+  await until(() => errors.length === 1, "the client to see the connection fail");
+  proxy.restore();
+  await until(() => opened === 2, "the stream to open again");
+  const next = await app.join(gameId, "bob");
+  await until(() => ids.length === 1, "the next event");
+
+  assert.deepEqual(ids, [next]);
+  assert.equal(gaps, 1, "no second gap after reopening");
+  const streams = proxy.requests.filter((line) => line.startsWith(`GET /sse/game/${gameId}`));
+  assert.equal(streams.at(-1), `GET /sse/game/${gameId}?lastEventId=${encodeURIComponent(end)} HTTP/1.1`);
+});

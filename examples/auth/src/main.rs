@@ -16,7 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use statelesse::prelude::*;
-use statelesse::routes::Denied;
+use statelesse::routes::{DEFAULT_WRITE_TIMEOUT, Denied, WriteDeadline};
 use ts_rs::TS;
 
 /// A message for one user, on the channel `user:{user_id}:Notification`.
@@ -86,6 +86,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on {url}; try:");
     println!("  curl -N -H 'Authorization: Bearer ada-token' {url}/sse/user/ada/notification");
     println!("  curl -d 'your turn' {url}/notify/ada");
+    // Close the socket of a client that takes no bytes for the routes' write timeout.
+    let listener = WriteDeadline::new(listener, DEFAULT_WRITE_TIMEOUT);
     axum::serve(listener, app(Backplane::in_memory())).await?;
     Ok(())
 }

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde::Serialize;
 use statelesse::RedisDiagnostics;
 use statelesse::prelude::*;
-use statelesse::routes::{ConnectionLimit, Denied, Shutdown};
+use statelesse::routes::{ConnectionLimit, DEFAULT_WRITE_TIMEOUT, Denied, Shutdown, WriteDeadline};
 
 /// How the game runs, from flags or environment variables.
 #[derive(Debug, Clone, clap::Parser)]
@@ -202,6 +202,9 @@ impl Game {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let shutdown = self.shutdown.clone();
+        // A client that takes no bytes for the routes' write timeout has its socket closed, not
+        // only its stream's slot and subscription released.
+        let listener = WriteDeadline::new(listener, DEFAULT_WRITE_TIMEOUT);
         let server = axum::serve(listener, self.router).with_graceful_shutdown(async move {
             signal.await;
             shutdown.trigger();

@@ -151,6 +151,9 @@ function sseOpen(
     });
     es.addEventListener("gap", (event) => {
       if (source !== es) return;
+      // A gap's id is where the stream goes on after (e.g. the channel's end after an id from
+      // the future): reopening with it brings no second gap.
+      if (event.lastEventId) lastId = event.lastEventId;
       const data = parse("gap", event);
       if (data.ok && handlers.onGap) handlers.onGap(data.value);
     });

@@ -19,6 +19,7 @@ pub mod transport;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -68,6 +69,9 @@ pub struct Backplane {
     transport: Arc<dyn Transport>,
     replayer: Arc<Replayer>,
     max_payload: usize,
+    /// [`Diagnostics::malformed_events`]: shared with every route and subscription of this
+    /// backplane, which count what they drop.
+    malformed: Arc<AtomicU64>,
 }
 
 impl Backplane {
@@ -92,6 +96,7 @@ impl Backplane {
             replayer: Arc::new(Replayer::new(Arc::clone(&transport), config)),
             transport,
             max_payload: DEFAULT_MAX_PAYLOAD,
+            malformed: Arc::default(),
         }
     }
 
@@ -201,7 +206,7 @@ impl Backplane {
         last_id: Option<EventId>,
     ) -> Result<Subscription<E>, BackplaneError> {
         let raw = self.subscribe_raw(channel.name(), last_id).await?;
-        Ok(Subscription::new(raw))
+        Ok(Subscription::new(raw, Arc::clone(&self.malformed)))
     }
 
     /// The events of `channel` still in history after `after` (all of them with `None`), oldest
@@ -230,7 +235,13 @@ impl Backplane {
             let complete = complete.get_or_insert(page.complete);
             for message in &page.events {
                 cursor = message.id();
-                match E::from_data(message.event(), message.data()) {
+                // As a subscription does: a name not of `E` is not taken for one of its events.
+                let decoded = if E::KIND.has_event(message.event()) {
+                    E::from_data(message.event(), message.data())
+                } else {
+                    Err(serde::de::Error::custom("not an event name of the type"))
+                };
+                match decoded {
                     Ok(event) => events.push(Received {
                         id: message.id(),
                         event,
@@ -271,7 +282,15 @@ impl Backplane {
     /// A snapshot of this instance's channels, subscribers and transport state.
     #[must_use]
     pub fn diagnostics(&self) -> Diagnostics {
-        self.transport.diagnostics()
+        let mut diagnostics = self.transport.diagnostics();
+        diagnostics.malformed_events = self.malformed.load(Ordering::Relaxed);
+        diagnostics
+    }
+
+    /// The counter of [`Diagnostics::malformed_events`], for the routes.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn malformed_counter(&self) -> &Arc<AtomicU64> {
+        &self.malformed
     }
 
     /// Ends every local subscription cleanly and releases the transport (for Redis: unsubscribes

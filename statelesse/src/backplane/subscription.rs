@@ -32,6 +32,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -251,7 +252,10 @@ pub enum SubscriptionError {
     /// Events were lost here; refetch state if you need it to be complete.
     #[error(transparent)]
     Gap(#[from] Gap),
-    /// An event could not be decoded as the subscription's type (published by another version?).
+    /// An event could not be decoded as the subscription's type: its name is not one of the
+    /// type's (published raw by another client of the transport) or its data does not decode
+    /// (published by another version?). Counted in
+    /// [`Diagnostics::malformed_events`](crate::Diagnostics::malformed_events).
     #[error("event {id} (`{event}`) could not be decoded")]
     Decode {
         /// The undecodable event's id.
@@ -271,18 +275,22 @@ pub enum SubscriptionError {
 /// See the [module documentation](self) for ordering, lagging and closing.
 pub struct Subscription<E> {
     raw: RawSubscription,
+    /// [`Diagnostics::malformed_events`](crate::Diagnostics::malformed_events) of its backplane.
+    malformed: Arc<AtomicU64>,
     event: PhantomData<fn() -> E>,
 }
 
 impl<E: SseEvent> Subscription<E> {
-    pub(crate) fn new(raw: RawSubscription) -> Self {
+    pub(crate) fn new(raw: RawSubscription, malformed: Arc<AtomicU64>) -> Self {
         Self {
             raw,
+            malformed,
             event: PhantomData,
         }
     }
 
-    /// The id of the last event yielded (or resumed after).
+    /// The id of the last event yielded (or resumed after); after a [`Gap`], the position the
+    /// stream goes on after (the channel's end after a resume id ahead of it).
     #[must_use]
     pub fn last_id(&self) -> Option<EventId> {
         self.raw.last_id()
@@ -302,15 +310,30 @@ impl<E: SseEvent> Stream for Subscription<E> {
         let item = ready!(Pin::new(&mut self.raw).poll_next(cx));
         Poll::Ready(item.map(|item| {
             let message = item?;
-            E::from_data(message.event(), message.data())
+            // A name that is not one of `E`'s (a `snapshot`, `gap` or other event published on
+            // the channel by another client) is not decoded even when its data would fit `E`:
+            // it is reported and counted, as the routes count the ones they drop.
+            let decoded = if E::KIND.has_event(message.event()) {
+                E::from_data(message.event(), message.data())
+            } else {
+                Err(serde::de::Error::custom(format_args!(
+                    "`{}` is not an event name of `{}`",
+                    message.event().escape_debug(),
+                    E::KIND.name()
+                )))
+            };
+            decoded
                 .map(|event| Received {
                     id: message.id(),
                     event,
                 })
-                .map_err(|source| SubscriptionError::Decode {
-                    id: message.id(),
-                    event: message.event().to_owned(),
-                    source,
+                .map_err(|source| {
+                    self.malformed.fetch_add(1, Ordering::Relaxed);
+                    SubscriptionError::Decode {
+                        id: message.id(),
+                        event: message.event().to_owned(),
+                        source,
+                    }
                 })
         }))
     }
@@ -321,7 +344,7 @@ impl<E> fmt::Debug for Subscription<E> {
         f.debug_struct("Subscription")
             .field("channel", &self.raw.channel)
             .field("last", &self.raw.last)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -14,7 +14,7 @@ use axum::response::sse::{Event, Sse};
 use bytes::Bytes;
 use futures_util::FutureExt as _;
 
-use crate::{Gap, Message};
+use crate::{EventId, Gap, Message};
 
 /// The frame sent every keep-alive interval: an SSE comment, which clients ignore.
 pub(crate) fn keep_alive() -> Bytes {
@@ -31,6 +31,12 @@ pub(crate) fn shutdown() -> Bytes {
 /// The last frame of a stream whose backplane closed.
 pub(crate) fn closed() -> Bytes {
     static FRAME: LazyLock<Bytes> = LazyLock::new(|| comment("closed"));
+    FRAME.clone()
+}
+
+/// The last frame of a stream closed by its write timeout, if its client ever reads it.
+pub(crate) fn timed_out() -> Bytes {
+    static FRAME: LazyLock<Bytes> = LazyLock::new(|| comment("write timeout"));
     FRAME.clone()
 }
 
@@ -58,12 +64,20 @@ pub(crate) fn message(message: &Message) -> Option<Bytes> {
 }
 
 /// The `gap` event: events were lost before the next one (see the module docs of `routes`).
-pub(crate) fn gap(gap: Gap) -> Bytes {
+///
+/// `resume_after` is the position the stream goes on after, when known: sent as the frame's
+/// `id`, so a client that reconnects before the next event resumes from there, not from an id
+/// the stream moved away from (one ahead of the channel would be a gap on every reconnect).
+pub(crate) fn gap(gap: Gap, resume_after: Option<EventId>) -> Bytes {
     let data = match gap.missed {
         Some(missed) => format!("{{\"missed\":{missed}}}"),
         None => "{\"missed\":null}".to_owned(),
     };
-    render(Event::default().event(super::GAP_EVENT).data(data))
+    let event = match resume_after {
+        Some(id) => Event::default().id(id.to_string()),
+        None => Event::default(),
+    };
+    render(event.event(super::GAP_EVENT).data(data))
 }
 
 /// The `snapshot` event carrying the initial state, compact JSON.
@@ -104,7 +118,6 @@ fn render(event: Event) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::EventId;
 
     fn sample() -> Message {
         Message::new(
@@ -128,15 +141,19 @@ mod tests {
     }
 
     #[test]
-    fn gap_and_snapshot_are_named_events_without_id() {
+    fn a_gap_carries_the_id_it_resumes_after_when_known() {
         assert_eq!(
-            gap(Gap { missed: Some(3) }),
-            "event: gap\ndata: {\"missed\":3}\n\n"
+            gap(Gap { missed: Some(3) }, Some(EventId::new(5, 1))),
+            "id: 5-1\nevent: gap\ndata: {\"missed\":3}\n\n"
         );
         assert_eq!(
-            gap(Gap { missed: None }),
+            gap(Gap { missed: None }, None),
             "event: gap\ndata: {\"missed\":null}\n\n"
         );
+    }
+
+    #[test]
+    fn a_snapshot_is_a_named_event_without_id() {
         assert_eq!(
             snapshot(r#"{"players":[]}"#),
             "event: snapshot\ndata: {\"players\":[]}\n\n"
@@ -148,6 +165,7 @@ mod tests {
         assert_eq!(keep_alive(), ": keep-alive\n\n");
         assert_eq!(shutdown(), ": shutdown\n\n");
         assert_eq!(closed(), ": closed\n\n");
+        assert_eq!(timed_out(), ": write timeout\n\n");
     }
 
     #[test]

@@ -84,6 +84,18 @@
 //! `missed` is how many events were lost when known, else `null`. A client that keeps state should
 //! refetch it, for example by reconnecting without an id to get a fresh [snapshot](#initial-state).
 //!
+//! When the stream knows the position it goes on after, the gap carries it as its `id`, which
+//! `EventSource` adopts like any event's: after a resume id ahead of the channel's last id
+//! (forged, or from a channel since deleted) that is the channel's last id, so a client that
+//! reconnects before the next event does not send the future id again and get a second gap.
+//!
+//! Only the SSE event names of the route's type are forwarded ([`EventKind::has_event`](crate::EventKind::has_event): the
+//! struct's name, or the enum's variant names). Any other event on the channel (a `snapshot` or a
+//! `gap` published by another client of the transport, for example) is dropped and counted in
+//! [`Diagnostics::malformed_events`](crate::Diagnostics::malformed_events); so is an event of the
+//! route's type that cannot be framed (data that is not UTF-8, published raw), for which the
+//! client gets a `gap` of `{"missed":1}` with that event's id.
+//!
 //! # Initial state
 //!
 //! With [`SseRoutes::initial_state`], a connection without a last id first receives a
@@ -122,6 +134,13 @@
 //! far enough, sent a `gap` event and the events history still has. Memory per connection stays
 //! bounded by that buffer, one history read, and the socket's buffers.
 //!
+//! A client that stops reading altogether is closed by the [write
+//! timeout](SseRoutes::write_timeout) (default 30 s): once a frame waited that long for its
+//! socket, the connection's subscription and [`ConnectionLimit`] slot are released and its
+//! stream ends. The socket itself closes then only if the server gives its writes a deadline, by
+//! serving through [`WriteDeadline`]; otherwise it stays open, holding its kernel buffers, until
+//! the client reads or goes away. A client that comes back resumes with `Last-Event-ID`.
+//!
 //! # Shutdown
 //!
 //! axum's graceful shutdown waits for every response body, and an SSE body never ends by itself.
@@ -132,13 +151,16 @@
 //!
 //! Each open connection holds one subscription, so
 //! [`Backplane::diagnostics`] counts it as a local subscriber of its
-//! channel, from the moment the route subscribes until the stream ends or the client goes away.
+//! channel, from the moment the route subscribes until the stream ends, the client goes away, or
+//! its write timeout releases it. Events a route drops are counted in
+//! [`Diagnostics::malformed_events`](crate::Diagnostics::malformed_events).
 
 mod error;
 pub(crate) mod frame;
 mod limit;
 mod shutdown;
 mod stream;
+mod write_deadline;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -160,7 +182,7 @@ use serde::Serialize;
 use crate::backplane::transport::BoxFuture;
 use crate::protocol::{LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY};
 use crate::{Backplane, Channel, ChannelKey, EventId, SseEvent};
-use stream::{Cancelled, EventStream};
+use stream::{Cancelled, EventStream, Events};
 
 pub use error::{
     BackplaneUnavailable, Denied, InvalidKey, InvalidLastEventId, MissingKeyParam, SnapshotFailed,
@@ -168,6 +190,7 @@ pub use error::{
 };
 pub use limit::ConnectionLimit;
 pub use shutdown::Shutdown;
+pub use write_deadline::{WriteDeadline, WriteDeadlineIo};
 
 pub use crate::protocol::{GAP_EVENT, SNAPSHOT_EVENT};
 
@@ -176,6 +199,12 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The default `retry` hint, and `Retry-After` of 503 answers: 3 seconds.
 pub const DEFAULT_RETRY: Duration = Duration::from_secs(3);
+
+/// The default write timeout of a connection: 30 seconds (see [`SseRoutes::write_timeout`]).
+///
+/// Twice the keep-alive interval: a client that reads at all takes a keep-alive comment long
+/// before it, while a stalled one gives its slot back within half a minute.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The SSE routes of an event type: `E::sse_route()` and `E::sse_routes()`.
 ///
@@ -287,6 +316,7 @@ pub struct SseRoutes<E: SseEvent, S> {
     initial_state: Option<Arc<InitialStateHook<E::Key, S>>>,
     keep_alive: Duration,
     retry: Duration,
+    write_timeout: Duration,
     limit: Option<ConnectionLimit>,
     shutdown: Option<Shutdown>,
     event: PhantomData<fn() -> E>,
@@ -298,8 +328,8 @@ where
     S: Clone + Send + Sync + 'static,
     Backplane: FromRef<S>,
 {
-    /// A builder with default settings: no hooks, keep-alive every 15 s, a 3 s retry hint, no
-    /// connection limit, no shutdown signal.
+    /// A builder with default settings: no hooks, keep-alive every 15 s, a 3 s retry hint, a
+    /// 30 s write timeout, no connection limit, no shutdown signal.
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -307,6 +337,7 @@ where
             initial_state: None,
             keep_alive: DEFAULT_KEEP_ALIVE,
             retry: DEFAULT_RETRY,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
             limit: None,
             shutdown: None,
             event: PhantomData,
@@ -452,6 +483,36 @@ where
         self
     }
 
+    /// Sets how long a connection may take no bytes before it is closed; `Duration::ZERO` turns
+    /// the timeout off. Defaults to 30 seconds ([`DEFAULT_WRITE_TIMEOUT`]).
+    ///
+    /// A client that stops reading (a frozen tab, a dead network path) would otherwise hold its
+    /// subscription and its [`ConnectionLimit`] slot for as long as its TCP connection lives.
+    /// Once a frame waited this long for the client's socket to take it, the stream releases the
+    /// subscription and the slot at once, and ends. The socket itself closes only when the
+    /// server gives its writes a deadline, as [`WriteDeadline`] does: without one, it stays
+    /// open, holding only its kernel buffers, until the client reads or goes away. A client that
+    /// comes back resumes with `Last-Event-ID` like any other.
+    ///
+    /// Keep it above the keep-alive interval, so an idle client that reads is never closed,
+    /// and above the time a slow but live client needs to take one frame.
+    ///
+    /// ```
+    /// # use statelesse::prelude::*;
+    /// # #[derive(Clone, Serialize, Deserialize, SseEvent)]
+    /// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+    /// # #[sse(domain = "game", key = "game_id")]
+    /// # pub struct PlayerJoined { pub game_id: u64 }
+    /// use std::time::Duration;
+    /// let route = PlayerJoined::sse_routes::<Backplane>().write_timeout(Duration::from_secs(60));
+    /// # drop(route);
+    /// ```
+    #[must_use]
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
     /// Limits this route to `max` open connections on this instance; past it, requests are
     /// answered 503 with `Retry-After`. To share one limit among several routes, use
     /// [`connection_limit`](Self::connection_limit).
@@ -533,7 +594,14 @@ where
         };
         if self.shutdown.as_ref().is_some_and(Shutdown::is_triggered) {
             let head = VecDeque::from([frame::retry(self.retry), frame::shutdown()]);
-            return event_stream(EventStream::new(head, None, None, Duration::ZERO, None));
+            return event_stream(EventStream::new(
+                head,
+                None,
+                None,
+                Duration::ZERO,
+                Duration::ZERO,
+                None,
+            ));
         }
         let permit = match &self.limit {
             None => None,
@@ -567,11 +635,17 @@ where
             .shutdown
             .as_ref()
             .map(|shutdown| -> Cancelled { Box::pin(shutdown.clone().triggered_owned()) });
+        let events = Events {
+            subscription,
+            kind: E::KIND,
+            malformed: Arc::clone(backplane.malformed_counter()),
+        };
         event_stream(EventStream::new(
             head,
-            Some(subscription),
+            Some(events),
             shutdown,
             self.keep_alive,
+            self.write_timeout,
             permit,
         ))
     }
@@ -595,6 +669,7 @@ impl<E: SseEvent, S> Clone for SseRoutes<E, S> {
             initial_state: self.initial_state.clone(),
             keep_alive: self.keep_alive,
             retry: self.retry,
+            write_timeout: self.write_timeout,
             limit: self.limit.clone(),
             shutdown: self.shutdown.clone(),
             event: PhantomData,
@@ -610,6 +685,7 @@ impl<E: SseEvent, S> fmt::Debug for SseRoutes<E, S> {
             .field("initial_state", &self.initial_state.is_some())
             .field("keep_alive", &self.keep_alive)
             .field("retry", &self.retry)
+            .field("write_timeout", &self.write_timeout)
             .field("limit", &self.limit)
             .field("shutdown", &self.shutdown)
             .finish()

@@ -20,7 +20,7 @@ export interface SseOptions {
 export interface SseHandlers<S = unknown> {
   /** The initial state the server sends before live events (the `snapshot` event), typed by the caller. */
   onSnapshot?: (snapshot: S) => void;
-  /** Events were lost and are no longer in the server's history (the `gap` event): refetch state. */
+  /** Events were lost and are no longer in the server's history (the `gap` event): refetch state. The client resumes after the gap's id, when it has one. */
   onGap?: (gap: SseGap) => void;
   /** The connection failed or an event could not be decoded. */
   onError?: (error: SseError) => void;
