@@ -484,7 +484,7 @@ async fn diagnostics_count_open_streams() {
     assert_eq!(diagnostics["total_local_subscribers"], 3);
     assert_eq!(
         diagnostics["channels"],
-        json!({ format!("game:{game}"): 2, "system:SystemAnnouncement": 1 })
+        json!({ format!("game:{game}:GameEvent"): 2, "system:SystemAnnouncement": 1 })
     );
 }
 

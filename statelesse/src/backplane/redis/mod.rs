@@ -61,11 +61,22 @@ use subscriber::{Command, Subscriber};
 /// A stream expires after the [history time-to-live](RedisConfig::with_history_ttl) without
 /// publishes.
 ///
-/// An envelope is `statelesse/1\n<id>\n<event name>\n<data>`: a magic line carrying the format
+/// An envelope is `statelesse/2\n<id>\n<event name>\n<data>`: a magic line carrying the format
 /// version, the event id, the SSE event name, then the JSON data verbatim. A message on one of
 /// our channels that is not a valid envelope (no magic line, another version, a bad id, an event
-/// name that is empty or holds CR, LF or NUL), and a stream entry without `e` and `d`, are
-/// counted in [`RedisDiagnostics::malformed_messages`], logged through `tracing`, and dropped.
+/// name that is empty or holds CR, LF or NUL), one whose id is more than 5 minutes ahead of this
+/// instance's clock (Redis makes ids from its own clock, so only clock skew puts a genuine one
+/// ahead; a forged one, trusted, would become the channel's position and mute it), and a stream
+/// entry without `e` and `d`, are counted in [`RedisDiagnostics::malformed_messages`], logged
+/// through `tracing` (at most one warning every 10 seconds), and dropped.
+///
+/// Version 2 of the envelope came with the enum streams' channel names
+/// (`{domain}:{key}:{EnumName}`, where version 1 had `{domain}:{key}`). Instances of the two
+/// versions drop each other's envelopes (the log says when one came from an older statelesse),
+/// so every instance of a deployment must be upgraded together. Stream entries keep their
+/// format: the history of keyed and broadcast channels written by version 1 stays readable,
+/// while an enum stream starts a new history under its new name (a resume from an id of the old
+/// one is a [`Gap`](crate::Gap)).
 ///
 /// # Publishing and ids
 ///
@@ -387,7 +398,10 @@ impl Backplane {
     ///
     /// # Errors
     ///
-    /// As [`RedisTransport::connect`].
+    /// [`ErrorKind::ChannelCollision`], before connecting, when two registered event types take
+    /// the same name in one domain (the source names both: see
+    /// [`registry::collisions`](crate::registry::collisions)); else as
+    /// [`RedisTransport::connect`].
     ///
     /// # Examples
     ///
@@ -402,6 +416,9 @@ impl Backplane {
     /// # }
     /// ```
     pub async fn redis(config: RedisConfig) -> Result<Self, BackplaneError> {
+        crate::registry::check_unique_names().map_err(|collision| {
+            BackplaneError::with_source(ErrorKind::ChannelCollision, collision)
+        })?;
         Ok(Self::new(RedisTransport::connect(config).await?))
     }
 
@@ -410,7 +427,7 @@ impl Backplane {
     ///
     /// # Errors
     ///
-    /// As [`RedisTransport::connect`].
+    /// As [`Backplane::redis`].
     ///
     /// # Examples
     ///
