@@ -503,15 +503,16 @@ async fn foreign_garbage_is_counted_and_skipped() {
     let name = pubsub_name(&prefix, 1);
     for garbage in [
         "hello",
-        "statelesse/1\nnot-an-id\nTick\n{}",
-        "statelesse/1\n1-1\nbad\rname\n{}",
-        "statelesse/2\n1-1\nTick\n{}",
+        "statelesse/2\nnot-an-id\nTick\n{}",
+        "statelesse/2\n1-1\nbad\rname\n{}",
+        "statelesse/1\n1-1\nTick\n{\"room\":1,\"n\":0}",
+        "statelesse/3\n1-1\nTick\n{}",
     ] {
         assert_eq!(fleet.server.cmd(&["PUBLISH", &name, garbage]), "1");
     }
     let id = publish_all(a, 1, [1]).await[0];
     assert_eq!(next_event(&mut subscription).await.event.n, 1);
-    assert_eq!(redis_stats(b).malformed_messages, 4);
+    assert_eq!(redis_stats(b).malformed_messages, 5);
 
     // A foreign stream entry is skipped on resume, and counted too.
     let key = stream_key(&prefix, 1);
@@ -525,6 +526,24 @@ async fn foreign_garbage_is_counted_and_skipped() {
     assert_eq!(next_event(&mut resumed).await.event.n, 2);
     assert_eq!(redis_stats(a).malformed_messages, 1);
     assert_eq!(next_event(&mut subscription).await.event.n, 2);
+}
+
+/// An envelope whose id is far ahead of the clock was not made by a publish (Redis makes ids from
+/// its own clock): it is counted as malformed and dropped, and never becomes the channel's
+/// position, so the next real event still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_far_future_id_is_dropped_and_does_not_mute_the_channel() {
+    let fleet = OnRedis::start();
+    let prefix = fleet.next_prefix();
+    let bps = fleet.instances(&prefix, 1, Setup::default()).await;
+    let bp = &bps[0];
+    let mut subscription = Tick::stream(bp, &1).await.unwrap();
+    let forged = "statelesse/2\n18446744073709551615-0\nTick\n{\"room\":1,\"n\":666}";
+    let name = pubsub_name(&prefix, 1);
+    assert_eq!(fleet.server.cmd(&["PUBLISH", &name, forged]), "1");
+    publish_all(bp, 1, [1]).await;
+    assert_eq!(next_event(&mut subscription).await.event.n, 1);
+    assert_eq!(redis_stats(bp).malformed_messages, 1);
 }
 
 /// With history off, ids still increase along a channel across instances, and resume reports

@@ -160,9 +160,9 @@ fn broadcast_struct_channel_is_domain_name() {
 }
 
 #[test]
-fn enum_channel_is_domain_key() {
-    assert_eq!(GameEvent::channel(&42).name(), "game:42");
-    assert_eq!(Presence::channel(&42).name(), "game:42");
+fn enum_channel_is_domain_key_name() {
+    assert_eq!(GameEvent::channel(&42).name(), "game:42:GameEvent");
+    assert_eq!(Presence::channel(&42).name(), "game:42:presence");
 }
 
 #[test]

@@ -35,7 +35,9 @@ use syn::{DeriveInput, parse_macro_input};
 ///   through `statelesse::channel_key!`). Without `key`, a struct is a *broadcast* event with a
 ///   single channel `{domain}:{name}`. An enum needs a `key`, carried by every variant.
 /// - **`name = "..."`**: the SSE event name of a struct (default: the type's name), or the
-///   name of an enum stream. Same characters as `domain`. An event may not be named `gap` or
+///   name of an enum stream. Same characters as `domain`. A name is unique within its domain,
+///   across structs and enums: a backplane refuses two types of one domain and name, whose
+///   channels could be the same (`statelesse::registry::collisions`). An event may not be named `gap` or
 ///   `snapshot`: a route sends frames of its own under those names
 ///   (`statelesse::protocol::RESERVED_EVENT_NAMES`).
 /// - **`path = "..."`**: the route path template, starting with `/`. It must contain exactly
@@ -58,7 +60,7 @@ use syn::{DeriveInput, parse_macro_input};
 /// |---|---|---|
 /// | struct with `key` | `{domain}:{key}:{name}` | `EventKind::Keyed` |
 /// | struct without `key` | `{domain}:{name}` | `EventKind::Broadcast` |
-/// | enum (with `key`) | `{domain}:{key}` | `EventKind::Stream` |
+/// | enum (with `key`) | `{domain}:{key}:{name}` | `EventKind::Stream` |
 ///
 /// # Structs
 ///
@@ -116,7 +118,7 @@ use syn::{DeriveInput, parse_macro_input};
 /// let event = GameEvent::from(PlayerJoined { game_id: 7, player_name: "ada".into() });
 /// assert_eq!(event.event_name(), "Joined");
 /// assert_eq!(event.to_data().unwrap(), br#"{"game_id":7,"player_name":"ada"}"#);
-/// assert_eq!(GameEvent::channel(&7).name(), "game:7");
+/// assert_eq!(GameEvent::channel(&7).name(), "game:7:GameEvent");
 /// assert_eq!(GameEvent::PATH, "/sse/game/{game_id}");
 /// ```
 ///

@@ -1,4 +1,4 @@
-//! The Redis envelope, `statelesse/1\n<id>\n<event>\n<data>`: decoded once per message per
+//! The Redis envelope, `statelesse/2\n<id>\n<event>\n<data>`: decoded once per message per
 //! instance (the data stays a zero-copy slice of the payload).
 //!
 //! The envelope is built by the publish script inside Redis, not in Rust; `encode` is the same

@@ -20,7 +20,10 @@ pub enum EventKind {
         /// The SSE event name.
         name: &'static str,
     },
-    /// An enum: one domain stream per key, `{domain}:{key}`, each variant its own SSE event name.
+    /// An enum: one stream per key, `{domain}:{key}:{name}`, each variant its own SSE event name.
+    ///
+    /// Its name shares the namespace of the domain's event names: no other type of the domain,
+    /// whatever its shape, may take it (see [`registry::collisions`](crate::registry::collisions)).
     Stream {
         /// The name of the enum type.
         name: &'static str,
@@ -30,7 +33,8 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    /// The type's name as used in routes and the manifest: the event name, or the enum's name.
+    /// The type's name as used in channel names, routes and the manifest: the event name, or the
+    /// enum's name. Unique within a domain, across every shape.
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {

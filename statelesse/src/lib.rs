@@ -3,7 +3,8 @@
 //! Derive [`SseEvent`] on an event struct and get, checked by the compiler, its channel name,
 //! typed `publish` and `stream` functions, an axum SSE route and a TypeScript client:
 //!
-//! ```
+//! ```rust,standalone_crate
+//! # // Alone: merged with the other examples, its `PlayerJoined` would collide with theirs.
 //! use statelesse::prelude::*;
 //! use ts_rs::TS;
 //!
@@ -36,9 +37,11 @@
 //! |---|---|
 //! | struct with `key` | `{domain}:{key}:{EventName}` |
 //! | struct without `key` (broadcast) | `{domain}:{EventName}` |
-//! | enum (a domain stream, one SSE event name per variant) | `{domain}:{key}` |
+//! | enum (a stream, one SSE event name per variant) | `{domain}:{key}:{EnumName}` |
 //!
-//! Keys are escaped so that no key can forge another channel (see [`ChannelKey`]). Handing a
+//! Keys are escaped so that no key can forge another channel (see [`ChannelKey`]), and a name
+//! (an event's, or an enum stream's) must be unique within its domain, whatever the shapes: two
+//! types that break this rule are refused ([`registry::collisions`]). Handing a
 //! `Channel<A>` where a `Channel<B>` is wanted, a key of the wrong type, or an event of the wrong
 //! type is a compile error.
 //!

@@ -40,6 +40,10 @@ pub enum ErrorKind {
     /// This instance is at its budget of concurrent history reads; retry shortly (an SSE route
     /// answers `503` with `Retry-After`).
     Busy,
+    /// Two registered event types take the same name in one domain, so their channels could be
+    /// the same; the source is the [`ChannelCollision`](crate::registry::ChannelCollision),
+    /// naming both types. A program error, fixed by renaming one with `#[sse(name = "..")]`.
+    ChannelCollision,
 }
 
 impl ErrorKind {
@@ -54,6 +58,7 @@ impl ErrorKind {
             Self::Protocol => "unexpected answer from the backplane transport",
             Self::Config => "invalid backplane configuration",
             Self::Busy => "too many history reads in flight on this instance",
+            Self::ChannelCollision => "two event types take this event's name in its domain",
         }
     }
 }

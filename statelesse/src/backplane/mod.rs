@@ -27,6 +27,7 @@ use crate::channel::{self, Channel};
 use crate::diagnostics::Diagnostics;
 use crate::event::SseEvent;
 use crate::id::EventId;
+use crate::registry::{self, ChannelCollision};
 use error::{BackplaneError, ErrorKind};
 use memory::{MemoryConfig, MemoryTransport};
 use replay::Replayer;
@@ -72,6 +73,9 @@ pub struct Backplane {
     /// [`Diagnostics::malformed_events`]: shared with every route and subscription of this
     /// backplane, which count what they drop.
     malformed: Arc<AtomicU64>,
+    /// The program's colliding event types (see [`registry::collisions`]), `None` when there are
+    /// none: then the check each operation makes is one branch.
+    collisions: Option<&'static [ChannelCollision]>,
 }
 
 impl Backplane {
@@ -88,6 +92,10 @@ impl Backplane {
     }
 
     /// A backplane over any transport.
+    ///
+    /// It cannot fail: if two registered event types take the same name in one domain (see
+    /// [`registry::collisions`]), it logs them once, and every operation on either type fails
+    /// with [`ErrorKind::ChannelCollision`]. `Backplane::redis` refuses them at start-up.
     #[must_use]
     pub fn new(transport: impl Transport) -> Self {
         let config = transport.replay_config();
@@ -97,6 +105,7 @@ impl Backplane {
             transport,
             max_payload: DEFAULT_MAX_PAYLOAD,
             malformed: Arc::default(),
+            collisions: registry::program_collisions(),
         }
     }
 
@@ -120,10 +129,12 @@ impl Backplane {
     /// [`ErrorKind::Encode`] if it does not serialize, [`ErrorKind::PayloadTooLarge`] past the
     /// maximum payload, [`ErrorKind::Closed`] after [`shutdown`](Self::shutdown), and
     /// [`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`] when the transport's server is down:
-    /// an event is never dropped silently.
+    /// an event is never dropped silently. [`ErrorKind::ChannelCollision`] when another event
+    /// type takes `E`'s name in its domain.
     pub async fn publish<E: SseEvent>(&self, event: &E) -> Result<EventId, BackplaneError> {
         // The name alone: a publish has no use for a shareable `Channel`.
         let channel = channel::name_of::<E>(event.key());
+        self.refuse_collision::<E>(&channel)?;
         let data = self.encode(event, &channel)?;
         self.transport
             .publish(&channel, event.event_name().into(), data)
@@ -139,8 +150,8 @@ impl Backplane {
     ///
     /// # Errors
     ///
-    /// The outer error, [`ErrorKind::Encode`] or [`ErrorKind::PayloadTooLarge`], means nothing was
-    /// published.
+    /// The outer error, [`ErrorKind::Encode`], [`ErrorKind::PayloadTooLarge`] or
+    /// [`ErrorKind::ChannelCollision`], means nothing was published.
     ///
     /// ```
     /// use statelesse::prelude::*;
@@ -169,6 +180,7 @@ impl Backplane {
         let Some(first) = channels.first() else {
             return Ok(Vec::new());
         };
+        self.refuse_collision::<E>(first.name())?;
         let data = self.encode(event, first.name())?;
         let publishes = channels.iter().map(|channel| {
             self.transport
@@ -182,7 +194,8 @@ impl Backplane {
     /// # Errors
     ///
     /// [`ErrorKind::Closed`] after shutdown; [`ErrorKind::Unavailable`] or
-    /// [`ErrorKind::Timeout`] when the transport's server cannot confirm the subscription.
+    /// [`ErrorKind::Timeout`] when the transport's server cannot confirm the subscription;
+    /// [`ErrorKind::ChannelCollision`] when another event type takes `E`'s name in its domain.
     pub async fn subscribe<E: SseEvent>(
         &self,
         channel: &Channel<E>,
@@ -205,7 +218,7 @@ impl Backplane {
         channel: &Channel<E>,
         last_id: Option<EventId>,
     ) -> Result<Subscription<E>, BackplaneError> {
-        let raw = self.subscribe_raw(channel.name(), last_id).await?;
+        let raw = self.subscribe_raw(channel, last_id).await?;
         Ok(Subscription::new(raw, Arc::clone(&self.malformed)))
     }
 
@@ -219,12 +232,14 @@ impl Backplane {
     /// # Errors
     ///
     /// [`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`] when the transport's server cannot
-    /// be read, [`ErrorKind::Busy`] when the instance's read budget stays exhausted.
+    /// be read, [`ErrorKind::Busy`] when the instance's read budget stays exhausted,
+    /// [`ErrorKind::ChannelCollision`] when another event type takes `E`'s name in its domain.
     pub async fn history<E: SseEvent>(
         &self,
         channel: &Channel<E>,
         after: Option<EventId>,
     ) -> Result<Replay<E>, BackplaneError> {
+        self.refuse_collision::<E>(channel.name())?;
         let since = tokio::time::Instant::now();
         let mut cursor = after.unwrap_or_default();
         let mut complete = None;
@@ -259,12 +274,23 @@ impl Backplane {
         }
     }
 
-    pub(crate) async fn subscribe_raw(
+    /// The untyped subscription behind [`subscribe_after`](Self::subscribe_after) and the routes:
+    /// typed by its channel, so that no caller can skip the collision check.
+    pub(crate) async fn subscribe_raw<E: SseEvent>(
         &self,
-        channel: &str,
+        channel: &Channel<E>,
         last_id: Option<EventId>,
     ) -> Result<RawSubscription, BackplaneError> {
-        RawSubscription::open(Arc::clone(&self.replayer), channel, last_id).await
+        self.refuse_collision::<E>(channel.name())?;
+        RawSubscription::open(Arc::clone(&self.replayer), channel.name(), last_id).await
+    }
+
+    /// A subscription to a channel by name, for unit tests of what consumes one.
+    #[cfg(test)]
+    pub(crate) async fn subscribe_name(&self, channel: &str) -> RawSubscription {
+        RawSubscription::open(Arc::clone(&self.replayer), channel, None)
+            .await
+            .expect("subscribe")
     }
 
     /// The number of local subscribers of `channel` on this instance.
@@ -299,6 +325,16 @@ impl Backplane {
         self.transport.shutdown().await;
     }
 
+    /// Fails when `E` is one of the program's colliding event types: its channels may be another
+    /// type's, and serving them would deliver one type's events as the other's.
+    #[inline]
+    fn refuse_collision<E: SseEvent>(&self, channel: &str) -> Result<(), BackplaneError> {
+        match self.collisions {
+            None => Ok(()),
+            Some(collisions) => refuse_colliding::<E>(collisions, channel),
+        }
+    }
+
     fn encode<E: SseEvent>(&self, event: &E, channel: &str) -> Result<Bytes, BackplaneError> {
         let data = event.to_data().map_err(|err| {
             BackplaneError::with_source(ErrorKind::Encode, err).on_channel(channel)
@@ -314,6 +350,23 @@ impl Backplane {
     }
 }
 
+/// The slow path of [`Backplane::refuse_collision`], out of line: a program with colliding types.
+#[cold]
+#[inline(never)]
+fn refuse_colliding<E: SseEvent>(
+    collisions: &[ChannelCollision],
+    channel: &str,
+) -> Result<(), BackplaneError> {
+    match registry::collision_of::<E>(collisions) {
+        None => Ok(()),
+        Some(collision) => Err(BackplaneError::with_source(
+            ErrorKind::ChannelCollision,
+            collision.clone(),
+        )
+        .on_channel(channel)),
+    }
+}
+
 /// The typed `publish` and `stream` functions of every [`SseEvent`], over a [`Backplane`].
 ///
 /// Implemented for every event type and brought into scope by `statelesse::prelude::*`, so that
@@ -323,7 +376,8 @@ impl Backplane {
 ///
 /// # Examples
 ///
-/// ```
+/// ```rust,standalone_crate
+/// # // Alone: merged with the other examples, its `PlayerJoined` would collide with theirs.
 /// use statelesse::prelude::*;
 /// # use ts_rs::TS;
 ///

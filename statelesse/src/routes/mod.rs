@@ -617,7 +617,7 @@ where
         }
         let backplane = Backplane::from_ref(&state);
         let channel = Channel::<E>::new(&key);
-        let subscription = match backplane.subscribe_raw(channel.name(), last_id).await {
+        let subscription = match backplane.subscribe_raw(&channel, last_id).await {
             Ok(subscription) => subscription,
             Err(err) => return BackplaneUnavailable::new(err, self.retry).into_response(),
         };

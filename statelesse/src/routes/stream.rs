@@ -284,7 +284,7 @@ mod tests {
     /// The events of `channel` for a route of the event type named `E`.
     async fn subscription(bp: &Backplane, channel: &str) -> Option<Events> {
         Some(Events {
-            subscription: bp.subscribe_raw(channel, None).await.unwrap(),
+            subscription: bp.subscribe_name(channel).await,
             kind: EventKind::Keyed { name: "E" },
             malformed: Arc::clone(bp.malformed_counter()),
         })

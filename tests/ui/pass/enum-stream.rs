@@ -21,5 +21,5 @@ pub enum GameEvent {
 fn main() {
     let event: GameEvent = PlayerJoined { game_id: 3, player_name: "ada".into() }.into();
     assert_eq!(event.key(), &3);
-    assert_eq!(GameEvent::channel(&3).name(), "game:3");
+    assert_eq!(GameEvent::channel(&3).name(), "game:3:GameEvent");
 }

@@ -36,5 +36,5 @@ pub enum GameEvent {
 
 fn main() {
     assert_eq!(PlayerJoined::channel(&GameId(5)).name(), "game:5:PlayerJoined");
-    assert_eq!(GameEvent::channel(&GameId(5)).name(), "game:5");
+    assert_eq!(GameEvent::channel(&GameId(5)).name(), "game:5:GameEvent");
 }

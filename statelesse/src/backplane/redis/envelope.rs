@@ -13,8 +13,26 @@ use crate::id::EventId;
 use crate::message::Message;
 
 /// The first line of every envelope: the format and its version.
-pub(super) const MAGIC: &[u8] = b"statelesse/1\n";
+///
+/// Version 2 came with the channel names of enum streams, `{domain}:{key}:{EnumName}` (version
+/// 1 had `{domain}:{key}`, shared by every stream of a domain): instances of the two versions
+/// would not even listen on the same channels, so each drops the other's envelopes as malformed
+/// rather than half-working. Every instance of a deployment must run the same version.
+pub(super) const MAGIC: &[u8] = b"statelesse/2\n";
+/// The start of the magic line of every version: what tells "ours, another version" from garbage.
 const FAMILY: &[u8] = b"statelesse/";
+/// The versions before [`MAGIC`]'s, whose envelopes an older statelesse publishes.
+const OLDER_VERSIONS: &[&[u8]] = &[b"1"];
+
+/// How far ahead of this instance's clock a live envelope's id may be, in milliseconds: 5 minutes.
+///
+/// Redis makes every id from its own clock (`XADD *`), so a genuine id is ahead of ours only by
+/// the clock skew between the Redis server and this instance, which NTP keeps far below a
+/// second; 5 minutes leaves room for a badly drifting clock without letting a forged id matter.
+/// An id further ahead was not made by a publish (any client allowed to `PUBLISH` could send
+/// `18446744073709551615-0`): trusted, it would become the channel's position, and every real
+/// event after it would be dropped as already delivered.
+pub(crate) const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 
 /// Appends to the channel's stream (trimmed, or emptied when history is off, which keeps the
 /// stream's last id so ids stay increasing), refreshes its time-to-live, and publishes the
@@ -35,7 +53,7 @@ else
   id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[4], 'd', ARGV[5])
 end
 if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-redis.call('PUBLISH', ARGV[1], 'statelesse/1\n' .. id .. '\n' .. ARGV[4] .. '\n' .. ARGV[5])
+redis.call('PUBLISH', ARGV[1], 'statelesse/2\n' .. id .. '\n' .. ARGV[4] .. '\n' .. ARGV[5])
 return id
 ";
 
@@ -191,7 +209,9 @@ fn write_name(cmd: &mut Cmd, start: &str, channel: &str) {
 pub(crate) enum Malformed {
     /// It does not start with the envelope's magic line.
     NotAnEnvelope,
-    /// It is an envelope of a version this build does not know.
+    /// It is an envelope of an older version, published by an older statelesse.
+    OlderVersion,
+    /// It is an envelope of a version this build does not know (a newer statelesse).
     UnknownVersion,
     /// The id line is missing or not an id.
     BadId,
@@ -199,21 +219,29 @@ pub(crate) enum Malformed {
     BadEventName,
     /// A stream entry lacks its `e` or `d` field.
     BadEntry,
+    /// The id is further ahead of this instance's clock than [`MAX_CLOCK_SKEW_MS`]: not made by
+    /// Redis for a publish.
+    FutureId,
 }
 
 impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::NotAnEnvelope => "not a statelesse envelope",
-            Self::UnknownVersion => "unknown envelope version",
+            Self::OlderVersion => {
+                "an envelope of an older statelesse (wire version 1); every instance of a \
+                 deployment must be upgraded together"
+            }
+            Self::UnknownVersion => "unknown envelope version (a newer statelesse?)",
             Self::BadId => "invalid event id",
             Self::BadEventName => "invalid event name",
             Self::BadEntry => "stream entry without event name or data",
+            Self::FutureId => "event id too far ahead of this instance's clock",
         })
     }
 }
 
-/// Frames an event as the publish script does: `statelesse/1\n<id>\n<event>\n<data>`.
+/// Frames an event as the publish script does: `statelesse/2\n<id>\n<event>\n<data>`.
 pub(crate) fn encode(id: EventId, event: &str, data: &[u8]) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(format!("{id}\n{event}\n").as_bytes());
@@ -224,10 +252,16 @@ pub(crate) fn encode(id: EventId, event: &str, data: &[u8]) -> Vec<u8> {
 /// Parses an envelope; the data is a zero-copy slice of `payload`.
 pub(crate) fn decode(payload: &Bytes) -> Result<Message, Malformed> {
     let Some(rest) = payload.strip_prefix(MAGIC) else {
-        return Err(if payload.starts_with(FAMILY) {
-            Malformed::UnknownVersion
-        } else {
-            Malformed::NotAnEnvelope
+        return Err(match payload.strip_prefix(FAMILY) {
+            None => Malformed::NotAnEnvelope,
+            Some(rest) => {
+                let version = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+                if OLDER_VERSIONS.contains(&version) {
+                    Malformed::OlderVersion
+                } else {
+                    Malformed::UnknownVersion
+                }
+            }
         });
     };
     let (id, rest) = split_line(rest).ok_or(Malformed::BadId)?;
@@ -236,6 +270,18 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Message, Malformed> {
     let event = event_name(event).ok_or(Malformed::BadEventName)?;
     let start = payload.len() - rest.len();
     Ok(Message::new(id, event, payload.slice(start..)))
+}
+
+/// Refuses `message` if its id is further ahead of `now` (this instance's clock, in milliseconds
+/// since the Unix epoch) than [`MAX_CLOCK_SKEW_MS`].
+pub(crate) fn check_not_ahead(message: &Message, now_ms: u64) -> Result<(), Malformed> {
+    // Saturating: a clock near the end of time must not wrap the bound round to the past.
+    let bound = now_ms.saturating_add(MAX_CLOCK_SKEW_MS);
+    if message.id().millis() > bound {
+        Err(Malformed::FutureId)
+    } else {
+        Ok(())
+    }
 }
 
 fn split_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -459,14 +505,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        let cases: [(&[u8], Malformed); 7] = [
+        let cases: [(&[u8], Malformed); 8] = [
             (b"hello", Malformed::NotAnEnvelope),
             (b"", Malformed::NotAnEnvelope),
-            (b"statelesse/2\n1-0\nE\n{}", Malformed::UnknownVersion),
-            (b"statelesse/1\n", Malformed::BadId),
-            (b"statelesse/1\nx-1\nE\n{}", Malformed::BadId),
-            (b"statelesse/1\n1-0\n\n{}", Malformed::BadEventName),
-            (b"statelesse/1\n1-0\nE\r\n{}", Malformed::BadEventName),
+            (b"statelesse/3\n1-0\nE\n{}", Malformed::UnknownVersion),
+            (b"statelesse/\n1-0\nE\n{}", Malformed::UnknownVersion),
+            (b"statelesse/2\n", Malformed::BadId),
+            (b"statelesse/2\nx-1\nE\n{}", Malformed::BadId),
+            (b"statelesse/2\n1-0\n\n{}", Malformed::BadEventName),
+            (b"statelesse/2\n1-0\nE\r\n{}", Malformed::BadEventName),
         ];
         for (payload, expected) in cases {
             let result = decode(&Bytes::from_static(payload)).map(|m| m.id());
@@ -477,6 +524,36 @@ mod tests {
                 String::from_utf8_lossy(payload)
             );
         }
+    }
+
+    #[test]
+    fn a_version_1_envelope_is_refused_as_one_of_an_older_statelesse() {
+        let payload = Bytes::from_static(b"statelesse/1\n1-0\nE\n{}");
+        let reason = decode(&payload).map(|m| m.id()).unwrap_err();
+        assert_eq!(reason, Malformed::OlderVersion);
+        assert!(reason.to_string().contains("older statelesse"), "{reason}");
+    }
+
+    #[test]
+    fn an_id_within_the_clock_skew_is_accepted_and_one_beyond_it_refused() {
+        let now = 1_700_000_000_000;
+        let skew = MAX_CLOCK_SKEW_MS;
+        let at = |millis| Message::new(EventId::new(millis, 0), "E", Bytes::new());
+        assert_eq!(check_not_ahead(&at(now + skew), now), Ok(()));
+        assert_eq!(check_not_ahead(&at(0), now), Ok(()));
+        assert_eq!(
+            check_not_ahead(&at(now + skew + 1), now),
+            Err(Malformed::FutureId)
+        );
+        assert_eq!(
+            check_not_ahead(&at(u64::MAX), u64::MAX - 1),
+            Ok(()),
+            "the bound saturates instead of wrapping"
+        );
+        assert_eq!(
+            check_not_ahead(&at(u64::MAX), now),
+            Err(Malformed::FutureId)
+        );
     }
 
     #[test]

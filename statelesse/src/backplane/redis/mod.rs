@@ -62,11 +62,22 @@ use subscriber::{Command, Subscriber};
 /// A stream expires after the [history time-to-live](RedisConfig::with_history_ttl) without
 /// publishes.
 ///
-/// An envelope is `statelesse/1\n<id>\n<event name>\n<data>`: a magic line carrying the format
+/// An envelope is `statelesse/2\n<id>\n<event name>\n<data>`: a magic line carrying the format
 /// version, the event id, the SSE event name, then the JSON data verbatim. A message on one of
 /// our channels that is not a valid envelope (no magic line, another version, a bad id, an event
-/// name that is empty or holds CR, LF or NUL), and a stream entry without `e` and `d`, are
-/// counted in [`RedisDiagnostics::malformed_messages`], logged through `tracing`, and dropped.
+/// name that is empty or holds CR, LF or NUL), one whose id is more than 5 minutes ahead of this
+/// instance's clock (Redis makes ids from its own clock, so only clock skew puts a genuine one
+/// ahead; a forged one, trusted, would become the channel's position and mute it), and a stream
+/// entry without `e` and `d`, are counted in [`RedisDiagnostics::malformed_messages`], logged
+/// through `tracing` (at most one warning every 10 seconds), and dropped.
+///
+/// Version 2 of the envelope came with the enum streams' channel names
+/// (`{domain}:{key}:{EnumName}`, where version 1 had `{domain}:{key}`). Instances of the two
+/// versions drop each other's envelopes (the log says when one came from an older statelesse),
+/// so every instance of a deployment must be upgraded together. Stream entries keep their
+/// format: the history of keyed and broadcast channels written by version 1 stays readable,
+/// while an enum stream starts a new history under its new name (a resume from an id of the old
+/// one is a [`Gap`](crate::Gap)).
 ///
 /// # Publishing and ids
 ///
@@ -534,7 +545,10 @@ impl Backplane {
     ///
     /// # Errors
     ///
-    /// As [`RedisTransport::connect`].
+    /// [`ErrorKind::ChannelCollision`], before connecting, when two registered event types take
+    /// the same name in one domain (the source names both: see
+    /// [`registry::collisions`](crate::registry::collisions)); else as
+    /// [`RedisTransport::connect`].
     ///
     /// # Examples
     ///
@@ -549,6 +563,7 @@ impl Backplane {
     /// # }
     /// ```
     pub async fn redis(config: RedisConfig) -> Result<Self, BackplaneError> {
+        refuse_collisions()?;
         Ok(Self::new(RedisTransport::connect(config).await?))
     }
 
@@ -559,7 +574,8 @@ impl Backplane {
     ///
     /// # Errors
     ///
-    /// As [`RedisTransport::connect_lazy`]: only for an invalid configuration, or outside a Tokio
+    /// [`ErrorKind::ChannelCollision`] as [`Backplane::redis`]; else as
+    /// [`RedisTransport::connect_lazy`]: only for an invalid configuration, or outside a Tokio
     /// runtime.
     ///
     /// # Examples
@@ -576,6 +592,7 @@ impl Backplane {
     /// # }
     /// ```
     pub fn redis_lazy(config: RedisConfig) -> Result<Self, BackplaneError> {
+        refuse_collisions()?;
         Ok(Self::new(RedisTransport::connect_lazy(config)?))
     }
 
@@ -584,7 +601,7 @@ impl Backplane {
     ///
     /// # Errors
     ///
-    /// As [`RedisTransport::connect`].
+    /// As [`Backplane::redis`].
     ///
     /// # Examples
     ///
@@ -602,4 +619,12 @@ impl Backplane {
     pub async fn redis_from_client(client: ::redis::Client) -> Result<Self, BackplaneError> {
         Self::redis(RedisConfig::from_client(client)).await
     }
+}
+
+/// Refuses to start a Redis backplane while two registered event types share a channel: over
+/// Redis the leak would reach other instances too, so it is an error at construction, not only
+/// on each operation as in memory.
+fn refuse_collisions() -> Result<(), BackplaneError> {
+    crate::registry::check_unique_names()
+        .map_err(|collision| BackplaneError::with_source(ErrorKind::ChannelCollision, collision))
 }

@@ -7,7 +7,11 @@
 //! the state needs no lock; why it cannot race is said in [`channels`](super::channels).
 //!
 //! Pushes are drained from redis-rs's unbounded channel as they come, decoded once, and handed
-//! to the hub's bounded queues, which never block. After a reconnect, each resubscribed channel's
+//! to the hub's bounded queues, which never block. A push that is not a valid envelope, or whose
+//! id is further ahead of this instance's clock than
+//! [`MAX_CLOCK_SKEW_MS`](envelope::MAX_CLOCK_SKEW_MS), is counted and dropped before it can become a
+//! channel's position; the warnings about them are rate-limited, since anyone allowed to
+//! `PUBLISH` on our channels can send them. After a reconnect, each resubscribed channel's
 //! subscribers are told to recover what they missed from history themselves, in pages.
 //!
 //! A transport built lazily starts this task without a connection: its first connection comes
@@ -16,7 +20,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, RedisError, Value};
@@ -41,6 +45,10 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How many channel names go into one SUBSCRIBE when resubscribing after a reconnect.
 const RESUBSCRIBE_BATCH: usize = 256;
+
+/// At most one warning about dropped malformed messages per this interval; the others are
+/// counted in the next warning (and all of them in the diagnostics).
+const MALFORMED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A request to the subscriber task.
 #[derive(Debug)]
@@ -126,6 +134,35 @@ pub(super) struct Subscriber {
     ops: FuturesUnordered<BoxFuture<'static, Done>>,
     /// Whether the transport has connected at least once (from the start when built eagerly).
     ready: bool,
+    malformed_log: MalformedLog,
+}
+
+/// Rate-limits the warnings about malformed messages: whoever can `PUBLISH` on a channel of ours
+/// could otherwise fill the log.
+#[derive(Debug, Default)]
+struct MalformedLog {
+    /// When the next warning may be written; `None` before the first.
+    next: Option<Instant>,
+    /// Malformed messages dropped without a warning since the last one.
+    suppressed: u64,
+}
+
+impl MalformedLog {
+    fn dropped(&mut self, channel: &str, reason: &envelope::Malformed) {
+        let now = Instant::now();
+        if self.next.is_some_and(|next| now < next) {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(
+            channel,
+            %reason,
+            dropped_since_last_warning = self.suppressed,
+            "dropping a malformed message on a statelesse channel"
+        );
+        self.suppressed = 0;
+        self.next = Some(now + MALFORMED_LOG_INTERVAL);
+    }
 }
 
 impl Subscriber {
@@ -143,6 +180,7 @@ impl Subscriber {
             channels,
             ops: FuturesUnordered::new(),
             ready: true,
+            malformed_log: MalformedLog::default(),
         }
     }
 
@@ -165,6 +203,7 @@ impl Subscriber {
             channels,
             ops: FuturesUnordered::new(),
             ready: false,
+            malformed_log: MalformedLog::default(),
         }
     }
 
@@ -281,11 +320,13 @@ impl Subscriber {
         let Some(channel) = self.shared.names.channel_of(&name) else {
             return;
         };
-        let message = match envelope::decode(&Bytes::from(payload)) {
+        let decoded = envelope::decode(&Bytes::from(payload))
+            .and_then(|message| envelope::check_not_ahead(&message, now_ms()).map(|()| message));
+        let message = match decoded {
             Ok(message) => Arc::new(message),
             Err(reason) => {
                 self.shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(channel, %reason, "dropping a message that is not a statelesse envelope");
+                self.malformed_log.dropped(channel, &reason);
                 return;
             }
         };
@@ -605,6 +646,17 @@ impl Subscriber {
         let jitter = rand::rng().random_range(0.5..=1.0);
         delay.mul_f64(jitter)
     }
+}
+
+/// This instance's clock, in milliseconds since the Unix epoch, as Redis stream ids count them.
+fn now_ms() -> u64 {
+    // A clock set before 1970 is broken: refusing every id as "ahead" of it would mute every
+    // channel, so the bound is lifted instead.
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(u64::MAX, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// The error a waiter gets for `failure`.
