@@ -598,7 +598,7 @@ struct Churn {
     channels: usize,
     /// Rounds before the memory baseline is taken: the allocator fills its pools over the first
     /// rounds (measured: resident memory rises for 3 rounds of 10,000 connections, or 5 of 1,000,
-    /// then stays within 8 % of where it is), so earlier growth is no leak.
+    /// then stays within about 12 % of where it is), so earlier growth is no leak.
     warm_up: usize,
     /// How long rounds go on after the warm-up (at least two rounds).
     run_for: Duration,
