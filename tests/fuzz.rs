@@ -524,15 +524,17 @@ proptest! {
     #![proptest_config(config(512))]
 
     #[test]
-    fn any_key_segment_answers_a_stream_or_a_400(
+    fn any_key_segment_answers_a_stream_or_a_4xx(
         route in 0..KEYED_ROUTES.len(),
-        segment in proptest::collection::vec((any::<u8>(), any::<bool>(), any::<bool>()), 1..24),
+        segment in proptest::collection::vec((any::<u8>(), any::<bool>(), any::<bool>()), 0..24),
     ) {
         let (template, parses) = KEYED_ROUTES[route];
         let text = path_segment(&segment);
         let uri = template.replace("{}", &text);
         let decoded: Vec<u8> = percent_decode(text.as_bytes()).collect();
         let expected = match std::str::from_utf8(&decoded) {
+            // An empty last segment is a trailing slash: no route. An empty middle one is a key.
+            _ if uri.ends_with('/') => StatusCode::NOT_FOUND,
             Ok(key) if parses(key) => StatusCode::OK,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -659,7 +661,6 @@ proptest! {
 
     #[test]
     fn a_string_key_streams_the_channel_of_its_decoded_text(key in hostile_text()) {
-        prop_assume!(!key.is_empty());
         let uri = format!("/sse/user/{}/notification", utf8_percent_encode(&key, NON_ALPHANUMERIC));
         run(|bp| async move {
             let response = app(&bp).oneshot(get(&uri).body(Body::empty()).unwrap()).await.unwrap();
