@@ -680,8 +680,9 @@ proptest! {
     }
 
     #[test]
-    fn a_hostile_message_on_a_channel_reaches_the_browser_whole_or_not_at_all(
-        event in hostile_text(),
+    fn a_hostile_message_on_a_channel_reaches_the_browser_whole_as_a_gap_or_not_at_all(
+        // The route forwards only its own event names: its name often, to reach the framing.
+        event in prop_oneof![Just("PlayerJoined".to_owned()), hostile_text()],
         data in hostile_bytes(),
     ) {
         run(|bp| async move {
@@ -699,11 +700,14 @@ proptest! {
             let parsed = read_until(&mut body, id).await;
             let after = serde_json::to_vec(&after).unwrap();
             let last = expected_event(id, "PlayerJoined", &after);
-            let whole = [expected_event(hostile, &event, &data), last.clone()];
-            prop_assert!(
-                parsed.events == [last] || parsed.events == whole,
-                "{:?}", parsed.events
-            );
+            // Another type's name is dropped; data SSE cannot carry whole is a gap of one.
+            let carried = std::str::from_utf8(&data).is_ok_and(|d| !d.is_empty() && !d.contains('\r'));
+            let expected = match (event == "PlayerJoined", carried) {
+                (false, _) => vec![last],
+                (true, true) => vec![expected_event(hostile, &event, &data), last],
+                (true, false) => vec![expected_event(hostile, "gap", br#"{"missed":1}"#), last],
+            };
+            prop_assert_eq!(parsed.events, expected);
             prop_assert_eq!(parsed.retries, vec![3000]);
             Ok(())
         })?;
