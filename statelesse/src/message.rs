@@ -17,7 +17,8 @@ pub struct Message {
     data: Bytes,
     /// The message framed as SSE bytes, built once per instance by the first route that sends it
     /// and shared by every other subscriber (a reference count, not a copy); `None` when the
-    /// message cannot be framed (an event name with a line break).
+    /// message cannot be framed (an event name with a line break, data that is not UTF-8, is
+    /// empty or holds a CR).
     #[cfg(feature = "axum")]
     pub(crate) frame: std::sync::OnceLock<Option<Bytes>>,
 }

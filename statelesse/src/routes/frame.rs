@@ -46,7 +46,12 @@ pub(crate) fn message(message: &Message) -> Option<Bytes> {
     message
         .frame
         .get_or_init(|| {
-            let data = std::str::from_utf8(message.data()).ok();
+            // SSE cannot carry a CR in data (clients read it as a line break, so `a\rb` would
+            // arrive as `a\nb`), nor empty data (clients dispatch no event without data); JSON
+            // holds neither, so only a foreign or hostile publisher sends them.
+            let data = std::str::from_utf8(message.data())
+                .ok()
+                .filter(|data| !data.is_empty() && !data.contains('\r'));
             let event = Event::default().id(message.id().to_string());
             let frame = data
                 .zip(named(event, message.event()))
@@ -183,6 +188,22 @@ mod tests {
     #[test]
     fn data_that_is_not_utf8_is_not_framed() {
         let bad = Message::new(EventId::new(1, 0), "E", Bytes::from_static(b"\xff"));
+        assert_eq!(message(&bad), None);
+    }
+
+    #[test]
+    fn data_with_a_carriage_return_is_not_framed() {
+        // Framed, `\r` became `data: \rdata: ` and reached clients as `\n`.
+        for data in ["\r", "{\"a\":1}\r", "[1,\r\n2]"] {
+            let bad = Message::new(EventId::new(1, 0), "E", Bytes::from(data));
+            assert_eq!(message(&bad), None, "{data:?}");
+        }
+    }
+
+    #[test]
+    fn empty_data_is_not_framed() {
+        // Framed, it had no `data` line, so clients dispatched no event.
+        let bad = Message::new(EventId::new(1, 0), "E", Bytes::new());
         assert_eq!(message(&bad), None);
     }
 
