@@ -32,7 +32,9 @@ use super::Backplane;
 use super::error::{BackplaneError, ErrorKind};
 use super::hub::Hub;
 use super::replay::config::ReplayConfig;
-use super::transport::{BoxFuture, HistoryPage, Interest, LiveFeed, PageLimits, Transport};
+use super::transport::{
+    BoxFuture, HistoryPage, Interest, LiveFeed, OutgoingEvent, PageLimits, Transport,
+};
 use crate::diagnostics::{Diagnostics, RedisDiagnostics};
 use crate::id::EventId;
 use envelope::{Names, Scripts};
@@ -159,6 +161,8 @@ pub struct RedisTransport {
 
 struct Inner {
     shared: Arc<Shared>,
+    /// Groups concurrent publishes into script calls.
+    batcher: Arc<publisher::Batcher>,
     commands: mpsc::UnboundedSender<Command>,
     closed: AtomicBool,
     prefix: String,
@@ -289,6 +293,7 @@ impl RedisTransport {
         Self {
             inner: Arc::new(Inner {
                 shared,
+                batcher: Arc::default(),
                 commands,
                 closed: AtomicBool::new(false),
                 prefix: config.prefix,
@@ -396,9 +401,40 @@ impl Transport for RedisTransport {
                 return Err(err);
             }
             self.check_ready().map_err(|err| err.on_channel(channel))?;
-            publisher::publish(&self.inner.shared, channel, &event, &data)
-                .await
-                .map_err(|err| err.on_channel(channel))
+            let inner = &self.inner;
+            let event = (channel.into(), event, data);
+            let mut results = publisher::publish(&inner.shared, &inner.batcher, [event]).await;
+            results.pop().unwrap_or_else(|| {
+                Err(
+                    BackplaneError::with_source(ErrorKind::Protocol, "no result")
+                        .on_channel(channel),
+                )
+            })
+        })
+    }
+
+    fn publish_many(
+        &self,
+        events: Vec<OutgoingEvent>,
+    ) -> BoxFuture<'_, Vec<Result<EventId, BackplaneError>>> {
+        Box::pin(async move {
+            let refused = match events.first() {
+                None => return Vec::new(),
+                Some(first) => self
+                    .closed_error(&first.channel)
+                    .map(|err| err.kind())
+                    .or_else(|| self.check_ready().err().map(|err| err.kind())),
+            };
+            if let Some(kind) = refused {
+                return events
+                    .iter()
+                    .map(|event| Err(refusal(kind).on_channel(&event.channel)))
+                    .collect();
+            }
+            let events = events
+                .into_iter()
+                .map(|event| (event.channel.into_boxed_str(), event.event, event.data));
+            publisher::publish(&self.inner.shared, &self.inner.batcher, events).await
         })
     }
 
@@ -497,6 +533,15 @@ impl Transport for RedisTransport {
             }
             self.inner.shared.hub.clear();
         })
+    }
+}
+
+/// The error of an operation refused with `kind` before it was sent.
+fn refusal(kind: ErrorKind) -> BackplaneError {
+    if kind == ErrorKind::NotConnected {
+        not_connected()
+    } else {
+        BackplaneError::new(kind)
     }
 }
 
