@@ -72,16 +72,31 @@ use subscriber::{Command, Subscriber};
 ///
 /// # Publishing and ids
 ///
-/// A publish runs one Lua script (`EVALSHA`, loaded again after a server restart): `XADD` to the
-/// channel's stream with `MAXLEN ~ <history length>`, refresh the stream's time-to-live
-/// (`PEXPIRE`), and `PUBLISH` the envelope, atomically. The stream entry id (`<ms>-<seq>`) is the
-/// event id, so ids increase strictly along a channel whichever instance publishes. Trimming is
-/// approximate: a stream holds at least `<history length>` events, and usually up to one stream
-/// node (100 entries) more. With history off the script still appends, with `MAXLEN 0`: the
-/// stream stays empty but keeps its last id, so ids keep increasing. Publishes go over one
-/// multiplexed connection, many in flight at once. While Redis is unreachable a publish fails
-/// with [`ErrorKind::Unavailable`], or [`ErrorKind::Timeout`] when the server stopped answering
-/// (the event may or may not have been published); it is never dropped silently.
+/// Publishes run one Lua script (`EVALSHA`, loaded again after a server restart) that, for each
+/// event, appends it to the channel's stream (`XADD … MAXLEN ~ <history length>`) and `PUBLISH`es
+/// the envelope, atomically. The stream entry id (`<ms>-<seq>`) is the event id, so ids increase
+/// strictly along a channel whichever instance publishes. Trimming is approximate: a stream holds
+/// at least `<history length>` events, and usually up to one stream node (100 entries) more.
+/// With history off the script still appends, with `MAXLEN 0`: the stream stays empty but keeps
+/// its last id, so ids keep increasing.
+///
+/// Concurrent publishes share script calls: one call is in flight on the publisher connection
+/// at a time; a publish that finds it free goes at once, alone (no timer, no added latency), and
+/// publishes that arrive meanwhile queue up and go together in the next call, up to 256 events
+/// and 512 KiB, in the order they were queued. Each caller gets its own event's id or error:
+/// the script checks all its arguments before its first write, and an event whose append
+/// fails (its stream key holds another type) fails alone. [`Backplane::publish_many`] queues
+/// many events at once, so an idle backplane sends them in one call.
+///
+/// The stream's time-to-live is refreshed (`PEXPIRE`) at most once per half TTL per channel and
+/// instance, so a stream published on more often than that never expires; an instance remembers
+/// the refreshes of up to 16,384 channels (past that it forgets, and refreshes again). Between
+/// refreshes the script appends with `NOMKSTREAM`, so a stream that was lost meanwhile (deleted,
+/// flushed, or a server restart) is created again with its TTL in the same script run.
+///
+/// While Redis is unreachable a publish fails with [`ErrorKind::Unavailable`], or
+/// [`ErrorKind::Timeout`] when the server stopped answering (the event may or may not have been
+/// published); it is never dropped silently.
 ///
 /// # Subscribing
 ///
