@@ -593,6 +593,38 @@ async fn an_event_whose_stream_key_is_taken_fails_alone_in_its_batch() {
     assert_eq!(fleet.server.cmd(&["GET", &stream_key(&prefix, 1)]), "x");
 }
 
+/// When Redis refuses the script call itself (here an ACL forbids `EVALSHA`), every event of the
+/// batch fails with the typed error, naming its own channel, and nothing was appended; once the
+/// call is allowed again, publishes go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_script_call_fails_every_event_of_its_batch() {
+    let fleet = OnRedis::start();
+    let prefix = fleet.next_prefix();
+    let bps = fleet.instances(&prefix, 1, Setup::default()).await;
+    let bp = &bps[0];
+    assert_eq!(
+        fleet.server.cmd(&["ACL", "SETUSER", "default", "-evalsha"]),
+        "OK"
+    );
+    let events = [0, 1, 2].map(|room| Tick { room, n: 1 });
+    let results = bp.publish_many(&events).await.unwrap();
+    for (room, result) in (0..3).zip(&results) {
+        let err = result.as_ref().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+        assert_eq!(err.channel(), Some(Tick::channel(&room).name()));
+    }
+    let keys: Vec<String> = (0..3).map(|room| stream_key(&prefix, room)).collect();
+    let mut exists = vec!["EXISTS"];
+    exists.extend(keys.iter().map(String::as_str));
+    assert_eq!(fleet.server.cmd(&exists), "0");
+    assert_eq!(
+        fleet.server.cmd(&["ACL", "SETUSER", "default", "+evalsha"]),
+        "OK"
+    );
+    let results = bp.publish_many(&events).await.unwrap();
+    assert!(results.iter().all(Result::is_ok));
+}
+
 /// The publish script checks every argument before its first write: a malformed batch, or an
 /// invalid TTL or history length, is an error and leaves no trace, even when the events before
 /// the malformed part are well formed.
