@@ -126,7 +126,8 @@ impl Backplane {
     }
 
     /// Publishes `event` on each of `channels`, serialized once and sent all at once (on Redis,
-    /// pipelined on one connection); returns each channel's outcome, in the order of `channels`.
+    /// batched into as few script calls as it takes); returns each channel's outcome, in the order
+    /// of `channels`.
     ///
     /// The channels are independent: a failure on one (its server down, a timeout) says nothing
     /// of the others, so a caller retries exactly the channels whose result is an error. A
