@@ -80,3 +80,8 @@ async fn a_subscriber_lagging_before_its_first_event_is_refilled() {
 async fn publish_to_reaches_every_channel_once() {
     suite::publish_to_reaches_every_channel_once(&Memory).await;
 }
+
+#[tokio::test]
+async fn publish_many_delivers_in_order_with_each_events_id() {
+    suite::publish_many_delivers_in_order_with_each_events_id(&Memory).await;
+}

@@ -162,6 +162,11 @@ async fn slow_subscriber_lags_alone() {
     suite::slow_subscriber_lags_alone(&OnRedis::start()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_many_delivers_in_order_with_each_events_id() {
+    suite::publish_many_delivers_in_order_with_each_events_id(&OnRedis::start()).await;
+}
+
 // Redis only.
 
 /// Four publishers on two instances write to 16 channels at once; every subscriber on both
@@ -490,6 +495,258 @@ async fn publish_reloads_a_flushed_script() {
     assert_eq!(fleet.server.cmd(&["SCRIPT", "FLUSH"]), "OK");
     publish_all(bp, 1, 2..4).await;
     assert_sequence(&collect(&mut subscription, 4).await, 1, 0..4);
+}
+
+/// How many times Redis ran `EVALSHA` since its statistics were last reset.
+fn evalsha_calls(server: &RedisServer) -> u64 {
+    let stats = server.cmd(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+/// Publishes that arrive while a script call is in flight go together in the next one: 400
+/// concurrent publishes take a handful of script calls, not 400, and each caller still gets its
+/// own event's id, every event arriving once per channel in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_share_script_calls() {
+    let fleet = OnRedis::start();
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut rooms = Vec::new();
+    for room in 0..4 {
+        rooms.push(Tick::stream(b, &room).await.unwrap());
+    }
+    // The first publish loads the script; count from here.
+    let warm = publish_all(a, 9, [0]).await;
+    assert_eq!(fleet.server.cmd(&["CONFIG", "RESETSTAT"]), "OK");
+    let events: Vec<Tick> = (0..400)
+        .map(|n| Tick {
+            room: n % 4,
+            n: u64::from(n),
+        })
+        .collect();
+    let publishes = events.iter().map(|event| a.publish(event));
+    let ids: Vec<EventId> = futures_util::future::join_all(publishes)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let calls = evalsha_calls(&fleet.server);
+    assert!(
+        calls <= 40,
+        "{calls} script calls for 400 concurrent publishes"
+    );
+    assert!(ids.iter().all(|id| *id > warm[0]));
+    for (room, subscription) in (0..4).zip(&mut rooms) {
+        let received = collect(subscription, 100).await;
+        assert!(received.windows(2).all(|w| w[0].id < w[1].id));
+        for event in &received {
+            assert_eq!(event.event.room, room);
+            let n = usize::try_from(event.event.n).unwrap();
+            assert_eq!(ids[n], event.id, "the id a publisher got is its event's");
+        }
+    }
+}
+
+/// An idle backplane sends a `publish_many` of 100 events in one script call: one round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_many_is_one_script_call() {
+    let fleet = OnRedis::start();
+    let bps = fleet.backplanes(1, Setup::default()).await;
+    let bp = &bps[0];
+    publish_all(bp, 0, [0]).await;
+    assert_eq!(fleet.server.cmd(&["CONFIG", "RESETSTAT"]), "OK");
+    let events: Vec<Tick> = (1..=100).map(|n| Tick { room: 1, n }).collect();
+    let results = bp.publish_many(&events).await.unwrap();
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(evalsha_calls(&fleet.server), 1);
+}
+
+/// An event whose stream key holds another type fails alone, with a typed error naming its
+/// channel; the events before and after it in the same batch are published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_stream_key_is_taken_fails_alone_in_its_batch() {
+    let fleet = OnRedis::start();
+    let prefix = fleet.next_prefix();
+    let bps = fleet.instances(&prefix, 1, Setup::default()).await;
+    let bp = &bps[0];
+    let mut rooms = [
+        Tick::stream(bp, &0).await.unwrap(),
+        Tick::stream(bp, &2).await.unwrap(),
+    ];
+    assert_eq!(
+        fleet.server.cmd(&["SET", &stream_key(&prefix, 1), "x"]),
+        "OK"
+    );
+    let events = [0, 1, 2].map(|room| Tick { room, n: 7 });
+    let results = bp.publish_many(&events).await.unwrap();
+    let err = results[1].as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol);
+    assert_eq!(err.channel(), Some(Tick::channel(&1).name()));
+    for (subscription, result) in rooms.iter_mut().zip([&results[0], &results[2]]) {
+        let received = next_event(subscription).await;
+        assert_eq!(received.id, *result.as_ref().unwrap());
+    }
+    assert_eq!(fleet.server.cmd(&["GET", &stream_key(&prefix, 1)]), "x");
+}
+
+/// When Redis refuses the script call itself (here an ACL forbids `EVALSHA`), every event of the
+/// batch fails with the typed error, naming its own channel, and nothing was appended; once the
+/// call is allowed again, publishes go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_script_call_fails_every_event_of_its_batch() {
+    let fleet = OnRedis::start();
+    let prefix = fleet.next_prefix();
+    let bps = fleet.instances(&prefix, 1, Setup::default()).await;
+    let bp = &bps[0];
+    assert_eq!(
+        fleet.server.cmd(&["ACL", "SETUSER", "default", "-evalsha"]),
+        "OK"
+    );
+    let events = [0, 1, 2].map(|room| Tick { room, n: 1 });
+    let results = bp.publish_many(&events).await.unwrap();
+    for (room, result) in (0..3).zip(&results) {
+        let err = result.as_ref().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+        assert_eq!(err.channel(), Some(Tick::channel(&room).name()));
+    }
+    let keys: Vec<String> = (0..3).map(|room| stream_key(&prefix, room)).collect();
+    let mut exists = vec!["EXISTS"];
+    exists.extend(keys.iter().map(String::as_str));
+    assert_eq!(fleet.server.cmd(&exists), "0");
+    assert_eq!(
+        fleet.server.cmd(&["ACL", "SETUSER", "default", "+evalsha"]),
+        "OK"
+    );
+    let results = bp.publish_many(&events).await.unwrap();
+    assert!(results.iter().all(Result::is_ok));
+}
+
+/// The publish script checks every argument before its first write: a malformed batch, or an
+/// invalid TTL or history length, is an error and leaves no trace, even when the events before
+/// the malformed part are well formed.
+#[tokio::test]
+async fn the_publish_script_checks_its_arguments_before_its_first_write() {
+    let server = RedisServer::start();
+    let script = statelesse::__bench::PUBLISH_SCRIPT;
+    let good = ["p:{a}", "E", "{}"];
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "missing arguments",
+            &["1000", "0", "11", good[0], good[1], good[2], "p:{b}", "E"],
+        ),
+        (
+            "bad refresh flags",
+            &[
+                "1000", "0", "1x", good[0], good[1], good[2], "p:{b}", "E", "{}",
+            ],
+        ),
+        (
+            "bad TTL",
+            &[
+                "1000", "-1", "10", good[0], good[1], good[2], "p:{b}", "E", "{}",
+            ],
+        ),
+        (
+            "bad history length",
+            &[
+                "1e3", "0", "10", good[0], good[1], good[2], "p:{b}", "E", "{}",
+            ],
+        ),
+    ];
+    for (what, argv) in cases {
+        let mut args = vec!["EVAL", script, "2", "s:{a}", "s:{b}"];
+        args.extend_from_slice(argv);
+        let reply = server.cmd(&args);
+        assert!(
+            reply.starts_with("(error) ERR statelesse"),
+            "{what}: {reply}"
+        );
+        assert_eq!(server.cmd(&["EXISTS", "s:{a}", "s:{b}"]), "0", "{what}");
+    }
+}
+
+fn pttl(server: &RedisServer, key: &str) -> i64 {
+    server.cmd(&["PTTL", key]).parse().unwrap()
+}
+
+/// A stream's time-to-live is refreshed at most once per half TTL, not on every publish: a
+/// publish soon after the last refresh leaves the TTL running down, one after half the TTL
+/// refreshes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_ttl_is_refreshed_at_most_once_per_half_ttl() {
+    let fleet = OnRedis::start();
+    let prefix = fleet.next_prefix();
+    let config = fleet
+        .config(&prefix, &Setup::default())
+        .with_history_ttl(Some(Duration::from_secs(4)));
+    let bp = Backplane::redis(config).await.unwrap();
+    let key = stream_key(&prefix, 1);
+    publish_all(&bp, 1, [0]).await;
+    assert!(pttl(&fleet.server, &key) > 3_500);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    publish_all(&bp, 1, [1]).await;
+    let running_down = pttl(&fleet.server, &key);
+    assert!(
+        running_down < 3_500,
+        "refreshed too soon: {running_down} ms"
+    );
+    tokio::time::sleep(Duration::from_millis(1_400)).await;
+    publish_all(&bp, 1, [2]).await;
+    let refreshed = pttl(&fleet.server, &key);
+    assert!(
+        refreshed > 3_000,
+        "not refreshed after half the TTL: {refreshed} ms"
+    );
+}
+
+/// A stream lost between two refreshes (deleted, flushed, or lost by a restart) is created
+/// again by the next publish with its time-to-live: a stream never lives on without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_lost_between_refreshes_is_created_again_with_its_ttl() {
+    for history_len in [1000, 0] {
+        let fleet = OnRedis::start();
+        let prefix = fleet.next_prefix();
+        let setup = Setup {
+            history_len,
+            ..Setup::default()
+        };
+        let bp = Backplane::redis(fleet.config(&prefix, &setup))
+            .await
+            .unwrap();
+        let key = stream_key(&prefix, 1);
+        publish_all(&bp, 1, [0]).await;
+        assert_eq!(fleet.server.cmd(&["DEL", &key]), "1");
+        publish_all(&bp, 1, [1]).await;
+        let ttl = pttl(&fleet.server, &key);
+        assert!(
+            ttl > 3_500_000 && ttl <= 3_600_000,
+            "history {history_len}: the recreated stream's TTL is {ttl}"
+        );
+    }
+}
+
+/// A stream published on more often than every half TTL never expires: with a 1 s TTL and a
+/// publish every 200 ms for 2.4 s, history still holds every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_published_on_more_often_than_every_half_ttl_never_expires() {
+    let fleet = OnRedis::start();
+    let prefix = fleet.next_prefix();
+    let config = fleet
+        .config(&prefix, &Setup::default())
+        .with_history_ttl(Some(Duration::from_secs(1)));
+    let bp = Backplane::redis(config).await.unwrap();
+    let first = publish_all(&bp, 1, [0]).await[0];
+    for n in 1..=12 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        publish_all(&bp, 1, [n]).await;
+    }
+    let replay = bp.history(&Tick::channel(&1), Some(first)).await.unwrap();
+    assert!(replay.complete);
+    assert_sequence(&replay.events, 1, 1..=12);
 }
 
 /// A foreign client's garbage on a project channel, or in its stream, is counted and skipped.

@@ -30,7 +30,17 @@ pub fn encode_envelope(id: crate::EventId, event: &str, data: &[u8]) -> Vec<u8> 
     crate::backplane::redis::envelope::encode(id, event, data)
 }
 
-/// The Lua script every Redis publish runs (`EVALSHA`), for measuring it alone on a server.
-/// KEYS: stream. ARGV: pub/sub channel, history length, ttl in ms (0 = none), event name, data.
+/// The Lua script every Redis publish runs (`EVALSHA`), a batch of one or more events, for
+/// measuring it alone on a server. KEYS: the stream of each event. ARGV: history length, ttl in ms
+/// (0 = none), one `0`/`1` per event (refresh its TTL), then per event: pub/sub channel, event
+/// name, data.
 #[cfg(feature = "redis")]
 pub const PUBLISH_SCRIPT: &str = crate::backplane::redis::envelope::PUBLISH_LUA;
+
+/// Builds the `EVALSHA` command of one publish batch of `events` (channel, event name, data)
+/// under the prefix `bench`, as the publisher does before sending it; returns its encoded size.
+#[cfg(feature = "redis")]
+#[must_use]
+pub fn publish_batch_command(events: &[(&str, &str, &[u8])]) -> usize {
+    crate::backplane::redis::envelope::bench_publish_command(events)
+}

@@ -427,3 +427,38 @@ pub async fn publish_to_reaches_every_channel_once(fleet: &impl Fleet) {
             .is_empty()
     );
 }
+
+/// `publish_many` publishes every event in the order given, each on its key's channel:
+/// subscribers get them in that order, and each result is that event's own id. 300 events are
+/// more than one Redis batch holds (256), so the order holds across batches too.
+pub async fn publish_many_delivers_in_order_with_each_events_id(fleet: &impl Fleet) {
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut rooms = [
+        Tick::stream(b, &1).await.unwrap(),
+        Tick::stream(b, &2).await.unwrap(),
+    ];
+    let events: Vec<Tick> = (0..300)
+        .map(|n| Tick {
+            room: if n % 3 == 0 { 2 } else { 1 },
+            n,
+        })
+        .collect();
+    let results = a.publish_many(&events).await.unwrap();
+    let ids: Vec<EventId> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(ids.len(), events.len());
+    for (subscription, room) in rooms.iter_mut().zip([1, 2]) {
+        let sent: Vec<(u64, EventId)> = events
+            .iter()
+            .zip(&ids)
+            .filter(|(event, _)| event.room == room)
+            .map(|(event, id)| (event.n, *id))
+            .collect();
+        let received = collect(subscription, sent.len()).await;
+        assert_sequence(&received, room, sent.iter().map(|(n, _)| *n));
+        let received: Vec<EventId> = received.iter().map(|r| r.id).collect();
+        let sent: Vec<EventId> = sent.iter().map(|(_, id)| *id).collect();
+        assert_eq!(received, sent, "each result is its own event's id");
+    }
+    assert!(a.publish_many::<Tick>(&[]).await.unwrap().is_empty());
+}

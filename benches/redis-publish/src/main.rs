@@ -9,6 +9,8 @@
 //! checks that it received every event. Environment knobs: `BENCH_EVENTS` (default 100000),
 //! `BENCH_CONCURRENCY` (publishes in flight, default 256), `BENCH_CHANNELS` (default 64),
 //! `BENCH_RATE` (latency run, events per second, default 2000), `BENCH_SECONDS` (default 5).
+//! Besides `publish` with many in flight, it measures `publish_many` from one task, 256 events
+//! per call.
 
 use std::error::Error;
 use std::process::Command;
@@ -47,8 +49,25 @@ fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+const USAGE: &str = "\
+usage: bench-redis-publish
+
+Publish throughput (publish with BENCH_CONCURRENCY in flight, and publish_many of 256 events
+from one task) and publish-to-receive latency of the Redis backplane between two instances,
+next to redis-benchmark's PUBLISH. Starts a private redis-server, or uses REDIS_URL.
+Environment: BENCH_EVENTS (100000), BENCH_CONCURRENCY (256), BENCH_CHANNELS (64),
+BENCH_RATE (latency run, events/s, 2000), BENCH_SECONDS (latency run, 5).
+";
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    if std::env::args()
+        .skip(1)
+        .any(|arg| arg == "-h" || arg == "--help")
+    {
+        print!("{USAGE}");
+        return Ok(());
+    }
     let events = knob("BENCH_EVENTS", 100_000);
     let concurrency = knob("BENCH_CONCURRENCY", 256);
     let channels = u32::try_from(knob("BENCH_CHANNELS", 64))?;
@@ -78,6 +97,13 @@ async fn main() -> Result<(), BoxError> {
         let per_second = throughput(&url, history, events, concurrency, channels).await?;
         println!(
             "statelesse publish, history {history:>4}, 2 instances:   {per_second:>10.0} events/s (all received by B)"
+        );
+    }
+
+    for history in [1000, 0] {
+        let per_second = throughput_many(&url, history, events, channels).await?;
+        println!(
+            "statelesse publish_many (256), history {history:>4}, 2 instances: {per_second:>7.0} events/s (all received by B)"
         );
     }
 
@@ -170,6 +196,56 @@ async fn throughput(
     }
     for publisher in publishers {
         publisher.await??;
+    }
+    for reader in readers {
+        reader.await??;
+    }
+    let elapsed = started.elapsed();
+    a.shutdown().await;
+    b.shutdown().await;
+    #[allow(clippy::cast_precision_loss)] // event counts are far below 2^52
+    Ok(total as f64 / elapsed.as_secs_f64())
+}
+
+/// Events per second published from A with `publish_many`, 256 events per call from one task,
+/// while B is subscribed to every channel; returns once B received every event.
+async fn throughput_many(
+    url: &str,
+    history: usize,
+    events: u64,
+    channels: u32,
+) -> Result<f64, BoxError> {
+    let (a, b) = instances(url, history).await?;
+    let per_channel = events / u64::from(channels);
+    let mut readers = Vec::new();
+    for room in 0..channels {
+        let mut subscription = Sample::stream(&b, &room).await?;
+        readers.push(tokio::spawn(async move {
+            for _ in 0..per_channel {
+                match subscription.next().await {
+                    Some(Ok(_)) => {}
+                    Some(Err(err)) => return Err(format!("room {room}: {err}")),
+                    None => return Err(format!("room {room}: stream ended")),
+                }
+            }
+            Ok(())
+        }));
+    }
+    let total = per_channel * u64::from(channels);
+    let started = Instant::now();
+    let mut seq = 0;
+    while seq < total {
+        let batch: Vec<Sample> = (seq..total.min(seq + 256))
+            .map(|seq| Sample {
+                room: u32::try_from(seq % u64::from(channels)).unwrap_or(0),
+                seq,
+                sent_ns: now_ns(),
+            })
+            .collect();
+        seq += batch.len() as u64;
+        for result in a.publish_many(&batch).await? {
+            result?;
+        }
     }
     for reader in readers {
         reader.await??;

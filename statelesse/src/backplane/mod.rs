@@ -32,7 +32,7 @@ use error::{BackplaneError, ErrorKind};
 use memory::{MemoryConfig, MemoryTransport};
 use replay::Replayer;
 use subscription::{RawSubscription, Received, Subscription};
-use transport::Transport;
+use transport::{OutgoingEvent, Transport};
 
 /// The default largest serialized event accepted by [`Backplane::publish`]: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
@@ -142,7 +142,8 @@ impl Backplane {
     }
 
     /// Publishes `event` on each of `channels`, serialized once and sent all at once (on Redis,
-    /// pipelined on one connection); returns each channel's outcome, in the order of `channels`.
+    /// batched into as few script calls as it takes); returns each channel's outcome, in the order
+    /// of `channels`.
     ///
     /// The channels are independent: a failure on one (its server down, a timeout) says nothing
     /// of the others, so a caller retries exactly the channels whose result is an error. A
@@ -187,6 +188,59 @@ impl Backplane {
                 .publish(channel.name(), event.event_name().into(), data.clone())
         });
         Ok(futures_util::future::join_all(publishes).await)
+    }
+
+    /// Publishes `events`, in order, each on the channel of its key: the bulk publisher's call.
+    /// Returns each event's outcome, in the order of `events`.
+    ///
+    /// Every event is serialized first; then, on Redis, they all go in one script call (one
+    /// round trip) when they fit in one batch (256 events and 512 KiB), else in consecutive
+    /// batches, in order; in memory it is a loop. Events on one channel are delivered in the
+    /// order given, with increasing ids.
+    ///
+    /// Each result is that event's own: an event whose append failed on Redis (its stream key
+    /// holds another type, say) fails alone. A failure of the connection fails every event of
+    /// the batch it was in, and the later batches fail or succeed on their own, so after an
+    /// error retry that event and, to keep a channel's order, those after it on its channel.
+    /// A `Timeout` may still have been published, as for [`publish`](Self::publish).
+    ///
+    /// # Errors
+    ///
+    /// The outer error, [`ErrorKind::Encode`] or [`ErrorKind::PayloadTooLarge`] for any of the
+    /// events, means nothing was published.
+    ///
+    /// ```
+    /// use statelesse::prelude::*;
+    /// # use ts_rs::TS;
+    ///
+    /// #[derive(Clone, Serialize, Deserialize, TS, SseEvent)]
+    /// #[sse(domain = "game", key = "game_id")]
+    /// pub struct Scored {
+    ///     pub game_id: u32,
+    ///     pub points: u32,
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), BackplaneError> {
+    /// let bp = Backplane::in_memory();
+    /// let events: Vec<Scored> = (1..=3).map(|points| Scored { game_id: 7, points }).collect();
+    /// let ids = bp.publish_many(&events).await?;
+    /// let ids: Vec<EventId> = ids.into_iter().collect::<Result<_, _>>()?;
+    /// assert!(ids[0] < ids[1] && ids[1] < ids[2]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn publish_many<E: SseEvent>(
+        &self,
+        events: &[E],
+    ) -> Result<Vec<Result<EventId, BackplaneError>>, BackplaneError> {
+        let mut outgoing = Vec::with_capacity(events.len());
+        for event in events {
+            let channel = channel::name_of::<E>(event.key());
+            let data = self.encode(event, &channel)?;
+            outgoing.push(OutgoingEvent::new(channel, event.event_name().into(), data));
+        }
+        Ok(self.transport.publish_many(outgoing).await)
     }
 
     /// Subscribes to `channel`; the stream yields every event published after this returns.

@@ -42,6 +42,24 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         data: Bytes,
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>>;
 
+    /// Publishes `events` in order; returns each one's id or error, in the same order.
+    ///
+    /// Events on one channel are appended in the order given, so their ids increase along it.
+    /// The default publishes them one after the other with [`publish`](Self::publish); a
+    /// transport with a cheaper bulk path overrides it (Redis: one script call for the lot).
+    fn publish_many(
+        &self,
+        events: Vec<OutgoingEvent>,
+    ) -> BoxFuture<'_, Vec<Result<EventId, BackplaneError>>> {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(events.len());
+            for event in events {
+                results.push(self.publish(&event.channel, event.event, event.data).await);
+            }
+            results
+        })
+    }
+
     /// Subscribes this instance to `channel`; the feed receives every event published after the
     /// returned future completes.
     fn subscribe<'a>(&'a self, channel: &'a str)
@@ -80,6 +98,30 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Ends every local feed, releases the transport's resources, and makes every later publish
     /// and subscribe fail with [`ErrorKind::Closed`](crate::ErrorKind::Closed).
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+}
+
+/// One event of a [`Transport::publish_many`] call: where it goes and what it carries.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OutgoingEvent {
+    /// The channel's name.
+    pub channel: String,
+    /// The SSE event name.
+    pub event: Cow<'static, str>,
+    /// The serialized data.
+    pub data: Bytes,
+}
+
+impl OutgoingEvent {
+    /// The event `event` carrying `data`, for `channel`.
+    #[must_use]
+    pub fn new(channel: impl Into<String>, event: Cow<'static, str>, data: Bytes) -> Self {
+        Self {
+            channel: channel.into(),
+            event,
+            data,
+        }
+    }
 }
 
 /// The most a [`Transport::history_page`] read returns.

@@ -12,13 +12,21 @@ use bytes::Bytes;
 use crate::id::EventId;
 use crate::message::Message;
 
+/// The first line of every envelope, without its newline: the format and its version. The one
+/// place it is spelled: [`MAGIC`] and the publish script are both built from it.
+macro_rules! magic_line {
+    () => {
+        "statelesse/2"
+    };
+}
+
 /// The first line of every envelope: the format and its version.
 ///
 /// Version 2 came with the channel names of enum streams, `{domain}:{key}:{EnumName}` (version
 /// 1 had `{domain}:{key}`, shared by every stream of a domain): instances of the two versions
 /// would not even listen on the same channels, so each drops the other's envelopes as malformed
 /// rather than half-working. Every instance of a deployment must run the same version.
-pub(super) const MAGIC: &[u8] = b"statelesse/2\n";
+pub(super) const MAGIC: &[u8] = concat!(magic_line!(), "\n").as_bytes();
 /// The start of the magic line of every version: what tells "ours, another version" from garbage.
 const FAMILY: &[u8] = b"statelesse/";
 /// The versions before [`MAGIC`]'s, whose envelopes an older statelesse publishes.
@@ -34,28 +42,71 @@ const OLDER_VERSIONS: &[&[u8]] = &[b"1"];
 /// event after it would be dropped as already delivered.
 pub(crate) const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 
-/// Appends to the channel's stream (trimmed, or emptied when history is off, which keeps the
-/// stream's last id so ids stay increasing), refreshes its time-to-live, and publishes the
-/// envelope, atomically; returns the stream id, which is the event id. Every argument that could
-/// make a later command fail is checked before the first write, so a publish is all or nothing:
-/// an error never follows an append.
+/// Publishes a batch of events, in order: for each, appends to its channel's stream (trimmed,
+/// or emptied when history is off, which keeps the stream's last id so ids stay increasing),
+/// refreshes the stream's time-to-live when asked to, and publishes the envelope; returns every
+/// event's stream id (its event id), or, for an event whose append failed (a key of another
+/// type, say), that event's error, in the events' order. Each event is appended and published
+/// in the same script run, so nothing runs between the two; a batch of one is a single publish.
 ///
-/// KEYS: stream. ARGV: pub/sub channel, history length, ttl in ms (0 = none), event name, data.
-pub(crate) const PUBLISH_LUA: &str = r"
-local ttl = tonumber(ARGV[3])
+/// Every argument that could make a later command fail is checked before the first write, so a
+/// malformed batch writes nothing: an argument error never follows an append.
+///
+/// The time-to-live: the publisher refreshes a stream (`PEXPIRE`) at most once per half TTL,
+/// marking the events to refresh with a `1` in `ARGV[3]`. The other events append with
+/// `NOMKSTREAM`, which appends nothing when the stream does not exist (it expired, or the server
+/// lost or flushed it): then the script creates it and sets its TTL there and then, so a stream
+/// never exists without a TTL for longer than the script run.
+///
+/// KEYS: the stream of each event, explicitly, so that a Redis Cluster client can later split a
+/// batch by hash slot (each key's hash tag is its channel; the pub/sub channels in ARGV share it).
+/// ARGV: history length (decimal digits), ttl in ms (0 = none), one `0`/`1` per event (refresh
+/// its TTL), then per event: pub/sub channel, event name, data.
+pub(crate) const PUBLISH_LUA: &str = concat!(
+    r"
+local n = #KEYS
+local len = ARGV[1]
+if not string.find(len, '^%d+$') then
+  return redis.error_reply('ERR statelesse: invalid history length ' .. len)
+end
+local ttl = tonumber(ARGV[2])
 if not ttl or ttl < 0 or ttl > 9007199254740991 then
-  return redis.error_reply('ERR statelesse: invalid history TTL ' .. ARGV[3])
+  return redis.error_reply('ERR statelesse: invalid history TTL ' .. ARGV[2])
 end
-local id
-if ARGV[2] == '0' then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '0', '*', 'e', '', 'd', '')
-else
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[4], 'd', ARGV[5])
+local refresh = ARGV[3]
+if n == 0 or #ARGV ~= 3 + 3 * n or #refresh ~= n or string.find(refresh, '[^01]') then
+  return redis.error_reply('ERR statelesse: malformed publish batch')
 end
-if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-redis.call('PUBLISH', ARGV[1], 'statelesse/2\n' .. id .. '\n' .. ARGV[4] .. '\n' .. ARGV[5])
-return id
-";
+local off = tonumber(len) == 0
+local function append(key, make, e, d)
+  if off then
+    if make then return redis.pcall('XADD', key, 'MAXLEN', '0', '*', 'e', '', 'd', '') end
+    return redis.pcall('XADD', key, 'NOMKSTREAM', 'MAXLEN', '0', '*', 'e', '', 'd', '')
+  end
+  if make then return redis.pcall('XADD', key, 'MAXLEN', '~', len, '*', 'e', e, 'd', d) end
+  return redis.pcall('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', len, '*', 'e', e, 'd', d)
+end
+local ids = {}
+for i = 1, n do
+  local key, a = KEYS[i], 3 * i + 1
+  local e, d = ARGV[a + 1], ARGV[a + 2]
+  local expire = ttl > 0 and string.byte(refresh, i) == 49
+  local id = append(key, ttl == 0 or expire, e, d)
+  if id == false then
+    expire = true
+    id = append(key, true, e, d)
+  end
+  if type(id) ~= 'table' then
+    if expire then redis.call('PEXPIRE', key, ttl) end
+    redis.call('PUBLISH', ARGV[a], '",
+    magic_line!(),
+    r"\n' .. id .. '\n' .. e .. '\n' .. d)
+  end
+  ids[i] = id
+end
+return ids
+"
+);
 
 /// Reads a stream's state and, when `ARGV[1]` is an id, one page of its entries after that id, in
 /// one consistent snapshot. The page holds at most `ARGV[2]` entries and at most `ARGV[3]` bytes
@@ -120,33 +171,90 @@ impl Scripts {
         }
     }
 
-    /// The `EVALSHA` of [`PUBLISH_LUA`] for one event.
+    /// The `EVALSHA` of [`PUBLISH_LUA`] for a batch of events, in order.
     ///
     /// Built directly rather than through `Script::key(..).arg(..)`, which stores every argument
     /// in its own `Vec` and copies them all again into a command: here each argument, the names
     /// included, is written once into one buffer sized up front (the publish path's allocations
     /// were a third of its instructions).
-    pub(super) fn publish_command(
+    pub(super) fn publish_command<'a, I>(
         &self,
         names: &Names,
-        channel: &str,
         (history_len, ttl_ms): (usize, u64),
-        event: &str,
-        data: &[u8],
-    ) -> Cmd {
+        events: I,
+    ) -> Cmd
+    where
+        I: IntoIterator<Item = Outgoing<'a>>,
+        I::IntoIter: ExactSizeIterator + Clone,
+    {
+        let events = events.into_iter();
         let hash = self.publish.get_hash();
         let size = hash.len()
-            + 2 * (channel.len() + names.stream_start.len())
-            + event.len()
-            + data.len()
-            + 64;
-        let mut cmd = Cmd::with_capacity(9, size);
-        cmd.arg("EVALSHA").arg(hash).arg(1);
-        names.write_stream(&mut cmd, channel);
-        names.write_pubsub(&mut cmd, channel);
-        cmd.arg(history_len).arg(ttl_ms).arg(event).arg(data);
+            + 32
+            + events
+                .clone()
+                .map(|e| {
+                    2 * (e.channel.len() + names.stream_start.len())
+                        + e.event.len()
+                        + e.data.len()
+                        + 48
+                })
+                .sum::<usize>();
+        let mut cmd = Cmd::with_capacity(6 + 4 * events.len(), size);
+        cmd.arg("EVALSHA").arg(hash).arg(events.len());
+        for event in events.clone() {
+            names.write_stream(&mut cmd, event.channel);
+        }
+        cmd.arg(history_len).arg(ttl_ms);
+        {
+            let mut flags = cmd.writer_for_next_arg();
+            for event in events.clone() {
+                // Writing into the command's `Vec` cannot fail.
+                let _ = flags.write_all(if event.refresh { b"1" } else { b"0" });
+            }
+        }
+        for event in events {
+            names.write_pubsub(&mut cmd, event.channel);
+            cmd.arg(event.event).arg(event.data);
+        }
         cmd
     }
+}
+
+/// One event of a publish batch, as [`Scripts::publish_command`] writes it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Outgoing<'a> {
+    /// The channel (not yet a Redis name).
+    pub(super) channel: &'a str,
+    /// The SSE event name.
+    pub(super) event: &'a str,
+    /// The JSON data.
+    pub(super) data: &'a [u8],
+    /// Whether the script refreshes the stream's time-to-live.
+    pub(super) refresh: bool,
+}
+
+/// [`Scripts::publish_command`] for the benches, under the prefix `bench`, with a TTL refresh on
+/// the first event: the encoded command's size.
+pub(crate) fn bench_publish_command(events: &[(&str, &str, &[u8])]) -> usize {
+    thread_local! {
+        static SCRIPTS: (Scripts, Names) = (Scripts::new(), Names::new("bench"));
+    }
+    SCRIPTS.with(|(scripts, names)| {
+        let outgoing = events
+            .iter()
+            .enumerate()
+            .map(|(i, &(channel, event, data))| Outgoing {
+                channel,
+                event,
+                data,
+                refresh: i == 0,
+            });
+        scripts
+            .publish_command(names, (1000, 3_600_000), outgoing)
+            .get_packed_command()
+            .len()
+    })
 }
 
 /// Builds the Redis names of channels under one prefix.
@@ -465,25 +573,38 @@ mod tests {
     }
 
     #[test]
-    fn publish_command_is_the_evalsha_of_the_publish_script() {
+    fn publish_command_is_the_evalsha_of_the_batch_script_with_explicit_keys() {
         let scripts = Scripts::new();
         let names = Names::new("dev");
-        let command = scripts.publish_command(
-            &names,
-            "game:42:PlayerJoined",
-            (1000, 3_600_000),
-            "PlayerJoined",
-            b"{\"a\":1}",
-        );
+        let events = [
+            Outgoing {
+                channel: "game:42:PlayerJoined",
+                event: "PlayerJoined",
+                data: b"{\"a\":1}",
+                refresh: true,
+            },
+            Outgoing {
+                channel: "game:7:Scored",
+                event: "Scored",
+                data: b"{}",
+                refresh: false,
+            },
+        ];
+        let command = scripts.publish_command(&names, (1000, 3_600_000), events);
         let expected = ::redis::cmd("EVALSHA")
             .arg(scripts.publish.get_hash())
-            .arg(1)
+            .arg(2)
             .arg("dev:h:{game:42:PlayerJoined}")
-            .arg("dev:{game:42:PlayerJoined}")
+            .arg("dev:h:{game:7:Scored}")
             .arg(1000)
             .arg(3_600_000)
+            .arg("10")
+            .arg("dev:{game:42:PlayerJoined}")
             .arg("PlayerJoined")
             .arg(&b"{\"a\":1}"[..])
+            .arg("dev:{game:7:Scored}")
+            .arg("Scored")
+            .arg(&b"{}"[..])
             .get_packed_command();
         assert_eq!(command.get_packed_command(), expected);
     }
@@ -500,7 +621,7 @@ mod tests {
     #[test]
     fn the_script_writes_the_magic_line() {
         let magic = std::str::from_utf8(MAGIC).unwrap().replace('\n', "\\n");
-        assert!(PUBLISH_LUA.contains(&format!("'{magic}'")));
+        assert!(PUBLISH_LUA.contains(&format!("'{magic}' .. id")));
     }
 
     #[test]

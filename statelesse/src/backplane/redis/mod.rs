@@ -32,7 +32,9 @@ use super::Backplane;
 use super::error::{BackplaneError, ErrorKind};
 use super::hub::Hub;
 use super::replay::config::ReplayConfig;
-use super::transport::{BoxFuture, HistoryPage, Interest, LiveFeed, PageLimits, Transport};
+use super::transport::{
+    BoxFuture, HistoryPage, Interest, LiveFeed, OutgoingEvent, PageLimits, Transport,
+};
 use crate::diagnostics::{Diagnostics, RedisDiagnostics};
 use crate::id::EventId;
 use envelope::{Names, Scripts};
@@ -81,16 +83,31 @@ use subscriber::{Command, Subscriber};
 ///
 /// # Publishing and ids
 ///
-/// A publish runs one Lua script (`EVALSHA`, loaded again after a server restart): `XADD` to the
-/// channel's stream with `MAXLEN ~ <history length>`, refresh the stream's time-to-live
-/// (`PEXPIRE`), and `PUBLISH` the envelope, atomically. The stream entry id (`<ms>-<seq>`) is the
-/// event id, so ids increase strictly along a channel whichever instance publishes. Trimming is
-/// approximate: a stream holds at least `<history length>` events, and usually up to one stream
-/// node (100 entries) more. With history off the script still appends, with `MAXLEN 0`: the
-/// stream stays empty but keeps its last id, so ids keep increasing. Publishes go over one
-/// multiplexed connection, many in flight at once. While Redis is unreachable a publish fails
-/// with [`ErrorKind::Unavailable`], or [`ErrorKind::Timeout`] when the server stopped answering
-/// (the event may or may not have been published); it is never dropped silently.
+/// Publishes run one Lua script (`EVALSHA`, loaded again after a server restart) that, for each
+/// event, appends it to the channel's stream (`XADD … MAXLEN ~ <history length>`) and `PUBLISH`es
+/// the envelope, atomically. The stream entry id (`<ms>-<seq>`) is the event id, so ids increase
+/// strictly along a channel whichever instance publishes. Trimming is approximate: a stream holds
+/// at least `<history length>` events, and usually up to one stream node (100 entries) more.
+/// With history off the script still appends, with `MAXLEN 0`: the stream stays empty but keeps
+/// its last id, so ids keep increasing.
+///
+/// Concurrent publishes share script calls: one call is in flight on the publisher connection
+/// at a time; a publish that finds it free goes at once, alone (no timer, no added latency), and
+/// publishes that arrive meanwhile queue up and go together in the next call, up to 256 events
+/// and 512 KiB, in the order they were queued. Each caller gets its own event's id or error:
+/// the script checks all its arguments before its first write, and an event whose append
+/// fails (its stream key holds another type) fails alone. [`Backplane::publish_many`] queues
+/// many events at once, so an idle backplane sends them in one call.
+///
+/// The stream's time-to-live is refreshed (`PEXPIRE`) at most once per half TTL per channel and
+/// instance, so a stream published on more often than that never expires; an instance remembers
+/// the refreshes of up to 16,384 channels (past that it forgets, and refreshes again). Between
+/// refreshes the script appends with `NOMKSTREAM`, so a stream that was lost meanwhile (deleted,
+/// flushed, or a server restart) is created again with its TTL in the same script run.
+///
+/// While Redis is unreachable a publish fails with [`ErrorKind::Unavailable`], or
+/// [`ErrorKind::Timeout`] when the server stopped answering (the event may or may not have been
+/// published); it is never dropped silently.
 ///
 /// # Subscribing
 ///
@@ -170,6 +187,8 @@ pub struct RedisTransport {
 
 struct Inner {
     shared: Arc<Shared>,
+    /// Groups concurrent publishes into script calls.
+    batcher: Arc<publisher::Batcher>,
     commands: mpsc::UnboundedSender<Command>,
     closed: AtomicBool,
     prefix: String,
@@ -300,6 +319,7 @@ impl RedisTransport {
         Self {
             inner: Arc::new(Inner {
                 shared,
+                batcher: Arc::default(),
                 commands,
                 closed: AtomicBool::new(false),
                 prefix: config.prefix,
@@ -407,9 +427,40 @@ impl Transport for RedisTransport {
                 return Err(err);
             }
             self.check_ready().map_err(|err| err.on_channel(channel))?;
-            publisher::publish(&self.inner.shared, channel, &event, &data)
-                .await
-                .map_err(|err| err.on_channel(channel))
+            let inner = &self.inner;
+            let event = (channel.into(), event, data);
+            let mut results = publisher::publish(&inner.shared, &inner.batcher, [event]).await;
+            results.pop().unwrap_or_else(|| {
+                Err(
+                    BackplaneError::with_source(ErrorKind::Protocol, "no result")
+                        .on_channel(channel),
+                )
+            })
+        })
+    }
+
+    fn publish_many(
+        &self,
+        events: Vec<OutgoingEvent>,
+    ) -> BoxFuture<'_, Vec<Result<EventId, BackplaneError>>> {
+        Box::pin(async move {
+            let refused = match events.first() {
+                None => return Vec::new(),
+                Some(first) => self
+                    .closed_error(&first.channel)
+                    .map(|err| err.kind())
+                    .or_else(|| self.check_ready().err().map(|err| err.kind())),
+            };
+            if let Some(kind) = refused {
+                return events
+                    .iter()
+                    .map(|event| Err(refusal(kind).on_channel(&event.channel)))
+                    .collect();
+            }
+            let events = events
+                .into_iter()
+                .map(|event| (event.channel.into_boxed_str(), event.event, event.data));
+            publisher::publish(&self.inner.shared, &self.inner.batcher, events).await
         })
     }
 
@@ -508,6 +559,15 @@ impl Transport for RedisTransport {
             }
             self.inner.shared.hub.clear();
         })
+    }
+}
+
+/// The error of an operation refused with `kind` before it was sent.
+fn refusal(kind: ErrorKind) -> BackplaneError {
+    if kind == ErrorKind::NotConnected {
+        not_connected()
+    } else {
+        BackplaneError::new(kind)
     }
 }
 

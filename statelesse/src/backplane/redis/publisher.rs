@@ -1,17 +1,24 @@
-//! The commands on the publisher connection (publish, history reads), and what a Redis error
-//! means to a caller.
+//! The commands on the publisher connection (publish batches, history reads), and what a Redis
+//! error means to a caller.
 //!
-//! Publishes go through one multiplexed connection and history reads through another, many in
-//! flight at once on each, every call bounded by
-//! [`Settings::call_timeout`](super::config::Settings::call_timeout).
+//! Publishes go through one multiplexed connection, grouped by the [`Batcher`] into one script
+//! call at a time, and history reads through another, many in flight at once; every call is
+//! bounded by [`Settings::call_timeout`](super::config::Settings::call_timeout).
 
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::{ConnectionLike as _, ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisError, Value};
+use bytes::Bytes;
+use tokio::sync::oneshot;
 
 use super::config::Settings;
-use super::envelope::{self, StreamState};
+use super::envelope::{self, Outgoing, StreamState};
 use super::shared::Shared;
 use crate::backplane::error::{BackplaneError, ErrorKind};
 use crate::backplane::transport::PageLimits;
@@ -78,37 +85,336 @@ pub(super) async fn warm_up(shared: &Shared) -> Result<(), RedisError> {
     }
 }
 
-/// Publishes an event with the publish script; returns its id.
+/// The most events one script call carries.
+pub(super) const MAX_BATCH_EVENTS: usize = 256;
+
+/// The most bytes (data, event names and channel names) one script call carries, unless its
+/// first event alone is larger: a batch holds at least one event. This bounds how long one script
+/// run blocks Redis.
+pub(super) const MAX_BATCH_BYTES: usize = 512 * 1024;
+
+/// The most channels whose last time-to-live refresh the publisher remembers. Forgetting a
+/// channel only costs one more `PEXPIRE`, so past this the memory is emptied, never grown.
+pub(super) const MAX_REMEMBERED_CHANNELS: usize = 16_384;
+
+/// One event waiting for a script call.
+struct Pending {
+    channel: Box<str>,
+    event: Cow<'static, str>,
+    data: Bytes,
+    reply: oneshot::Sender<Result<EventId, BackplaneError>>,
+}
+
+/// Groups concurrent publishes into script calls on the publisher connection.
+///
+/// One script call is in flight at a time. A publish that finds the connection free goes at once,
+/// alone (no timer, no waiting for company); publishes that arrive while a call is in flight
+/// queue up, and as soon as it returns, everything queued (up to [`MAX_BATCH_EVENTS`] and
+/// [`MAX_BATCH_BYTES`]) goes in the next call. The queue is first in, first out and only one call
+/// is in flight, so events reach Redis in the order they were queued; the batch script appends
+/// and publishes each in that order. Under load this amortizes the per-call cost of `EVALSHA`
+/// (about 3 µs of Redis CPU) over the whole batch.
+#[derive(Debug, Default)]
+pub(super) struct Batcher {
+    state: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Pending>,
+    /// Whether a task is sending batches.
+    busy: bool,
+    refreshed: Refreshed,
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("waiting", &self.waiting.len())
+            .field("busy", &self.busy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// When the publisher last asked Redis to refresh each channel's stream time-to-live, so that it
+/// does so at most once per half TTL instead of on every publish.
+///
+/// Bounded by [`MAX_REMEMBERED_CHANNELS`]: when full, entries older than half a TTL (useless
+/// anyway) are dropped, and if that is not enough, all of them. Forgetting is always safe: it
+/// only makes the next publish refresh again.
+#[derive(Default)]
+struct Refreshed {
+    at: HashMap<Box<str>, Instant>,
+}
+
+impl Refreshed {
+    /// Whether a publish on `channel` at `now` must refresh its stream's TTL; if so, remembers it.
+    fn due(&mut self, channel: &str, now: Instant, half_ttl: Duration) -> bool {
+        if let Some(at) = self.at.get_mut(channel) {
+            if now.saturating_duration_since(*at) < half_ttl {
+                return false;
+            }
+            *at = now;
+            return true;
+        }
+        if self.at.len() >= MAX_REMEMBERED_CHANNELS {
+            self.at
+                .retain(|_, at| now.saturating_duration_since(*at) < half_ttl);
+            if self.at.len() >= MAX_REMEMBERED_CHANNELS {
+                self.at.clear();
+            }
+        }
+        self.at.insert(channel.into(), now);
+        true
+    }
+
+    /// Forgets `channel`: its refresh may not have happened.
+    fn forget(&mut self, channel: &str) {
+        self.at.remove(channel);
+    }
+}
+
+/// The events of one script call, and which of them refresh their stream's TTL.
+struct Batch {
+    events: Vec<Pending>,
+    refresh: Vec<bool>,
+}
+
+impl Batcher {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // The queue stays consistent whatever panicked while holding it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Queue {
+    /// Takes the next batch from the front of the queue, deciding which events refresh.
+    fn take_batch(&mut self, ttl_ms: u64) -> Batch {
+        let now = Instant::now();
+        let half_ttl = Duration::from_millis(ttl_ms / 2);
+        let mut batch = Batch {
+            events: Vec::with_capacity(self.waiting.len().min(MAX_BATCH_EVENTS)),
+            refresh: Vec::with_capacity(self.waiting.len().min(MAX_BATCH_EVENTS)),
+        };
+        let mut bytes = 0;
+        while batch.events.len() < MAX_BATCH_EVENTS {
+            let Some(next) = self.waiting.front() else {
+                break;
+            };
+            let size = 2 * next.channel.len() + next.event.len() + next.data.len();
+            if !batch.events.is_empty() && bytes + size > MAX_BATCH_BYTES {
+                break;
+            }
+            bytes += size;
+            let Some(next) = self.waiting.pop_front() else {
+                break;
+            };
+            batch
+                .refresh
+                .push(ttl_ms > 0 && self.refreshed.due(&next.channel, now, half_ttl));
+            batch.events.push(next);
+        }
+        batch
+    }
+}
+
+/// Publishes events in order, batched with concurrent publishes; returns each event's id or
+/// error, in order.
 pub(super) async fn publish(
-    shared: &Shared,
-    channel: &str,
-    event: &str,
-    data: &[u8],
-) -> Result<EventId, BackplaneError> {
-    let settings = &shared.settings;
-    let mut con = shared.publisher.clone();
-    let command = shared.scripts.publish_command(
-        &shared.names,
-        channel,
-        (settings.history_len, settings.history_ttl_ms),
-        event,
-        data,
-    );
-    let script = &shared.scripts.publish;
-    let reply = tokio::time::timeout(settings.call_timeout(), evalsha(script, &command, &mut con))
-        .await
-        .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
-        .map_err(redis_error)?;
-    let id = match &reply {
+    shared: &Arc<Shared>,
+    batcher: &Arc<Batcher>,
+    events: impl IntoIterator<Item = (Box<str>, Cow<'static, str>, Bytes)>,
+) -> Vec<Result<EventId, BackplaneError>> {
+    let mut replies = Vec::new();
+    let first = {
+        let mut queue = batcher.lock();
+        for (channel, event, data) in events {
+            let (reply, receiver) = oneshot::channel();
+            queue.waiting.push_back(Pending {
+                channel,
+                event,
+                data,
+                reply,
+            });
+            replies.push(receiver);
+        }
+        if queue.busy || queue.waiting.is_empty() {
+            None
+        } else {
+            queue.busy = true;
+            Some(queue.take_batch(shared.settings.history_ttl_ms))
+        }
+    };
+    if let Some(batch) = first {
+        // A task of its own sends this batch and the ones queued behind it, so that a caller
+        // that stops waiting (its future dropped) never strands the queue.
+        let sender = Sender {
+            shared: Arc::clone(shared),
+            batcher: Arc::clone(batcher),
+            finished: false,
+        };
+        tokio::spawn(sender.run(batch));
+    }
+    let mut results = Vec::with_capacity(replies.len());
+    for reply in replies {
+        results.push(reply.await.unwrap_or_else(|_| {
+            // The sending task ended without answering: the runtime is shutting down.
+            Err(BackplaneError::new(ErrorKind::Closed))
+        }));
+    }
+    results
+}
+
+/// The task that sends batches while any are queued.
+struct Sender {
+    shared: Arc<Shared>,
+    batcher: Arc<Batcher>,
+    /// Whether it ended normally, with nothing queued.
+    finished: bool,
+}
+
+impl Sender {
+    async fn run(mut self, mut batch: Batch) {
+        loop {
+            self.send(batch).await;
+            let mut queue = self.batcher.lock();
+            if queue.waiting.is_empty() {
+                queue.busy = false;
+                drop(queue);
+                self.finished = true;
+                return;
+            }
+            batch = queue.take_batch(self.shared.settings.history_ttl_ms);
+        }
+    }
+
+    /// Runs one batch and answers each of its callers.
+    async fn send(&self, batch: Batch) {
+        let shared = &self.shared;
+        let settings = &shared.settings;
+        let outgoing = batch
+            .events
+            .iter()
+            .zip(&batch.refresh)
+            .map(|(event, &refresh)| Outgoing {
+                channel: &event.channel,
+                event: &event.event,
+                data: &event.data,
+                refresh,
+            });
+        let command = shared.scripts.publish_command(
+            &shared.names,
+            (settings.history_len, settings.history_ttl_ms),
+            outgoing,
+        );
+        let mut con = shared.publisher.clone();
+        let script = &shared.scripts.publish;
+        let count = batch.events.len();
+        let reply =
+            tokio::time::timeout(settings.call_timeout(), evalsha(script, &command, &mut con))
+                .await;
+        let mut replies: Vec<Result<Value, BackplaneError>> = match reply {
+            Err(_) => (0..count)
+                .map(|_| Err(BackplaneError::new(ErrorKind::Timeout)))
+                .collect(),
+            Ok(Err(err)) => (0..count).map(|_| Err(redis_error(err.clone()))).collect(),
+            Ok(Ok(Value::Array(values))) if values.len() == count => {
+                values.into_iter().map(Ok).collect()
+            }
+            Ok(Ok(other)) => {
+                let reason = format!(
+                    "the publish script answered {}, not a list of {count} stream ids",
+                    describe(&other)
+                );
+                (0..count)
+                    .map(|_| {
+                        Err(BackplaneError::with_source(
+                            ErrorKind::Protocol,
+                            reason.clone(),
+                        ))
+                    })
+                    .collect()
+            }
+        };
+        let results: Vec<Result<EventId, BackplaneError>> = replies
+            .drain(..)
+            .map(|reply| reply.and_then(|value| stream_id(&value)))
+            .collect();
+        // Counted before anyone is answered, so a caller sees its publish in the diagnostics.
+        let published = results.iter().filter(|result| result.is_ok()).count();
+        shared
+            .stats
+            .published
+            .fetch_add(published as u64, Ordering::Relaxed);
+        let mut unsure = Vec::new();
+        for ((pending, refresh), result) in batch.events.into_iter().zip(batch.refresh).zip(results)
+        {
+            if refresh && result.is_err() {
+                unsure.push(pending.channel.clone());
+            }
+            let _ = pending
+                .reply
+                .send(result.map_err(|err| err.on_channel(&pending.channel)));
+        }
+        if !unsure.is_empty() {
+            // Its refresh may not have happened: the next publish on it refreshes.
+            let mut queue = self.batcher.lock();
+            for channel in unsure {
+                queue.refreshed.forget(&channel);
+            }
+        }
+    }
+}
+
+/// If the sending task is dropped mid-batch (its runtime shut down), the queue must not stay
+/// busy forever: the next publish starts a sender again. The callers still queued get `Closed`.
+impl Drop for Sender {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut queue = self.batcher.lock();
+            queue.busy = false;
+            queue.waiting.clear();
+        }
+    }
+}
+
+/// The id of one event in the batch script's reply, or its own error.
+fn stream_id(value: &Value) -> Result<EventId, BackplaneError> {
+    let id = match value {
         Value::BulkString(id) => envelope::parse_id(id),
         Value::SimpleString(id) => envelope::parse_id(id.as_bytes()),
+        Value::ServerError(err) => return Err(redis_error(RedisError::from(err.clone()))),
         _ => None,
+    };
+    id.ok_or_else(|| {
+        BackplaneError::with_source(
+            ErrorKind::Protocol,
+            format!(
+                "the publish script answered {}, not a stream id",
+                describe(value)
+            ),
+        )
+    })
+}
+
+/// What kind of reply `value` is, in a few words: never the reply itself, which could be large.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Array(values) => format!("an array of {}", values.len()),
+        Value::BulkString(bytes) => format!("a string of {} bytes", bytes.len()),
+        Value::Nil => "nil".to_owned(),
+        Value::Int(_) => "an integer".to_owned(),
+        other => format!("a {}", value_kind(other)),
     }
-    .ok_or_else(|| {
-        BackplaneError::with_source(ErrorKind::Protocol, format!("{reply:?} is not a stream id"))
-    })?;
-    shared.stats.published.fetch_add(1, Ordering::Relaxed);
-    Ok(id)
+}
+
+fn value_kind(value: &Value) -> &'static str {
+    match value {
+        Value::SimpleString(_) => "status",
+        Value::ServerError(_) => "error",
+        Value::Map(_) => "map",
+        _ => "value of another type",
+    }
 }
 
 /// Reads the state of `channel`'s stream and, with `page`, one page of its entries after an id.
@@ -151,20 +457,29 @@ pub(super) async fn read_stream(
 
 /// Runs `command`, an `EVALSHA` of `script`; when the server does not know the script (it
 /// restarted, or its scripts were flushed), loads it and runs the command once more, as
-/// `ScriptInvocation::invoke_async` does.
+/// `ScriptInvocation::invoke_async` does. An error inside the reply (one event's, in a batch) is
+/// left in it, for its caller.
 async fn evalsha(
     script: &::redis::Script,
     command: &::redis::Cmd,
     con: &mut ConnectionManager,
 ) -> Result<Value, RedisError> {
-    match command.query_async(con).await {
+    match request(command, con).await {
         Err(err)
             if err.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>
         {
             script.prepare_invoke().load_async(con).await?;
-            command.query_async(con).await
+            request(command, con).await
         }
         result => result,
+    }
+}
+
+/// Sends `command`; an error reply is an error, an error inside an array reply is not.
+async fn request(command: &::redis::Cmd, con: &mut ConnectionManager) -> Result<Value, RedisError> {
+    match con.req_packed_command(command).await? {
+        Value::ServerError(err) => Err(err.into()),
+        value => Ok(value),
     }
 }
 
