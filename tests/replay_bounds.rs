@@ -182,8 +182,11 @@ async fn a_resume_storm_of_stalled_clients_keeps_redis_and_the_instance_bounded(
         rss_after - rss_before
     );
     assert_eq!(stormy.1, 0, "no publish fails during the storm");
+    // Not starved: a storm that held Redis or the runtime would stop the publisher. The bound is
+    // loose on purpose: this is a liveness check, not a speed figure (on an idle machine the
+    // publisher keeps about all of its publishes; on one busy with other work, a third).
     assert!(
-        stormy.0 * 10 >= calm.0 * 8,
+        stormy.0 * 4 >= calm.0,
         "publishes during the storm: {} against {} without",
         stormy.0,
         calm.0
