@@ -159,7 +159,7 @@ mod error;
 pub(crate) mod frame;
 mod limit;
 mod shutdown;
-mod stream;
+pub(crate) mod stream;
 mod write_deadline;
 
 use std::collections::VecDeque;
