@@ -44,3 +44,30 @@ pub const PUBLISH_SCRIPT: &str = crate::backplane::redis::envelope::PUBLISH_LUA;
 pub fn publish_batch_command(events: &[(&str, &str, &[u8])]) -> usize {
     crate::backplane::redis::envelope::bench_publish_command(events)
 }
+
+/// The body of an SSE route's connection streaming `subscription`'s events of `kind`, as the
+/// route builds it but with no head (retry hint, snapshot): each poll hands out every frame
+/// ready, as one chunk. `keep_alive` and `write_timeout` as the route's settings (`ZERO`: off);
+/// with a write timeout it must be created within a Tokio runtime.
+#[cfg(feature = "axum")]
+pub fn sse_body(
+    subscription: crate::backplane::subscription::RawSubscription,
+    kind: crate::EventKind,
+    keep_alive: std::time::Duration,
+    write_timeout: std::time::Duration,
+) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + Unpin {
+    use crate::routes::stream::{EventStream, Events};
+    let events = Events {
+        subscription,
+        kind,
+        malformed: std::sync::Arc::default(),
+    };
+    EventStream::new(
+        std::collections::VecDeque::new(),
+        Some(events),
+        None,
+        keep_alive,
+        write_timeout,
+        None,
+    )
+}

@@ -43,6 +43,12 @@ pub(crate) fn timed_out() -> Bytes {
 /// The frame of `message`, built on first use and cached in the message for every other
 /// subscriber of this instance; `None` when it cannot be framed (logged once).
 pub(crate) fn message(message: &Message) -> Option<Bytes> {
+    message_ref(message).cloned()
+}
+
+/// [`message`], borrowed: for a frame that is copied into a larger chunk, whose reference count
+/// need not change.
+pub(crate) fn message_ref(message: &Message) -> Option<&Bytes> {
     message
         .frame
         .get_or_init(|| {
@@ -65,7 +71,7 @@ pub(crate) fn message(message: &Message) -> Option<Bytes> {
             }
             frame
         })
-        .clone()
+        .as_ref()
 }
 
 /// The `gap` event: events were lost before the next one (see the module docs of `routes`).

@@ -57,8 +57,10 @@
 //!
 //! `id` is the event's [`EventId`] on its channel, `event` its SSE event name (the
 //! variant's name on an enum stream) and `data` one line of compact JSON. Each event is framed
-//! once per instance and the same bytes go to every subscriber. When no frame was sent for the
-//! keep-alive interval (default 15 s, [`SseRoutes::keep_alive`]), a `: keep-alive` comment is.
+//! once per instance and the same bytes go to every subscriber. When no frame was sent for half to
+//! one keep-alive interval (default 15 s, [`SseRoutes::keep_alive`]), a `: keep-alive` comment is:
+//! a stream is never silent longer than the interval. The events a connection has ready go out
+//! together, as one HTTP chunk (at most 64 KiB or 256 events), which SSE parsers do not see.
 //!
 //! # Resume
 //!
@@ -159,7 +161,7 @@ mod error;
 pub(crate) mod frame;
 mod limit;
 mod shutdown;
-mod stream;
+pub(crate) mod stream;
 mod write_deadline;
 
 use std::collections::VecDeque;
@@ -446,6 +448,11 @@ where
     /// Sets the interval of keep-alive comments sent when no other frame was; `Duration::ZERO`
     /// turns them off. Defaults to 15 seconds.
     ///
+    /// A comment follows half to one interval without any frame (the timer ticks every half
+    /// interval, so that sending an event costs no timer update): a stream is never silent
+    /// longer than the interval, and gets no comment while events come more often than every
+    /// half interval.
+    ///
     /// Keep it below the idle timeout of every proxy between the server and its clients.
     ///
     /// ```
@@ -489,7 +496,8 @@ where
     /// A client that stops reading (a frozen tab, a dead network path) would otherwise hold its
     /// subscription and its [`ConnectionLimit`] slot for as long as its TCP connection lives.
     /// Once a frame waited this long for the client's socket to take it, the stream releases the
-    /// subscription and the slot at once, and ends. The socket itself closes only when the
+    /// subscription and the slot, and ends: the check runs four times per timeout, so the
+    /// release comes between one and 1.25 timeouts after the frame was handed out. The socket itself closes only when the
     /// server gives its writes a deadline, as [`WriteDeadline`] does: without one, it stays
     /// open, holding only its kernel buffers, until the client reads or goes away. A client that
     /// comes back resumes with `Last-Event-ID` like any other.

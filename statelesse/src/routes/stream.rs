@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::{Instant, Sleep};
@@ -20,6 +20,18 @@ use crate::{EventKind, Gap};
 
 /// A future completing when the stream must end: the [`Shutdown`](super::Shutdown) signal.
 pub(crate) type Cancelled = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The most bytes of frames gathered into one chunk (a single larger frame goes alone): bounds
+/// the buffer one connection builds, however far behind it is.
+pub(crate) const MAX_CHUNK_BYTES: usize = 64 * 1024;
+
+/// The most frames gathered into one chunk: bounds the work of one poll of one connection.
+pub(crate) const MAX_CHUNK_FRAMES: usize = 256;
+
+/// How many times per write timeout the watchdog samples its connection's progress: a stalled
+/// connection is released between one timeout and `1 + 1/CHECKS_PER_TIMEOUT` timeouts after
+/// its last chunk was handed out.
+const CHECKS_PER_TIMEOUT: u32 = 4;
 
 /// What one connection's stream sends besides its head: the events of `subscription` whose name
 /// is one of `kind`'s, counting the others in `malformed`.
@@ -33,26 +45,54 @@ pub(crate) struct Events {
 /// events and gaps, with keep-alive comments when idle; a final comment on shutdown, when the
 /// backplane closes or when the write timeout fired, then the end.
 ///
+/// Each poll hands hyper every frame its subscription holds ready, as one chunk (bounded by
+/// [`MAX_CHUNK_BYTES`] and [`MAX_CHUNK_FRAMES`]), so that a connection behind by several events
+/// costs one body poll, one chunk header and one share of a `writev`, not one each per event.
+/// A single ready frame is handed over as the message's cached bytes, uncopied.
+///
 /// Each connection's body is polled by its own connection task, so a client that stops reading
 /// stops only this stream; its subscription lags and is refilled from history, or reports a gap,
 /// when it is read again. While the client's socket is full, hyper does not poll the body at
 /// all, so the body cannot see a stalled client itself: with a write timeout, a watchdog task
-/// releases the subscription and the connection slot once a frame handed to hyper was not
+/// releases the subscription and the connection slot once a chunk handed to hyper was not
 /// followed by another poll for that long.
 pub(crate) struct EventStream {
     head: VecDeque<Bytes>,
     kind: Option<(EventKind, Arc<AtomicU64>)>,
     /// The subscription and the connection slot, shared with the watchdog.
     slot: Arc<Slot>,
-    /// Whether a watchdog runs: only then is the time of each frame recorded.
+    /// Whether a watchdog runs: only then is progress published to it.
     watched: bool,
+    /// Polls so far: what the watchdog samples, through [`Slot::progress`].
+    polls: u64,
+    /// A frame taken from the subscription that did not fit in the last chunk: the next one's
+    /// first.
+    carry: Option<Bytes>,
     shutdown: Option<Cancelled>,
-    keep_alive: Option<(Pin<Box<Sleep>>, Duration)>,
+    keep_alive: Option<KeepAlive>,
+}
+
+/// The keep-alive timer: it ticks every half interval, and a tick that finds nothing sent since
+/// the previous one sends a comment. So a comment follows between a half and a whole interval
+/// of silence, comments are one interval apart while the stream stays silent, and a stream
+/// sending more often than every half interval sends none; sending a frame only sets a flag,
+/// with no clock read and no timer reset.
+struct KeepAlive {
+    tick: Pin<Box<Sleep>>,
+    /// Half the interval.
+    period: Duration,
+    /// A frame went out since the last tick.
+    sent: bool,
 }
 
 /// What a connection holds and its watchdog may release: see [`EventStream`].
 struct Slot {
     state: Mutex<SlotState>,
+    /// `polls << 1 | 1` after a poll that handed out a chunk, `polls << 1` after one that did
+    /// not: a stalled connection is one whose value stays the same, odd, for a whole timeout.
+    /// hyper polls the body again as soon as it has room for more, so a chunk waiting that long
+    /// was not taken.
+    progress: AtomicU64,
     /// Wakes the watchdog when the stream is dropped.
     notify: Notify,
 }
@@ -61,9 +101,6 @@ struct SlotState {
     subscription: Option<RawSubscription>,
     /// Held for the connection's life: the slot of a [`ConnectionLimit`](super::ConnectionLimit).
     permit: Option<OwnedSemaphorePermit>,
-    /// When the last poll handed out a frame, if hyper has not polled since: hyper polls the
-    /// body again as soon as it has room for more, so a frame waiting this long was not taken.
-    handed_out: Option<Instant>,
     /// The watchdog released the connection: the stream ends at its next poll.
     timed_out: bool,
     /// The stream was dropped: the watchdog ends.
@@ -75,6 +112,66 @@ impl Slot {
         // Nothing holding the lock can leave the state half-updated, so a poisoned lock is as
         // good as a clean one.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The frames of one poll, gathered: the first kept as it is, later ones appended to a buffer.
+#[derive(Default)]
+struct Chunk {
+    first: Option<Bytes>,
+    /// The first frame and those after it, once there are two.
+    joined: BytesMut,
+    frames: usize,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        if self.frames > 1 {
+            self.joined.len()
+        } else {
+            self.first.as_ref().map_or(0, Bytes::len)
+        }
+    }
+
+    /// Whether no further frame may join.
+    fn is_full(&self) -> bool {
+        self.frames >= MAX_CHUNK_FRAMES || self.len() >= MAX_CHUNK_BYTES
+    }
+
+    /// Adds `frame`; `false` when it does not fit (the chunk is not empty then).
+    fn push(&mut self, frame: &Bytes) -> bool {
+        let fits = self.frames == 0
+            || (self.frames < MAX_CHUNK_FRAMES && self.len() + frame.len() <= MAX_CHUNK_BYTES);
+        if fits {
+            self.append(frame);
+        }
+        fits
+    }
+
+    /// Adds `frame` whatever the bounds: for the last frame of a stream.
+    fn append(&mut self, frame: &Bytes) {
+        let Some(first) = &self.first else {
+            self.first = Some(frame.clone());
+            self.frames = 1;
+            return;
+        };
+        if self.frames == 1 {
+            // Room for a few more of the same size, without growing past the bound.
+            let wanted = first.len() + frame.len();
+            self.joined
+                .reserve((4 * wanted).clamp(wanted, MAX_CHUNK_BYTES.max(wanted)));
+            self.joined.extend_from_slice(first);
+        }
+        self.joined.extend_from_slice(frame);
+        self.frames += 1;
+    }
+
+    fn into_bytes(self) -> Option<Bytes> {
+        if self.frames > 1 {
+            Some(self.joined.freeze())
+        } else {
+            self.first
+        }
     }
 }
 
@@ -90,8 +187,16 @@ impl EventStream {
         write_timeout: Duration,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Self {
-        let keep_alive =
-            (!keep_alive.is_zero()).then(|| (Box::pin(tokio::time::sleep(keep_alive)), keep_alive));
+        let keep_alive = (!keep_alive.is_zero()).then(|| {
+            let period = keep_alive / 2;
+            KeepAlive {
+                tick: Box::pin(tokio::time::sleep(period)),
+                period,
+                // The stream's start counts as a frame: the first comment comes a whole interval
+                // after it.
+                sent: true,
+            }
+        });
         let (subscription, kind) = match events {
             Some(events) => (
                 Some(events.subscription),
@@ -103,10 +208,10 @@ impl EventStream {
             state: Mutex::new(SlotState {
                 subscription,
                 permit,
-                handed_out: None,
                 timed_out: false,
                 dropped: false,
             }),
+            progress: AtomicU64::new(0),
             notify: Notify::new(),
         });
         let watched = !write_timeout.is_zero();
@@ -118,6 +223,8 @@ impl EventStream {
             kind,
             slot,
             watched,
+            polls: 0,
+            carry: None,
             shutdown,
             keep_alive,
         }
@@ -127,6 +234,7 @@ impl EventStream {
     /// client finally goes away.
     fn finish(&mut self, last: Bytes) -> Poll<Option<Result<Bytes, Infallible>>> {
         self.head.clear();
+        self.carry = None;
         let mut state = self.slot.lock();
         let released = (state.subscription.take(), state.permit.take());
         drop(state);
@@ -136,14 +244,15 @@ impl EventStream {
         Poll::Ready(Some(Ok(last)))
     }
 
-    fn send(&mut self, frame: Bytes) -> Poll<Option<Result<Bytes, Infallible>>> {
-        if let Some((sleep, interval)) = &mut self.keep_alive {
-            sleep.as_mut().reset(Instant::now() + *interval);
+    fn send(&mut self, chunk: Bytes) -> Poll<Option<Result<Bytes, Infallible>>> {
+        if let Some(keep_alive) = &mut self.keep_alive {
+            keep_alive.sent = true;
         }
-        Poll::Ready(Some(Ok(frame)))
+        Poll::Ready(Some(Ok(chunk)))
     }
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
+        // Once per poll, not per frame: a chunk is bounded, so shutdown waits for one at most.
         if self
             .shutdown
             .as_mut()
@@ -151,18 +260,25 @@ impl EventStream {
         {
             return self.finish(frame::shutdown());
         }
-        if std::mem::take(&mut self.slot.lock().timed_out) {
+        let mut state = self.slot.lock();
+        if std::mem::take(&mut state.timed_out) {
+            drop(state);
             return self.finish(frame::timed_out());
         }
         if let Some(frame) = self.head.pop_front() {
+            drop(state);
             return self.send(frame);
         }
-        let mut state = self.slot.lock();
         let Some(subscription) = state.subscription.as_mut() else {
             return Poll::Ready(None);
         };
-        loop {
-            match Pin::new(&mut *subscription).poll_next(cx) {
+        let mut chunk = Chunk::default();
+        if let Some(carried) = self.carry.take() {
+            chunk.push(&carried);
+        }
+        let mut closed = false;
+        while !chunk.is_full() {
+            let frame = match Pin::new(&mut *subscription).poll_next(cx) {
                 Poll::Ready(Some(Ok(message))) => {
                     let Some((kind, malformed)) = &self.kind else {
                         continue;
@@ -174,31 +290,49 @@ impl EventStream {
                         tracing::debug!(channel = subscription.channel(), id = %message.id(), event = ?message.event(), "dropping an event not of the route's type");
                         continue;
                     }
+                    if let Some(frame) = frame::message_ref(&message) {
+                        if !chunk.push(frame) {
+                            self.carry = Some(frame.clone());
+                            break;
+                        }
+                        continue;
+                    }
                     // One of the route's events the client will not get: it must know.
-                    let frame = frame::message(&message).unwrap_or_else(|| {
-                        malformed.fetch_add(1, Ordering::Relaxed);
-                        frame::gap(Gap { missed: Some(1) }, Some(message.id()))
-                    });
-                    drop(state);
-                    return self.send(frame);
+                    malformed.fetch_add(1, Ordering::Relaxed);
+                    frame::gap(Gap { missed: Some(1) }, Some(message.id()))
                 }
-                Poll::Ready(Some(Err(gap))) => {
-                    let frame = frame::gap(gap, subscription.last_id());
-                    drop(state);
-                    return self.send(frame);
-                }
+                Poll::Ready(Some(Err(gap))) => frame::gap(gap, subscription.last_id()),
                 Poll::Ready(None) => {
-                    drop(state);
-                    return self.finish(frame::closed());
+                    closed = true;
+                    break;
                 }
                 Poll::Pending => break,
+            };
+            if !chunk.push(&frame) {
+                self.carry = Some(frame);
+                break;
             }
         }
         drop(state);
-        if let Some((sleep, _)) = &mut self.keep_alive
-            && sleep.as_mut().poll(cx).is_ready()
-        {
-            return self.send(frame::keep_alive());
+        if closed {
+            // What was ready, then the final comment.
+            chunk.append(&frame::closed());
+            let last = chunk.into_bytes().unwrap_or_else(frame::closed);
+            return self.finish(last);
+        }
+        if let Some(chunk) = chunk.into_bytes() {
+            return self.send(chunk);
+        }
+        if let Some(keep_alive) = &mut self.keep_alive {
+            while keep_alive.tick.as_mut().poll(cx).is_ready() {
+                keep_alive
+                    .tick
+                    .as_mut()
+                    .reset(Instant::now() + keep_alive.period);
+                if !std::mem::take(&mut keep_alive.sent) {
+                    return self.send(frame::keep_alive());
+                }
+            }
         }
         Poll::Pending
     }
@@ -211,8 +345,12 @@ impl Stream for EventStream {
         let this = &mut *self;
         let poll = this.poll_frame(cx);
         if this.watched {
-            // Read by the watchdog when it wakes: no wake-up per frame.
-            this.slot.lock().handed_out = matches!(poll, Poll::Ready(Some(_))).then(Instant::now);
+            // Sampled by the watchdog when it wakes: no wake-up, lock or clock read per poll.
+            this.polls += 1;
+            let handed_out = u64::from(matches!(poll, Poll::Ready(Some(_))));
+            this.slot
+                .progress
+                .store(this.polls << 1 | handed_out, Ordering::Relaxed);
         }
         poll
     }
@@ -232,42 +370,49 @@ impl Drop for EventStream {
     }
 }
 
-/// The watchdog of one connection: releases its subscription and slot once a frame handed out
+/// The watchdog of one connection: releases its subscription and slot once a chunk handed out
 /// was not taken within `timeout`; ends then, or when the stream is dropped.
 ///
-/// It wakes once per `timeout` at most, not per frame: a frame handed out at `t` is checked at
-/// `t + timeout` at the latest, since every wake-up sleeps until the current frame's deadline,
-/// or for a whole `timeout` when none is out.
+/// It samples the stream's progress [`CHECKS_PER_TIMEOUT`] times per `timeout`, whatever the
+/// traffic: a chunk still out, with no poll since, at that many samples in a row has waited at
+/// least `timeout`, and at most a sampling period more.
 async fn watch(slot: Arc<Slot>, timeout: Duration) {
+    let period = timeout / CHECKS_PER_TIMEOUT;
+    // A value the stream never stores: the first sample is never a repeat.
+    let mut last = u64::MAX;
+    let mut repeats = 0;
     loop {
         let dropped = slot.notify.notified();
         tokio::pin!(dropped);
-        let wake_at = {
+        {
             let mut state = slot.lock();
             // Dropped, or ended (shutdown, closed backplane): nothing left to release, and the
             // last frame must stay the last.
             if state.dropped || state.subscription.is_none() {
                 return;
             }
-            match state.handed_out {
-                Some(handed_out) if Instant::now() >= handed_out + timeout => {
-                    state.timed_out = true;
-                    let released = (state.subscription.take(), state.permit.take());
-                    drop(state);
-                    tracing::debug!(
-                        ?timeout,
-                        "releasing an SSE connection whose client took no frame within the write timeout"
-                    );
-                    drop(released);
-                    return;
-                }
-                Some(handed_out) => handed_out + timeout,
-                None => Instant::now() + timeout,
+            let progress = slot.progress.load(Ordering::Relaxed);
+            if progress & 1 == 1 && progress == last {
+                repeats += 1;
+            } else {
+                last = progress;
+                repeats = 0;
             }
-        };
+            if repeats >= CHECKS_PER_TIMEOUT {
+                state.timed_out = true;
+                let released = (state.subscription.take(), state.permit.take());
+                drop(state);
+                tracing::debug!(
+                    ?timeout,
+                    "releasing an SSE connection whose client took no frame within the write timeout"
+                );
+                drop(released);
+                return;
+            }
+        }
         tokio::select! {
             () = &mut dropped => {}
-            () = tokio::time::sleep_until(wake_at) => {}
+            () = tokio::time::sleep(period) => {}
         }
     }
 }
@@ -301,8 +446,100 @@ mod tests {
         std::str::from_utf8(frame).unwrap()
     }
 
+    /// The next `n` frames, however the stream chunked them (a frame never spans chunks).
+    async fn frames(stream: &mut EventStream, n: usize) -> Vec<String> {
+        let mut frames = Vec::new();
+        while frames.len() < n {
+            let chunk = stream.next().await.unwrap().unwrap();
+            frames.extend(text(&chunk).split_inclusive("\n\n").map(str::to_owned));
+        }
+        assert_eq!(frames.len(), n, "{frames:?}");
+        frames
+    }
+
+    /// A stream of the events of channel `c`, with no head, keep-alive or write timeout.
+    async fn bare_stream(bp: &Backplane) -> EventStream {
+        let sub = subscription(bp, "c").await;
+        EventStream::new(
+            VecDeque::new(),
+            sub,
+            None,
+            Duration::ZERO,
+            Duration::ZERO,
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn events_ready_together_go_out_as_one_chunk_in_order() {
+        let bp = Backplane::in_memory();
+        let mut stream = bare_stream(&bp).await;
+        for data in ["1", "2", "3"] {
+            publish(&bp, "c", data).await;
+        }
+        let chunk = stream.next().await.unwrap().unwrap();
+        let frames: Vec<_> = text(&chunk).split_inclusive("\n\n").collect();
+        assert_eq!(frames.len(), 3, "{frames:?}");
+        for (frame, data) in frames.iter().zip(["1", "2", "3"]) {
+            assert!(
+                frame.ends_with(&format!("event: E\ndata: {data}\n\n")),
+                "{frames:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_single_ready_event_is_its_cached_frame_uncopied() {
+        let bp = Backplane::in_memory();
+        let mut live = bp.subscribe_name("c").await;
+        let mut stream = bare_stream(&bp).await;
+        publish(&bp, "c", "1").await;
+        let message = live.next().await.unwrap().unwrap();
+        let cached = frame::message(&message).unwrap();
+        let chunk = stream.next().await.unwrap().unwrap();
+        assert_eq!(chunk.as_ptr(), cached.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn a_chunk_stays_within_its_bound_and_the_rest_follows_in_order() {
+        let bp = Backplane::in_memory_with(MemoryConfig::default().with_subscriber_buffer(4096));
+        let mut stream = bare_stream(&bp).await;
+        // 1 KiB of data each: 100 of them are more than one chunk holds.
+        for seq in 0..100 {
+            let data: &'static str = format!("{seq:03}{}", "x".repeat(1024)).leak();
+            publish(&bp, "c", data).await;
+        }
+        let mut seen = Vec::new();
+        let mut chunks = 0;
+        while seen.len() < 100 {
+            let chunk = stream.next().await.unwrap().unwrap();
+            assert!(chunk.len() <= MAX_CHUNK_BYTES, "{} bytes", chunk.len());
+            for frame in text(&chunk).split_inclusive("\n\n") {
+                let (_, data) = frame.split_once("data: ").unwrap();
+                seen.push(data[..3].parse::<u32>().unwrap());
+            }
+            chunks += 1;
+        }
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+        assert!(chunks > 1, "100 KiB in one chunk");
+        let idle = tokio::time::timeout(Duration::from_millis(50), stream.next()).await;
+        assert!(idle.is_err(), "a frame too many: {idle:?}");
+    }
+
+    #[tokio::test]
+    async fn events_ready_before_the_backplane_closed_precede_the_final_comment() {
+        let bp = Backplane::in_memory();
+        let mut stream = bare_stream(&bp).await;
+        publish(&bp, "c", "1").await;
+        bp.shutdown().await;
+        let frames = frames(&mut stream, 2).await;
+        assert!(frames[0].ends_with("data: 1\n\n"), "{frames:?}");
+        assert_eq!(frames[1], ": closed\n\n");
+        assert!(stream.next().await.is_none());
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn keep_alive_comments_fill_idle_time_only() {
+    async fn keep_alive_comments_are_one_interval_apart_in_silence() {
         let bp = Backplane::in_memory();
         let sub = subscription(&bp, "c").await;
         let mut stream = EventStream::new(
@@ -313,18 +550,58 @@ mod tests {
             Duration::ZERO,
             None,
         );
-
         let start = Instant::now();
-        assert_eq!(stream.next().await.unwrap().unwrap(), frame::keep_alive());
-        assert_eq!(start.elapsed(), Duration::from_secs(15));
+        for n in 1..=3 {
+            assert_eq!(stream.next().await.unwrap().unwrap(), frame::keep_alive());
+            assert_eq!(start.elapsed(), Duration::from_secs(15) * n);
+        }
+    }
 
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        publish(&bp, "c", "1").await;
-        assert!(text(&stream.next().await.unwrap().unwrap()).contains("data: 1"));
-        // The event reset the timer: the next comment is 15 s after it, not after the last one.
-        let sent = Instant::now();
-        assert_eq!(stream.next().await.unwrap().unwrap(), frame::keep_alive());
-        assert_eq!(sent.elapsed(), Duration::from_secs(15));
+    #[tokio::test(start_paused = true)]
+    async fn a_keep_alive_comment_follows_half_to_one_interval_of_silence_after_an_event() {
+        for after in [1, 5, 7, 8, 10, 14] {
+            let bp = Backplane::in_memory();
+            let sub = subscription(&bp, "c").await;
+            let mut stream = EventStream::new(
+                VecDeque::new(),
+                sub,
+                None,
+                Duration::from_secs(15),
+                Duration::ZERO,
+                None,
+            );
+            assert_eq!(stream.next().await.unwrap().unwrap(), frame::keep_alive());
+            tokio::time::sleep(Duration::from_secs(after)).await;
+            publish(&bp, "c", "1").await;
+            assert!(text(&stream.next().await.unwrap().unwrap()).contains("data: 1"));
+            let sent = Instant::now();
+            assert_eq!(stream.next().await.unwrap().unwrap(), frame::keep_alive());
+            let silence = sent.elapsed();
+            assert!(
+                (Duration::from_millis(7500)..=Duration::from_secs(15)).contains(&silence),
+                "a comment {silence:?} after an event sent {after} s after the last comment"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_more_often_than_half_the_interval_get_no_keep_alive_comment() {
+        let bp = Backplane::in_memory();
+        let sub = subscription(&bp, "c").await;
+        let mut stream = EventStream::new(
+            VecDeque::new(),
+            sub,
+            None,
+            Duration::from_secs(15),
+            Duration::ZERO,
+            None,
+        );
+        for _ in 0..20 {
+            publish(&bp, "c", "1").await;
+            assert!(text(&stream.next().await.unwrap().unwrap()).contains("data: 1"));
+            let idle = tokio::time::timeout(Duration::from_secs(7), stream.next()).await;
+            assert!(idle.is_err(), "a frame between events: {idle:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -426,10 +703,7 @@ mod tests {
             publish(&bp, "c", data).await;
         }
         // 2 to 4 were trimmed from history: the stream says so, then goes on from what it has.
-        let mut frames = Vec::new();
-        for _ in 0..4 {
-            frames.push(String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap());
-        }
+        let frames = frames(&mut stream, 4).await;
         assert!(
             frames[0].starts_with("id: ")
                 && frames[0].ends_with("\nevent: gap\ndata: {\"missed\":null}\n\n"),
