@@ -33,7 +33,8 @@ Server settings (for S3's memory rows; every instance started gets them):
   --subscriber-buffer N    statelesse's subscriber buffer (default the library's, 1,024)
   --http1 LIST             serve with hyper's http1::Builder instead of axum::serve, with the
                            settings in LIST (comma separated, may be empty: hyper's defaults):
-                           writev=BOOL, max_buf_size=N (at least 8192), half_close=BOOL
+                           writev=BOOL, max_buf_size=N (at least 8192), half_close=BOOL;
+                           or routes::serve: through statelesse::routes::serve
 The allocator is glibc's unless the binary is built with --features mimalloc or jemalloc;
 MALLOC_ARENA_MAX and other environment variables reach the instances unchanged.
 ";

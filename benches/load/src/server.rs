@@ -82,7 +82,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), BoxError> {
         let listener = socket.listen(4096)?;
         println!("LISTENING {}", listener.local_addr()?.port());
         match knobs.http1 {
-            Some(settings) => serve_http1(listener, app, settings).await,
+            Some(Serve::Library) => statelesse::routes::serve(listener, app).await?,
+            Some(Serve::Http1(settings)) => serve_http1(listener, app, settings).await,
             None => axum::serve(listener, app).await?,
         }
         Ok(())
@@ -120,9 +121,18 @@ struct Knobs {
     write_timeout: Option<Duration>,
     /// statelesse's subscriber buffer, instead of the default 1,024.
     subscriber_buffer: Option<usize>,
-    /// Serve with `hyper::server::conn::http1::Builder` and these settings instead of
-    /// `axum::serve` (`hyper_util`'s auto builder).
-    http1: Option<Http1Settings>,
+    /// Serve with `hyper::server::conn::http1::Builder` and these settings, or through
+    /// `statelesse::routes::serve`, instead of `axum::serve` (`hyper_util`'s auto builder).
+    http1: Option<Serve>,
+}
+
+/// How an instance serves its router when not through `axum::serve`.
+#[derive(Debug, Clone, Copy)]
+enum Serve {
+    /// `statelesse::routes::serve`.
+    Library,
+    /// `http1::Builder` with these settings.
+    Http1(Http1Settings),
 }
 
 /// `hyper::server::conn::http1::Builder` settings: `writev=BOOL,max_buf_size=N,half_close=BOOL`,
@@ -139,6 +149,9 @@ impl Knobs {
         let var = |name| std::env::var(name).ok();
         let http1 = var(HTTP1_ENV)
             .map(|list| {
+                if list == "routes::serve" {
+                    return Ok(Serve::Library);
+                }
                 let mut settings = Http1Settings::default();
                 for item in list.split(',').filter(|item| !item.is_empty()) {
                     let (name, value) = item
@@ -151,7 +164,7 @@ impl Knobs {
                         other => return Err(format!("unknown HTTP/1 setting `{other}`").into()),
                     }
                 }
-                Ok::<_, BoxError>(settings)
+                Ok::<_, BoxError>(Serve::Http1(settings))
             })
             .transpose()?;
         Ok(Self {

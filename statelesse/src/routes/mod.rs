@@ -160,6 +160,7 @@
 mod error;
 pub(crate) mod frame;
 mod limit;
+mod serve;
 mod shutdown;
 pub(crate) mod stream;
 mod write_deadline;
@@ -191,6 +192,7 @@ pub use error::{
     TooManyConnections,
 };
 pub use limit::ConnectionLimit;
+pub use serve::{serve, serve_with_write_deadline};
 pub use shutdown::Shutdown;
 pub use write_deadline::{WriteDeadline, WriteDeadlineIo};
 
