@@ -1290,6 +1290,47 @@ async fn the_write_timeout_alone_frees_a_stalled_clients_slot_and_ends_its_strea
     assert_eq!(last.unwrap().raw, ": write timeout\n\n");
 }
 
+/// `routes::serve` serves a route (a reading client gets its events) with the write deadline
+/// built in: a client that stops reading has its socket closed, and its slot goes to another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_serve_streams_a_route_and_closes_a_stalled_clients_socket() {
+    let timeout = Duration::from_millis(500);
+    let bp = Backplane::in_memory_with(MemoryConfig::default().with_history_len(2000));
+    let router = Router::new()
+        .merge(Tick::sse_routes().max_connections(2).write_timeout(timeout))
+        .with_state(bp.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(statelesse::routes::serve_with_write_deadline(
+        listener, router, timeout,
+    ));
+    let path = "/sse/load/1/tick";
+    let url = format!("http://{addr}{path}");
+    let mut reading = SseClient::request(&url).send().await;
+    assert_eq!(reading.status(), StatusCode::OK);
+    let mut stalled = RawClient::connect(addr, path).await;
+    eventually(&bp, "both clients subscribed", |d| {
+        d.total_local_subscribers == 2
+    })
+    .await;
+
+    let reader = tokio::spawn(async move {
+        let mut events = 0;
+        while events < 1000 {
+            let event = reading.next_event().await.unwrap();
+            assert_eq!(event.event.as_deref(), Some("Tick"), "{}", event.raw);
+            events += 1;
+        }
+    });
+    fill_a_stalled_socket(&bp).await;
+    reader.await.unwrap();
+    assert!(
+        stalled.closed_within(Duration::from_secs(5)).await,
+        "the stalled client's socket is still open"
+    );
+    server.abort();
+}
+
 #[test]
 fn the_route_types_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}

@@ -56,7 +56,7 @@ pub fn sse_body(
     keep_alive: std::time::Duration,
     write_timeout: std::time::Duration,
 ) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + Unpin {
-    use crate::routes::stream::{EventStream, Events};
+    use crate::routes::stream::{EventStream, Events, Watchdog};
     let events = Events {
         subscription,
         kind,
@@ -67,7 +67,7 @@ pub fn sse_body(
         Some(events),
         None,
         keep_alive,
-        write_timeout,
+        Watchdog::new(write_timeout).as_ref(),
         None,
     )
 }

@@ -47,6 +47,12 @@ use statelesse::ts_rs::TS;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// With `--features mimalloc`, the benchmark's processes (the server instances it starts are
+/// this binary) allocate with mimalloc instead of the system's allocator: S3's allocator rows.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The benchmark's event: which key, its sequence number on that key, and when it was sent.
 #[derive(Clone, Debug, Serialize, Deserialize, TS, SseEvent)]
 #[ts(crate = "statelesse::ts_rs")]

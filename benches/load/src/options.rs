@@ -26,6 +26,17 @@ usage: bench-load [options]
                     pins the throughput runs; the others let every process use both cores)
   --no-pin          the same as --pin none
   --markdown PATH   also write the summary table to PATH
+
+Server settings (for S3's memory rows; every instance started gets them):
+  --write-timeout MS       statelesse's write timeout in milliseconds (0: off, no watchdog;
+                           default the library's, 30 s)
+  --subscriber-buffer N    statelesse's subscriber buffer (default the library's, 1,024)
+  --http1 LIST             serve with hyper's http1::Builder instead of axum::serve, with the
+                           settings in LIST (comma separated, may be empty: hyper's defaults):
+                           writev=BOOL, max_buf_size=N (at least 8192), half_close=BOOL;
+                           or routes::serve: through statelesse::routes::serve
+The allocator is glibc's unless the binary is built with --features mimalloc or jemalloc;
+MALLOC_ARENA_MAX and other environment variables reach the instances unchanged.
 ";
 
 #[derive(Debug, Clone)]
@@ -44,6 +55,12 @@ pub(crate) struct Options {
     /// The scenarios run pinned.
     pub(crate) pinned: Vec<String>,
     pub(crate) markdown: Option<String>,
+    /// statelesse's write timeout, in milliseconds, instead of the library's default.
+    pub(crate) write_timeout_ms: Option<u64>,
+    /// statelesse's subscriber buffer instead of the library's default.
+    pub(crate) subscriber_buffer: Option<usize>,
+    /// Serve through `http1::Builder` with these settings instead of `axum::serve`.
+    pub(crate) http1: Option<String>,
 }
 
 impl Options {
@@ -66,6 +83,9 @@ impl Options {
             rate: None,
             pinned: ["s2", "s2r", "s5"].map(String::from).to_vec(),
             markdown: None,
+            write_timeout_ms: None,
+            subscriber_buffer: None,
+            http1: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -103,6 +123,9 @@ impl Options {
                     };
                 }
                 "--markdown" => options.markdown = Some(value()?.clone()),
+                "--write-timeout" => options.write_timeout_ms = Some(value()?.parse()?),
+                "--subscriber-buffer" => options.subscriber_buffer = Some(value()?.parse()?),
+                "--http1" => options.http1 = Some(value()?.clone()),
                 other => return Err(format!("unknown option `{other}`\n\n{USAGE}").into()),
             }
         }

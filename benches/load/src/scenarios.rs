@@ -28,6 +28,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), BoxError> {
         return Ok(());
     };
     rlimit::increase_nofile_limit(u64::MAX)?;
+    let _ = crate::server::SERVER_ENV.set(crate::server::server_env(&options));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

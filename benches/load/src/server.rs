@@ -4,6 +4,8 @@
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -66,10 +68,11 @@ pub(crate) fn main(args: &[String]) -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let knobs = Knobs::from_env()?;
     runtime.block_on(async {
         let app = match kind {
             Impl::Baseline => baseline::app(url).await?,
-            Impl::Statelesse => statelesse_app(url, history).await?,
+            Impl::Statelesse => statelesse_app(url, history, &knobs).await?,
             Impl::Floor => floor_app(),
         };
         let socket = tokio::net::TcpSocket::new_v4()?;
@@ -78,17 +81,144 @@ pub(crate) fn main(args: &[String]) -> Result<(), BoxError> {
         // A large backlog, so that a storm of reconnects is not slowed by SYN retries.
         let listener = socket.listen(4096)?;
         println!("LISTENING {}", listener.local_addr()?.port());
-        axum::serve(listener, app).await?;
+        match knobs.http1 {
+            Some(Serve::Library) => statelesse::routes::serve(listener, app).await?,
+            Some(Serve::Http1(settings)) => serve_http1(listener, app, settings).await,
+            None => axum::serve(listener, app).await?,
+        }
         Ok(())
     })
 }
 
+/// The environment variables through which the load generator passes server settings
+/// (`--write-timeout`, `--subscriber-buffer`, `--http1`) to the instances it starts.
+const WRITE_TIMEOUT_ENV: &str = "STATELESSE_LOAD_WRITE_TIMEOUT_MS";
+const SUBSCRIBER_BUFFER_ENV: &str = "STATELESSE_LOAD_SUBSCRIBER_BUFFER";
+const HTTP1_ENV: &str = "STATELESSE_LOAD_HTTP1";
+
+/// The settings the load generator's options give every instance it starts, as environment
+/// variables; set once, from the options, before any instance starts.
+pub(crate) static SERVER_ENV: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+
+/// The server environment for `options`: only the settings given.
+pub(crate) fn server_env(options: &crate::options::Options) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if let Some(ms) = options.write_timeout_ms {
+        env.push((WRITE_TIMEOUT_ENV, ms.to_string()));
+    }
+    if let Some(len) = options.subscriber_buffer {
+        env.push((SUBSCRIBER_BUFFER_ENV, len.to_string()));
+    }
+    if let Some(settings) = &options.http1 {
+        env.push((HTTP1_ENV, settings.clone()));
+    }
+    env
+}
+
+/// Server settings besides the defaults, for S3's memory rows.
+struct Knobs {
+    /// statelesse's `write_timeout` (`ZERO`: no watchdog), instead of the default.
+    write_timeout: Option<Duration>,
+    /// statelesse's subscriber buffer, instead of the default 1,024.
+    subscriber_buffer: Option<usize>,
+    /// Serve with `hyper::server::conn::http1::Builder` and these settings, or through
+    /// `statelesse::routes::serve`, instead of `axum::serve` (`hyper_util`'s auto builder).
+    http1: Option<Serve>,
+}
+
+/// How an instance serves its router when not through `axum::serve`.
+#[derive(Debug, Clone, Copy)]
+enum Serve {
+    /// `statelesse::routes::serve`.
+    Library,
+    /// `http1::Builder` with these settings.
+    Http1(Http1Settings),
+}
+
+/// `hyper::server::conn::http1::Builder` settings: `writev=BOOL,max_buf_size=N,half_close=BOOL`,
+/// any of them (an empty list: hyper's defaults).
+#[derive(Debug, Clone, Copy, Default)]
+struct Http1Settings {
+    writev: Option<bool>,
+    max_buf_size: Option<usize>,
+    half_close: Option<bool>,
+}
+
+impl Knobs {
+    fn from_env() -> Result<Self, BoxError> {
+        let var = |name| std::env::var(name).ok();
+        let http1 = var(HTTP1_ENV)
+            .map(|list| {
+                if list == "routes::serve" {
+                    return Ok(Serve::Library);
+                }
+                let mut settings = Http1Settings::default();
+                for item in list.split(',').filter(|item| !item.is_empty()) {
+                    let (name, value) = item
+                        .split_once('=')
+                        .ok_or_else(|| format!("`{item}`: expected NAME=VALUE"))?;
+                    match name {
+                        "writev" => settings.writev = Some(value.parse()?),
+                        "max_buf_size" => settings.max_buf_size = Some(value.parse()?),
+                        "half_close" => settings.half_close = Some(value.parse()?),
+                        other => return Err(format!("unknown HTTP/1 setting `{other}`").into()),
+                    }
+                }
+                Ok::<_, BoxError>(Serve::Http1(settings))
+            })
+            .transpose()?;
+        Ok(Self {
+            write_timeout: var(WRITE_TIMEOUT_ENV)
+                .map(|ms| ms.parse().map(Duration::from_millis))
+                .transpose()?,
+            subscriber_buffer: var(SUBSCRIBER_BUFFER_ENV)
+                .map(|len| len.parse())
+                .transpose()?,
+            http1,
+        })
+    }
+}
+
+/// Serves `app` on `listener` with one `http1::Builder` connection per client: no HTTP/2
+/// detection, no graceful-shutdown plumbing, `settings` applied.
+async fn serve_http1(listener: tokio::net::TcpListener, app: Router, settings: Http1Settings) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    if let Some(writev) = settings.writev {
+        builder.writev(writev);
+    }
+    if let Some(max) = settings.max_buf_size {
+        builder.max_buf_size(max);
+    }
+    if let Some(half_close) = settings.half_close {
+        builder.half_close(half_close);
+    }
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, for example: wait rather than spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+}
+
 /// The statelesse server: the event's SSE route, and a publish endpoint.
-async fn statelesse_app(url: &str, history: usize) -> Result<Router, BoxError> {
-    let config = RedisConfig::new(url)?.with_history_len(history);
+async fn statelesse_app(url: &str, history: usize, knobs: &Knobs) -> Result<Router, BoxError> {
+    let mut config = RedisConfig::new(url)?.with_history_len(history);
+    if let Some(len) = knobs.subscriber_buffer {
+        config = config.with_subscriber_buffer(len);
+    }
     let backplane = Backplane::redis(config).await?;
+    let mut routes = Tick::sse_routes::<Backplane>();
+    if let Some(timeout) = knobs.write_timeout {
+        routes = routes.write_timeout(timeout);
+    }
     Ok(Router::new()
-        .merge(Tick::sse_route())
+        .merge(routes.into_router())
         .route("/publish", post(publish))
         .with_state(backplane))
 }
@@ -151,6 +281,7 @@ impl ServerProcess {
         };
         let mut child = command
             .args(["serve", kind.name(), redis_url, &history.to_string()])
+            .envs(SERVER_ENV.get().into_iter().flatten().cloned())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -160,6 +160,7 @@
 mod error;
 pub(crate) mod frame;
 mod limit;
+mod serve;
 mod shutdown;
 pub(crate) mod stream;
 mod write_deadline;
@@ -184,13 +185,14 @@ use serde::Serialize;
 use crate::backplane::transport::BoxFuture;
 use crate::protocol::{LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY};
 use crate::{Backplane, Channel, ChannelKey, EventId, SseEvent};
-use stream::{Cancelled, EventStream, Events};
+use stream::{Cancelled, EventStream, Events, Watchdog};
 
 pub use error::{
     BackplaneUnavailable, Denied, InvalidKey, InvalidLastEventId, MissingKeyParam, SnapshotFailed,
     TooManyConnections,
 };
 pub use limit::ConnectionLimit;
+pub use serve::{serve, serve_with_write_deadline};
 pub use shutdown::Shutdown;
 pub use write_deadline::{WriteDeadline, WriteDeadlineIo};
 
@@ -582,15 +584,18 @@ where
                 "the event's `PATH` must start with `/`"
             );
         }
+        // One watchdog task for all the route's connections, not one each.
+        let watchdog = Watchdog::new(self.write_timeout);
         let config = Arc::new(self);
         let handler = move |State(state): State<S>, request: Request| {
             let config = Arc::clone(&config);
-            async move { config.serve(state, request).await }
+            let watchdog = watchdog.clone();
+            async move { config.serve(state, request, watchdog.as_ref()).await }
         };
         Router::new().route(E::PATH, get(handler))
     }
 
-    async fn serve(&self, state: S, request: Request) -> Response {
+    async fn serve(&self, state: S, request: Request, watchdog: Option<&Watchdog>) -> Response {
         let (mut parts, _body) = request.into_parts();
         let key = match key_of::<E>(&mut parts).await {
             Ok(key) => key,
@@ -607,7 +612,7 @@ where
                 None,
                 None,
                 Duration::ZERO,
-                Duration::ZERO,
+                None,
                 None,
             ));
         }
@@ -653,7 +658,7 @@ where
             Some(events),
             shutdown,
             self.keep_alive,
-            self.write_timeout,
+            watchdog,
             permit,
         ))
     }

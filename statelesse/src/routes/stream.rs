@@ -5,13 +5,13 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use super::frame;
@@ -93,8 +93,6 @@ struct Slot {
     /// hyper polls the body again as soon as it has room for more, so a chunk waiting that long
     /// was not taken.
     progress: AtomicU64,
-    /// Wakes the watchdog when the stream is dropped.
-    notify: Notify,
 }
 
 struct SlotState {
@@ -103,7 +101,7 @@ struct SlotState {
     permit: Option<OwnedSemaphorePermit>,
     /// The watchdog released the connection: the stream ends at its next poll.
     timed_out: bool,
-    /// The stream was dropped: the watchdog ends.
+    /// The stream was dropped: the watchdog stops watching it.
     dropped: bool,
 }
 
@@ -177,14 +175,14 @@ impl Chunk {
 
 impl EventStream {
     /// A stream sending `head`, then `events` if any, with keep-alive comments every
-    /// `keep_alive` (`ZERO`: none) and, with a non-zero `write_timeout`, a watchdog; must be
-    /// created within a Tokio runtime when it has one.
+    /// `keep_alive` (`ZERO`: none), watched by `watchdog` if any; must be created within a Tokio
+    /// runtime when it has one.
     pub(crate) fn new(
         head: VecDeque<Bytes>,
         events: Option<Events>,
         shutdown: Option<Cancelled>,
         keep_alive: Duration,
-        write_timeout: Duration,
+        watchdog: Option<&Watchdog>,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Self {
         let keep_alive = (!keep_alive.is_zero()).then(|| {
@@ -212,12 +210,11 @@ impl EventStream {
                 dropped: false,
             }),
             progress: AtomicU64::new(0),
-            notify: Notify::new(),
         });
-        let watched = !write_timeout.is_zero();
-        if watched {
-            tokio::spawn(watch(Arc::clone(&slot), write_timeout));
+        if let Some(watchdog) = watchdog {
+            watchdog.watch(&slot);
         }
+        let watched = watchdog.is_some();
         Self {
             head,
             kind,
@@ -358,61 +355,155 @@ impl Stream for EventStream {
 
 impl Drop for EventStream {
     fn drop(&mut self) {
-        // Released here, not when the watchdog (which shares the slot) next wakes.
+        // Released here, not when the watchdog (which can reach the slot) next samples it.
         let mut state = self.slot.lock();
         let released = (state.subscription.take(), state.permit.take());
         state.dropped = true;
         drop(state);
         drop(released);
-        if self.watched {
-            self.slot.notify.notify_one();
+    }
+}
+
+/// The write-timeout watchdog of one route: a single task, shared by every connection of the
+/// route, releases the subscription and slot of each connection whose chunk handed out was not
+/// taken within `timeout`.
+///
+/// One task for all connections, not one each: a task, its timer and its wake-up handle cost
+/// about 0.9 KiB per connection, more than the rest of statelesse's per-connection state. The
+/// task samples every connection's progress [`CHECKS_PER_TIMEOUT`] times per `timeout`,
+/// whatever the traffic: a chunk still out, with no poll since, at that many samples in a row
+/// after the first has waited at least `timeout`, and at most a sampling period more. The task
+/// starts with the first connection and ends when no connection is left to watch.
+#[derive(Clone)]
+pub(crate) struct Watchdog(Arc<WatchdogShared>);
+
+struct WatchdogShared {
+    timeout: Duration,
+    state: Mutex<WatchdogState>,
+}
+
+struct WatchdogState {
+    /// Connections opened since the task last took them.
+    added: Vec<Weak<Slot>>,
+    /// Whether the task runs.
+    running: bool,
+}
+
+impl Watchdog {
+    /// The watchdog of a route whose write timeout is `timeout`; `None` for `ZERO` (off).
+    pub(crate) fn new(timeout: Duration) -> Option<Self> {
+        (!timeout.is_zero()).then(|| {
+            Self(Arc::new(WatchdogShared {
+                timeout,
+                state: Mutex::new(WatchdogState {
+                    added: Vec::new(),
+                    running: false,
+                }),
+            }))
+        })
+    }
+
+    /// Watches `slot` from now on; starts the task if none runs.
+    fn watch(&self, slot: &Arc<Slot>) {
+        let mut state = self.0.lock();
+        state.added.push(Arc::downgrade(slot));
+        if !std::mem::replace(&mut state.running, true) {
+            drop(state);
+            tokio::spawn(sweep(Running(Some(Arc::clone(&self.0)))));
         }
     }
 }
 
-/// The watchdog of one connection: releases its subscription and slot once a chunk handed out
-/// was not taken within `timeout`; ends then, or when the stream is dropped.
-///
-/// It samples the stream's progress [`CHECKS_PER_TIMEOUT`] times per `timeout`, whatever the
-/// traffic: a chunk still out, with no poll since, at that many samples in a row has waited at
-/// least `timeout`, and at most a sampling period more.
-async fn watch(slot: Arc<Slot>, timeout: Duration) {
-    let period = timeout / CHECKS_PER_TIMEOUT;
-    // A value the stream never stores: the first sample is never a repeat.
-    let mut last = u64::MAX;
-    let mut repeats = 0;
-    loop {
-        let dropped = slot.notify.notified();
-        tokio::pin!(dropped);
-        {
-            let mut state = slot.lock();
-            // Dropped, or ended (shutdown, closed backplane): nothing left to release, and the
-            // last frame must stay the last.
-            if state.dropped || state.subscription.is_none() {
-                return;
-            }
-            let progress = slot.progress.load(Ordering::Relaxed);
-            if progress & 1 == 1 && progress == last {
-                repeats += 1;
-            } else {
-                last = progress;
-                repeats = 0;
-            }
-            if repeats >= CHECKS_PER_TIMEOUT {
-                state.timed_out = true;
-                let released = (state.subscription.take(), state.permit.take());
-                drop(state);
-                tracing::debug!(
-                    ?timeout,
-                    "releasing an SSE connection whose client took no frame within the write timeout"
-                );
-                drop(released);
-                return;
-            }
+impl WatchdogShared {
+    fn lock(&self) -> MutexGuard<'_, WatchdogState> {
+        // Only pushes and swaps under the lock: a poisoned one is as good as a clean one.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The watchdog task's hold on its route: marks the task stopped however it ends (its runtime
+/// shutting down drops it mid-sleep), so that the next connection starts another.
+struct Running(Option<Arc<WatchdogShared>>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.lock().running = false;
         }
-        tokio::select! {
-            () = &mut dropped => {}
-            () = tokio::time::sleep(period) => {}
+    }
+}
+
+/// One watched connection and what the watchdog saw of it.
+struct Watched {
+    slot: Weak<Slot>,
+    /// The progress at the last sample.
+    last: u64,
+    /// Samples in a row that found the same chunk still out.
+    repeats: u32,
+}
+
+impl Watched {
+    /// Samples the connection; releases it if its chunk has been out too long. `false` once
+    /// there is nothing left to watch: dropped, ended (shutdown, closed backplane: the last frame
+    /// must stay the last) or released.
+    fn sample(&mut self, timeout: Duration) -> bool {
+        let Some(slot) = self.slot.upgrade() else {
+            return false;
+        };
+        let mut state = slot.lock();
+        if state.dropped || state.subscription.is_none() {
+            return false;
+        }
+        let progress = slot.progress.load(Ordering::Relaxed);
+        if progress & 1 == 1 && progress == self.last {
+            self.repeats += 1;
+        } else {
+            self.last = progress;
+            self.repeats = 0;
+        }
+        if self.repeats < CHECKS_PER_TIMEOUT {
+            return true;
+        }
+        state.timed_out = true;
+        let released = (state.subscription.take(), state.permit.take());
+        drop(state);
+        tracing::debug!(
+            ?timeout,
+            "releasing an SSE connection whose client took no frame within the write timeout"
+        );
+        drop(released);
+        false
+    }
+}
+
+/// The watchdog task: samples every watched connection once per period, from its start (a
+/// connection is first sampled at the first tick after it opened), until none is left.
+async fn sweep(mut running: Running) {
+    let Some(shared) = running.0.clone() else {
+        return;
+    };
+    let timeout = shared.timeout;
+    let mut watched: Vec<Watched> = Vec::new();
+    let mut ticks = tokio::time::interval(timeout / CHECKS_PER_TIMEOUT);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let added = std::mem::take(&mut shared.lock().added);
+        watched.extend(added.into_iter().map(|slot| Watched {
+            slot,
+            // A value the stream never stores: the first sample is never a repeat.
+            last: u64::MAX,
+            repeats: 0,
+        }));
+        watched.retain_mut(|connection| connection.sample(timeout));
+        if watched.is_empty() {
+            let mut state = shared.lock();
+            if state.added.is_empty() {
+                state.running = false;
+                drop(state);
+                running.0 = None;
+                return;
+            }
         }
     }
 }
@@ -460,14 +551,7 @@ mod tests {
     /// A stream of the events of channel `c`, with no head, keep-alive or write timeout.
     async fn bare_stream(bp: &Backplane) -> EventStream {
         let sub = subscription(bp, "c").await;
-        EventStream::new(
-            VecDeque::new(),
-            sub,
-            None,
-            Duration::ZERO,
-            Duration::ZERO,
-            None,
-        )
+        EventStream::new(VecDeque::new(), sub, None, Duration::ZERO, None, None)
     }
 
     #[tokio::test]
@@ -547,7 +631,7 @@ mod tests {
             sub,
             None,
             Duration::from_secs(15),
-            Duration::ZERO,
+            None,
             None,
         );
         let start = Instant::now();
@@ -567,7 +651,7 @@ mod tests {
                 sub,
                 None,
                 Duration::from_secs(15),
-                Duration::ZERO,
+                None,
                 None,
             );
             assert_eq!(stream.next().await.unwrap().unwrap(), frame::keep_alive());
@@ -593,7 +677,7 @@ mod tests {
             sub,
             None,
             Duration::from_secs(15),
-            Duration::ZERO,
+            None,
             None,
         );
         for _ in 0..20 {
@@ -608,14 +692,7 @@ mod tests {
     async fn zero_interval_turns_keep_alive_off() {
         let bp = Backplane::in_memory();
         let sub = subscription(&bp, "c").await;
-        let mut stream = EventStream::new(
-            VecDeque::new(),
-            sub,
-            None,
-            Duration::ZERO,
-            Duration::ZERO,
-            None,
-        );
+        let mut stream = EventStream::new(VecDeque::new(), sub, None, Duration::ZERO, None, None);
         let next = tokio::time::timeout(Duration::from_hours(1), stream.next()).await;
         assert!(next.is_err(), "no frame without events");
     }
@@ -626,14 +703,7 @@ mod tests {
         let sub = subscription(&bp, "c").await;
         publish(&bp, "c", "1").await;
         let head = VecDeque::from([frame::retry(Duration::from_secs(3)), frame::snapshot("{}")]);
-        let mut stream = EventStream::new(
-            head,
-            sub,
-            None,
-            Duration::from_secs(15),
-            Duration::ZERO,
-            None,
-        );
+        let mut stream = EventStream::new(head, sub, None, Duration::from_secs(15), None, None);
         assert_eq!(stream.next().await.unwrap().unwrap(), "retry: 3000\n\n");
         assert_eq!(
             stream.next().await.unwrap().unwrap(),
@@ -653,7 +723,7 @@ mod tests {
             sub,
             Some(Box::pin(token.clone().cancelled_owned())),
             Duration::from_secs(15),
-            Duration::ZERO,
+            None,
             limit.try_acquire(),
         );
         assert_eq!(bp.transport().local_subscriber_count("c"), 1);
@@ -673,7 +743,7 @@ mod tests {
             sub,
             None,
             Duration::from_secs(15),
-            Duration::ZERO,
+            None,
             None,
         );
         bp.shutdown().await;
@@ -689,14 +759,7 @@ mod tests {
                 .with_history_len(3),
         );
         let sub = subscription(&bp, "c").await;
-        let mut stream = EventStream::new(
-            VecDeque::new(),
-            sub,
-            None,
-            Duration::ZERO,
-            Duration::ZERO,
-            None,
-        );
+        let mut stream = EventStream::new(VecDeque::new(), sub, None, Duration::ZERO, None, None);
         publish(&bp, "c", "1").await;
         assert!(text(&stream.next().await.unwrap().unwrap()).ends_with("data: 1\n\n"));
         for data in ["2", "3", "4", "5", "6", "7"] {
@@ -730,14 +793,7 @@ mod tests {
     async fn events_not_of_the_route_type_are_dropped_and_counted() {
         let bp = Backplane::in_memory();
         let sub = subscription(&bp, "c").await;
-        let mut stream = EventStream::new(
-            VecDeque::new(),
-            sub,
-            None,
-            Duration::ZERO,
-            Duration::ZERO,
-            None,
-        );
+        let mut stream = EventStream::new(VecDeque::new(), sub, None, Duration::ZERO, None, None);
         for name in ["snapshot", "gap", "Other"] {
             publish_named(&bp, "c", name, b"{}").await;
         }
@@ -750,14 +806,7 @@ mod tests {
     async fn an_event_that_cannot_be_framed_is_a_gap_of_one_resuming_after_it() {
         let bp = Backplane::in_memory();
         let sub = subscription(&bp, "c").await;
-        let mut stream = EventStream::new(
-            VecDeque::new(),
-            sub,
-            None,
-            Duration::ZERO,
-            Duration::ZERO,
-            None,
-        );
+        let mut stream = EventStream::new(VecDeque::new(), sub, None, Duration::ZERO, None, None);
         publish_named(&bp, "c", "E", b"\xff").await;
         let id = bp
             .transport()
@@ -787,7 +836,7 @@ mod tests {
             sub,
             None,
             Duration::ZERO,
-            Duration::from_secs(5),
+            Watchdog::new(Duration::from_secs(5)).as_ref(),
             limit.try_acquire(),
         );
         // Handed out, never followed by another poll: hyper is stuck on a full socket.
@@ -803,6 +852,72 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn one_watchdog_releases_only_its_stalled_connections() {
+        let bp = Backplane::in_memory();
+        let watchdog = Watchdog::new(Duration::from_secs(5));
+        let limit = super::super::ConnectionLimit::new(2);
+        let open = |channel: &'static str| {
+            let bp = bp.clone();
+            let limit = limit.clone();
+            let watchdog = watchdog.clone();
+            async move {
+                let head = VecDeque::from([frame::retry(Duration::from_secs(3))]);
+                EventStream::new(
+                    head,
+                    subscription(&bp, channel).await,
+                    None,
+                    Duration::ZERO,
+                    watchdog.as_ref(),
+                    limit.try_acquire(),
+                )
+            }
+        };
+        let mut stalled = open("stalled").await;
+        let mut reading = open("reading").await;
+        stalled.next().await.unwrap().unwrap();
+        reading.next().await.unwrap().unwrap();
+        // The reading client's socket took the frame: hyper polls again, nothing to send.
+        let idle = tokio::time::timeout(Duration::from_secs(10), reading.next()).await;
+        assert!(idle.is_err());
+        assert_eq!(limit.active(), 1);
+        assert_eq!(bp.transport().local_subscriber_count("stalled"), 0);
+        assert_eq!(bp.transport().local_subscriber_count("reading"), 1);
+        publish(&bp, "reading", "1").await;
+        assert!(text(&reading.next().await.unwrap().unwrap()).ends_with("data: 1\n\n"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watchdog_left_without_connections_watches_the_next_one() {
+        let bp = Backplane::in_memory();
+        let watchdog = Watchdog::new(Duration::from_secs(5));
+        let limit = super::super::ConnectionLimit::new(1);
+        let first = EventStream::new(
+            VecDeque::new(),
+            subscription(&bp, "c").await,
+            None,
+            Duration::ZERO,
+            watchdog.as_ref(),
+            limit.try_acquire(),
+        );
+        drop(first);
+        // Long enough for the watchdog's task to find nothing left and end.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let head = VecDeque::from([frame::retry(Duration::from_secs(3))]);
+        let mut second = EventStream::new(
+            head,
+            subscription(&bp, "c").await,
+            None,
+            Duration::ZERO,
+            watchdog.as_ref(),
+            limit.try_acquire(),
+        );
+        second.next().await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(6300)).await;
+        assert_eq!(limit.active(), 0);
+        assert_eq!(second.next().await.unwrap().unwrap(), frame::timed_out());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_stream_waiting_for_events_is_never_timed_out() {
         let bp = Backplane::in_memory();
         let sub = subscription(&bp, "c").await;
@@ -813,7 +928,7 @@ mod tests {
             sub,
             None,
             Duration::ZERO,
-            Duration::from_secs(5),
+            Watchdog::new(Duration::from_secs(5)).as_ref(),
             limit.try_acquire(),
         );
         stream.next().await.unwrap().unwrap();
@@ -835,7 +950,7 @@ mod tests {
             sub,
             Some(Box::pin(token.clone().cancelled_owned())),
             Duration::ZERO,
-            Duration::from_secs(5),
+            Watchdog::new(Duration::from_secs(5)).as_ref(),
             None,
         );
         token.cancel();
