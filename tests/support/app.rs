@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::serve::Listener;
 use statelesse::routes::{Shutdown, WriteDeadline};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -24,30 +25,31 @@ pub async fn spawn_app(router: Router) -> TestApp {
 /// Serves `router` on a free loopback port, shutting down gracefully once `shutdown` is
 /// triggered: give the same signal to the app's SSE routes.
 pub async fn spawn_app_with_shutdown(router: Router, shutdown: Shutdown) -> TestApp {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let signal = shutdown.clone().triggered_owned();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .await
-    });
-    TestApp {
-        addr,
-        shutdown,
-        server,
-    }
+    serve(|listener| listener, router, shutdown).await
 }
 
 /// Serves `router` on a free loopback port through [`WriteDeadline`]: a connection whose client
 /// takes no byte for `timeout` is closed.
 pub async fn spawn_app_with_write_deadline(router: Router, timeout: Duration) -> TestApp {
+    let deadline = move |listener| WriteDeadline::new(listener, timeout);
+    serve(deadline, router, Shutdown::new()).await
+}
+
+/// Serves `router` on a free loopback port, through the listener `wrap` makes of it.
+async fn serve<L: Listener>(
+    wrap: impl FnOnce(TcpListener) -> L,
+    router: Router,
+    shutdown: Shutdown,
+) -> TestApp
+where
+    L::Addr: std::fmt::Debug,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let shutdown = Shutdown::new();
+    let listener = wrap(listener);
     let signal = shutdown.clone().triggered_owned();
     let server = tokio::spawn(async move {
-        axum::serve(WriteDeadline::new(listener, timeout), router)
+        axum::serve(listener, router)
             .with_graceful_shutdown(signal)
             .await
     });

@@ -304,13 +304,7 @@ impl Backplane {
             let complete = complete.get_or_insert(page.complete);
             for message in &page.events {
                 cursor = message.id();
-                // As a subscription does: a name not of `E` is not taken for one of its events.
-                let decoded = if E::KIND.has_event(message.event()) {
-                    E::from_data(message.event(), message.data())
-                } else {
-                    Err(serde::de::Error::custom("not an event name of the type"))
-                };
-                match decoded {
+                match subscription::decode::<E>(message) {
                     Ok(event) => events.push(Received {
                         id: message.id(),
                         event,

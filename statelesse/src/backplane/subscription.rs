@@ -303,6 +303,22 @@ impl<E: SseEvent> Subscription<E> {
     }
 }
 
+/// Decodes `message` as one of `E`'s events, as every typed reader does (subscriptions and
+/// history reads). A name that is not one of `E`'s (a `snapshot`, `gap` or other event published
+/// on the channel by another client) is an error even when its data would fit `E`: the caller
+/// reports and counts it, as the routes count the ones they drop.
+pub(crate) fn decode<E: SseEvent>(message: &Message) -> Result<E, serde_json::Error> {
+    if E::KIND.has_event(message.event()) {
+        E::from_data(message.event(), message.data())
+    } else {
+        Err(serde::de::Error::custom(format_args!(
+            "`{}` is not an event name of `{}`",
+            message.event().escape_debug(),
+            E::KIND.name()
+        )))
+    }
+}
+
 impl<E: SseEvent> Stream for Subscription<E> {
     type Item = Result<Received<E>, SubscriptionError>;
 
@@ -310,18 +326,7 @@ impl<E: SseEvent> Stream for Subscription<E> {
         let item = ready!(Pin::new(&mut self.raw).poll_next(cx));
         Poll::Ready(item.map(|item| {
             let message = item?;
-            // A name that is not one of `E`'s (a `snapshot`, `gap` or other event published on
-            // the channel by another client) is not decoded even when its data would fit `E`:
-            // it is reported and counted, as the routes count the ones they drop.
-            let decoded = if E::KIND.has_event(message.event()) {
-                E::from_data(message.event(), message.data())
-            } else {
-                Err(serde::de::Error::custom(format_args!(
-                    "`{}` is not an event name of `{}`",
-                    message.event().escape_debug(),
-                    E::KIND.name()
-                )))
-            };
+            let decoded = decode::<E>(&message);
             decoded
                 .map(|event| Received {
                     id: message.id(),
