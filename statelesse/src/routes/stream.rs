@@ -526,6 +526,11 @@ mod tests {
         })
     }
 
+    /// A stream of `sub` alone: no head, shutdown, write timeout or connection slot.
+    fn bare(sub: Option<Events>, keep_alive: Duration) -> EventStream {
+        EventStream::new(VecDeque::new(), sub, None, keep_alive, None, None)
+    }
+
     async fn publish(bp: &Backplane, channel: &str, data: &'static str) {
         bp.transport()
             .publish(channel, "E".into(), Bytes::from_static(data.as_bytes()))
@@ -551,7 +556,7 @@ mod tests {
     /// A stream of the events of channel `c`, with no head, keep-alive or write timeout.
     async fn bare_stream(bp: &Backplane) -> EventStream {
         let sub = subscription(bp, "c").await;
-        EventStream::new(VecDeque::new(), sub, None, Duration::ZERO, None, None)
+        bare(sub, Duration::ZERO)
     }
 
     #[tokio::test]
@@ -626,14 +631,7 @@ mod tests {
     async fn keep_alive_comments_are_one_interval_apart_in_silence() {
         let bp = Backplane::in_memory();
         let sub = subscription(&bp, "c").await;
-        let mut stream = EventStream::new(
-            VecDeque::new(),
-            sub,
-            None,
-            Duration::from_secs(15),
-            None,
-            None,
-        );
+        let mut stream = bare(sub, Duration::from_secs(15));
         let start = Instant::now();
         for n in 1..=3 {
             assert_eq!(stream.next().await.unwrap().unwrap(), frame::keep_alive());
@@ -646,14 +644,7 @@ mod tests {
         for after in [1, 5, 7, 8, 10, 14] {
             let bp = Backplane::in_memory();
             let sub = subscription(&bp, "c").await;
-            let mut stream = EventStream::new(
-                VecDeque::new(),
-                sub,
-                None,
-                Duration::from_secs(15),
-                None,
-                None,
-            );
+            let mut stream = bare(sub, Duration::from_secs(15));
             assert_eq!(stream.next().await.unwrap().unwrap(), frame::keep_alive());
             tokio::time::sleep(Duration::from_secs(after)).await;
             publish(&bp, "c", "1").await;
@@ -672,14 +663,7 @@ mod tests {
     async fn events_more_often_than_half_the_interval_get_no_keep_alive_comment() {
         let bp = Backplane::in_memory();
         let sub = subscription(&bp, "c").await;
-        let mut stream = EventStream::new(
-            VecDeque::new(),
-            sub,
-            None,
-            Duration::from_secs(15),
-            None,
-            None,
-        );
+        let mut stream = bare(sub, Duration::from_secs(15));
         for _ in 0..20 {
             publish(&bp, "c", "1").await;
             assert!(text(&stream.next().await.unwrap().unwrap()).contains("data: 1"));
@@ -692,7 +676,7 @@ mod tests {
     async fn zero_interval_turns_keep_alive_off() {
         let bp = Backplane::in_memory();
         let sub = subscription(&bp, "c").await;
-        let mut stream = EventStream::new(VecDeque::new(), sub, None, Duration::ZERO, None, None);
+        let mut stream = bare(sub, Duration::ZERO);
         let next = tokio::time::timeout(Duration::from_hours(1), stream.next()).await;
         assert!(next.is_err(), "no frame without events");
     }
@@ -738,14 +722,7 @@ mod tests {
     async fn a_closed_backplane_ends_the_stream_with_a_comment() {
         let bp = Backplane::in_memory();
         let sub = subscription(&bp, "c").await;
-        let mut stream = EventStream::new(
-            VecDeque::new(),
-            sub,
-            None,
-            Duration::from_secs(15),
-            None,
-            None,
-        );
+        let mut stream = bare(sub, Duration::from_secs(15));
         bp.shutdown().await;
         assert_eq!(stream.next().await.unwrap().unwrap(), frame::closed());
         assert!(stream.next().await.is_none());
@@ -759,7 +736,7 @@ mod tests {
                 .with_history_len(3),
         );
         let sub = subscription(&bp, "c").await;
-        let mut stream = EventStream::new(VecDeque::new(), sub, None, Duration::ZERO, None, None);
+        let mut stream = bare(sub, Duration::ZERO);
         publish(&bp, "c", "1").await;
         assert!(text(&stream.next().await.unwrap().unwrap()).ends_with("data: 1\n\n"));
         for data in ["2", "3", "4", "5", "6", "7"] {
@@ -793,7 +770,7 @@ mod tests {
     async fn events_not_of_the_route_type_are_dropped_and_counted() {
         let bp = Backplane::in_memory();
         let sub = subscription(&bp, "c").await;
-        let mut stream = EventStream::new(VecDeque::new(), sub, None, Duration::ZERO, None, None);
+        let mut stream = bare(sub, Duration::ZERO);
         for name in ["snapshot", "gap", "Other"] {
             publish_named(&bp, "c", name, b"{}").await;
         }
@@ -806,7 +783,7 @@ mod tests {
     async fn an_event_that_cannot_be_framed_is_a_gap_of_one_resuming_after_it() {
         let bp = Backplane::in_memory();
         let sub = subscription(&bp, "c").await;
-        let mut stream = EventStream::new(VecDeque::new(), sub, None, Duration::ZERO, None, None);
+        let mut stream = bare(sub, Duration::ZERO);
         publish_named(&bp, "c", "E", b"\xff").await;
         let id = bp
             .transport()
