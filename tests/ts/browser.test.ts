@@ -110,7 +110,7 @@ test("the game page shows live events through the generated client, across a los
   events.push(`${await app.join(gameId, "bob")} bob joined`);
   events.push(`${await app.score(gameId, "bob", 5)} bob has 5 points`);
   events.push(`${await app.startRound(gameId)} round 1 started`);
-  events.push(`${await app.score(gameId, "ada", 1)} ada has 1 points`);
+  events.push(`${await app.score(gameId, "ada", 1)} ada has 1 point`);
   await app.announce("hello everyone");
   await eventually(async () => {
     const now = await shown(page);
@@ -118,7 +118,7 @@ test("the game page shows live events through the generated client, across a los
     assert.equal(now.round, "1");
     assert.deepEqual(now.events, events);
     assert.deepEqual(now.announcements, [`game ${gameId} is open`, "hello everyone"]);
-    assert.deepEqual(now.notifications, [`you have 1 points in game ${gameId}`]);
+    assert.deepEqual(now.notifications, [`you have 1 point in game ${gameId}`]);
   });
 
   // The connection is lost; what is published meanwhile arrives once the page has reconnected.
@@ -136,7 +136,7 @@ test("the game page shows live events through the generated client, across a los
     assert.deepEqual(now.events, events, "every event once, in order");
     assert.deepEqual(now.announcements, [`game ${gameId} is open`, "hello everyone", "while you were away"]);
     assert.deepEqual(now.notifications, [
-      `you have 1 points in game ${gameId}`,
+      `you have 1 point in game ${gameId}`,
       `you have 2 points in game ${gameId}`,
     ]);
   });

@@ -453,7 +453,8 @@ async fn score(
         },
     )
     .await?;
-    let text = format!("you have {score} points in game {game_id}");
+    let points = if score.abs() == 1 { "point" } else { "points" };
+    let text = format!("you have {score} {points} in game {game_id}");
     Notification::publish(
         &app.backplane,
         Notification {

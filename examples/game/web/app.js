@@ -19,6 +19,11 @@ function log(list, text) {
   $(list).prepend(item);
 }
 
+/** @param {number} score */
+function points(score) {
+  return `${score} ${Math.abs(score) === 1 ? "point" : "points"}`;
+}
+
 /** @param {string} path @param {unknown} [body] */
 async function post(path, body) {
   const response = await fetch(path, {
@@ -86,7 +91,7 @@ function openGame(gameId) {
     onScoreChanged(changed, id) {
       const player = game?.players.find((p) => p.player === changed.player);
       if (player) player.score = changed.score;
-      log("log", `#${id} ${changed.player} has ${changed.score} points`);
+      log("log", `#${id} ${changed.player} has ${points(changed.score)}`);
     },
     onEvent: render,
     onGap() {

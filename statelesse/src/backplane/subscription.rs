@@ -128,6 +128,14 @@ impl RawSubscription {
         self.last
     }
 
+    /// Where a resume of this subscription would start: after the last event it yielded (or
+    /// resumed after), else after the channel's last event when it opened. Unlike
+    /// [`last_id`](Self::last_id) it is known from the start, so a client can resume a channel
+    /// that has had no event yet.
+    pub(crate) fn position(&self) -> EventId {
+        self.last.unwrap_or(self.floor)
+    }
+
     /// Starts reading the next page after the last event yielded.
     fn start_refill(&mut self) {
         let replayer = Arc::clone(&self.replayer);

@@ -157,9 +157,11 @@
 //! its write timeout releases it. Events a route drops are counted in
 //! [`Diagnostics::malformed_events`](crate::Diagnostics::malformed_events).
 
+mod cursor;
 mod error;
 pub(crate) mod frame;
 mod limit;
+mod mux;
 mod serve;
 mod shutdown;
 pub(crate) mod stream;
@@ -185,13 +187,17 @@ use serde::Serialize;
 use crate::backplane::transport::BoxFuture;
 use crate::protocol::{LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY};
 use crate::{Backplane, Channel, ChannelKey, EventId, SseEvent};
-use stream::{Cancelled, EventStream, Events, Watchdog};
+use bytes::Bytes;
+use stream::{Cancelled, EventStream, Events, Source, Watchdog};
+use tokio::sync::OwnedSemaphorePermit;
 
+pub use cursor::CursorError;
 pub use error::{
-    BackplaneUnavailable, Denied, InvalidKey, InvalidLastEventId, MissingKeyParam, SnapshotFailed,
-    TooManyConnections,
+    BackplaneUnavailable, Denied, InvalidChannels, InvalidCursor, InvalidKey, InvalidLastEventId,
+    MissingKeyParam, SnapshotFailed, TooManyConnections,
 };
 pub use limit::ConnectionLimit;
+pub use mux::{DEFAULT_MAX_CHANNELS, MuxRoutes};
 pub use serve::{serve, serve_with_write_deadline};
 pub use shutdown::Shutdown;
 pub use write_deadline::{WriteDeadline, WriteDeadlineIo};
@@ -318,12 +324,89 @@ type InitialStateHook<K, S> =
 pub struct SseRoutes<E: SseEvent, S> {
     authorize: Option<Arc<AuthorizeHook<E::Key, S>>>,
     initial_state: Option<Arc<InitialStateHook<E::Key, S>>>,
+    settings: Settings,
+    event: PhantomData<fn() -> E>,
+}
+
+/// What every SSE route, single or multiplexed, does the same way around its frames: keep-alive,
+/// retry hint, write timeout, connection limit and shutdown.
+#[derive(Clone, Debug)]
+struct Settings {
     keep_alive: Duration,
     retry: Duration,
     write_timeout: Duration,
     limit: Option<ConnectionLimit>,
     shutdown: Option<Shutdown>,
-    event: PhantomData<fn() -> E>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            retry: DEFAULT_RETRY,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            limit: None,
+            shutdown: None,
+        }
+    }
+}
+
+impl Settings {
+    /// The connection's slot, or the answer when there is none: a stream of only the retry hint
+    /// and the shutdown comment while shutting down, 503 past the connection limit.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the refusal is the response, returned at once by its only callers"
+    )]
+    fn admit(&self) -> Result<Option<OwnedSemaphorePermit>, Response> {
+        if self.shutdown.as_ref().is_some_and(Shutdown::is_triggered) {
+            let head = VecDeque::from([frame::retry(self.retry), frame::shutdown()]);
+            return Err(event_stream(EventStream::with_source(
+                head,
+                None,
+                None,
+                Duration::ZERO,
+                None,
+                None,
+            )));
+        }
+        match &self.limit {
+            None => Ok(None),
+            Some(limit) => limit
+                .try_acquire()
+                .map(Some)
+                .ok_or_else(|| TooManyConnections::new(self.retry).into_response()),
+        }
+    }
+
+    /// The head every stream starts with, the retry hint, with room for `more` frames.
+    fn head(&self, more: usize) -> VecDeque<Bytes> {
+        let mut head = VecDeque::with_capacity(1 + more);
+        head.push_back(frame::retry(self.retry));
+        head
+    }
+
+    /// The `200 OK` response streaming `head`, then `source`.
+    fn stream(
+        &self,
+        head: VecDeque<Bytes>,
+        source: Source,
+        watchdog: Option<&Watchdog>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Response {
+        let shutdown = self
+            .shutdown
+            .as_ref()
+            .map(|shutdown| -> Cancelled { Box::pin(shutdown.clone().triggered_owned()) });
+        event_stream(EventStream::with_source(
+            head,
+            Some(source),
+            shutdown,
+            self.keep_alive,
+            watchdog,
+            permit,
+        ))
+    }
 }
 
 impl<E, S> SseRoutes<E, S>
@@ -339,11 +422,7 @@ where
         Self {
             authorize: None,
             initial_state: None,
-            keep_alive: DEFAULT_KEEP_ALIVE,
-            retry: DEFAULT_RETRY,
-            write_timeout: DEFAULT_WRITE_TIMEOUT,
-            limit: None,
-            shutdown: None,
+            settings: Settings::default(),
             event: PhantomData,
         }
     }
@@ -469,7 +548,7 @@ where
     /// ```
     #[must_use]
     pub fn keep_alive(mut self, interval: Duration) -> Self {
-        self.keep_alive = interval;
+        self.settings.keep_alive = interval;
         self
     }
 
@@ -488,7 +567,7 @@ where
     /// ```
     #[must_use]
     pub fn retry(mut self, after: Duration) -> Self {
-        self.retry = after;
+        self.settings.retry = after;
         self
     }
 
@@ -519,7 +598,7 @@ where
     /// ```
     #[must_use]
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.write_timeout = timeout;
+        self.settings.write_timeout = timeout;
         self
     }
 
@@ -565,14 +644,14 @@ where
     /// ```
     #[must_use]
     pub fn connection_limit(mut self, limit: &ConnectionLimit) -> Self {
-        self.limit = Some(limit.clone());
+        self.settings.limit = Some(limit.clone());
         self
     }
 
     /// Ends every open stream of this route when `shutdown` is triggered; see [`Shutdown`].
     #[must_use]
     pub fn shutdown(mut self, shutdown: &Shutdown) -> Self {
-        self.shutdown = Some(shutdown.clone());
+        self.settings.shutdown = Some(shutdown.clone());
         self
     }
 
@@ -585,7 +664,7 @@ where
             );
         }
         // One watchdog task for all the route's connections, not one each.
-        let watchdog = Watchdog::new(self.write_timeout);
+        let watchdog = Watchdog::new(self.settings.write_timeout);
         let config = Arc::new(self);
         let handler = move |State(state): State<S>, request: Request| {
             let config = Arc::clone(&config);
@@ -605,23 +684,9 @@ where
             Ok(id) => id,
             Err(rejection) => return rejection.into_response(),
         };
-        if self.shutdown.as_ref().is_some_and(Shutdown::is_triggered) {
-            let head = VecDeque::from([frame::retry(self.retry), frame::shutdown()]);
-            return event_stream(EventStream::new(
-                head,
-                None,
-                None,
-                Duration::ZERO,
-                None,
-                None,
-            ));
-        }
-        let permit = match &self.limit {
-            None => None,
-            Some(limit) => match limit.try_acquire() {
-                Some(permit) => Some(permit),
-                None => return TooManyConnections::new(self.retry).into_response(),
-            },
+        let permit = match self.settings.admit() {
+            Ok(permit) => permit,
+            Err(response) => return response,
         };
         if let Some(authorize) = &self.authorize
             && let Err(denied) = authorize(parts, &key, &state).await
@@ -632,10 +697,9 @@ where
         let channel = Channel::<E>::new(&key);
         let subscription = match backplane.subscribe_raw(&channel, last_id).await {
             Ok(subscription) => subscription,
-            Err(err) => return BackplaneUnavailable::new(err, self.retry).into_response(),
+            Err(err) => return BackplaneUnavailable::new(err, self.settings.retry).into_response(),
         };
-        let mut head = VecDeque::with_capacity(2);
-        head.push_back(frame::retry(self.retry));
+        let mut head = self.settings.head(1);
         if last_id.is_none()
             && let Some(initial_state) = &self.initial_state
         {
@@ -644,23 +708,13 @@ where
                 Err(response) => return response,
             }
         }
-        let shutdown = self
-            .shutdown
-            .as_ref()
-            .map(|shutdown| -> Cancelled { Box::pin(shutdown.clone().triggered_owned()) });
         let events = Events {
             subscription,
             kind: E::KIND,
             malformed: Arc::clone(backplane.malformed_counter()),
         };
-        event_stream(EventStream::new(
-            head,
-            Some(events),
-            shutdown,
-            self.keep_alive,
-            watchdog,
-            permit,
-        ))
+        self.settings
+            .stream(head, Source::One(events), watchdog, permit)
     }
 }
 
@@ -680,11 +734,7 @@ impl<E: SseEvent, S> Clone for SseRoutes<E, S> {
         Self {
             authorize: self.authorize.clone(),
             initial_state: self.initial_state.clone(),
-            keep_alive: self.keep_alive,
-            retry: self.retry,
-            write_timeout: self.write_timeout,
-            limit: self.limit.clone(),
-            shutdown: self.shutdown.clone(),
+            settings: self.settings.clone(),
             event: PhantomData,
         }
     }
@@ -696,11 +746,11 @@ impl<E: SseEvent, S> fmt::Debug for SseRoutes<E, S> {
             .field("path", &E::PATH)
             .field("authorize", &self.authorize.is_some())
             .field("initial_state", &self.initial_state.is_some())
-            .field("keep_alive", &self.keep_alive)
-            .field("retry", &self.retry)
-            .field("write_timeout", &self.write_timeout)
-            .field("limit", &self.limit)
-            .field("shutdown", &self.shutdown)
+            .field("keep_alive", &self.settings.keep_alive)
+            .field("retry", &self.settings.retry)
+            .field("write_timeout", &self.settings.write_timeout)
+            .field("limit", &self.settings.limit)
+            .field("shutdown", &self.settings.shutdown)
             .finish()
     }
 }
@@ -737,30 +787,33 @@ async fn key_of<E: SseEvent>(parts: &mut Parts) -> Result<E::Key, Response> {
 /// The id to resume after: the `Last-Event-ID` header, else the `lastEventId` query parameter;
 /// an empty value is no id.
 fn last_event_id(parts: &Parts) -> Result<Option<EventId>, InvalidLastEventId> {
-    let parse = |text: &str| {
-        if text.is_empty() {
-            Ok(None)
-        } else {
-            text.parse()
-                .map(Some)
-                .map_err(|_| InvalidLastEventId::new(text))
-        }
+    let Some(text) = last_event_id_text(parts)? else {
+        return Ok(None);
     };
+    text.parse()
+        .map(Some)
+        .map_err(|_| InvalidLastEventId::new(&text))
+}
+
+/// The text of the last id (an event id, or a multiplexed route's cursor): the `Last-Event-ID`
+/// header, else the `lastEventId` query parameter; an empty value is none.
+fn last_event_id_text(parts: &Parts) -> Result<Option<String>, InvalidLastEventId> {
     if let Some(value) = parts.headers.get(LAST_EVENT_ID) {
         let text = value
             .to_str()
             .map_err(|_| InvalidLastEventId::new(&String::from_utf8_lossy(value.as_bytes())))?;
         if !text.is_empty() {
-            return parse(text);
+            return Ok(Some(text.to_owned()));
         }
     }
     let Ok(Query(params)) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri) else {
         return Ok(None);
     };
-    params
-        .iter()
+    Ok(params
+        .into_iter()
         .find(|(name, _)| name == LAST_EVENT_ID_QUERY)
-        .map_or(Ok(None), |(_, text)| parse(text))
+        .map(|(_, text)| text)
+        .filter(|text| !text.is_empty()))
 }
 
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static(LAST_EVENT_ID_HEADER);

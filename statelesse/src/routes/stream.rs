@@ -41,6 +41,57 @@ pub(crate) struct Events {
     pub(crate) malformed: Arc<AtomicU64>,
 }
 
+/// Where a connection's frames come from after its head: one channel (a single route), or several
+/// (a [multiplexed route](super::MuxRoutes)).
+pub(crate) enum Source {
+    One(Events),
+    Many(super::mux::Channels),
+}
+
+impl Events {
+    /// Adds to `chunk` every frame the subscription has ready, until the chunk is full (a frame
+    /// that does not fit goes to `carry`); `true` when the subscription ended (the backplane
+    /// closed).
+    fn fill(&mut self, cx: &mut Context<'_>, chunk: &mut Chunk, carry: &mut Option<Bytes>) -> bool {
+        let Self {
+            subscription,
+            kind,
+            malformed,
+        } = self;
+        while !chunk.is_full() {
+            let frame = match Pin::new(&mut *subscription).poll_next(cx) {
+                Poll::Ready(Some(Ok(message))) => {
+                    if !kind.has_event(message.event()) {
+                        // Not this route's event: a client must never take it for one (a forged
+                        // `snapshot` or `gap`, or another type's event on the same channel).
+                        malformed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(channel = subscription.channel(), id = %message.id(), event = ?message.event(), "dropping an event not of the route's type");
+                        continue;
+                    }
+                    if let Some(frame) = frame::message_ref(&message) {
+                        if !chunk.push(frame) {
+                            *carry = Some(frame.clone());
+                            break;
+                        }
+                        continue;
+                    }
+                    // One of the route's events the client will not get: it must know.
+                    malformed.fetch_add(1, Ordering::Relaxed);
+                    frame::gap(Gap { missed: Some(1) }, Some(message.id()))
+                }
+                Poll::Ready(Some(Err(gap))) => frame::gap(gap, subscription.last_id()),
+                Poll::Ready(None) => return true,
+                Poll::Pending => break,
+            };
+            if !chunk.push(&frame) {
+                *carry = Some(frame);
+                break;
+            }
+        }
+        false
+    }
+}
+
 /// The frames of one SSE connection: the head (retry hint, snapshot), then its subscription's
 /// events and gaps, with keep-alive comments when idle; a final comment on shutdown, when the
 /// backplane closes or when the write timeout fired, then the end.
@@ -58,7 +109,6 @@ pub(crate) struct Events {
 /// followed by another poll for that long.
 pub(crate) struct EventStream {
     head: VecDeque<Bytes>,
-    kind: Option<(EventKind, Arc<AtomicU64>)>,
     /// The subscription and the connection slot, shared with the watchdog.
     slot: Arc<Slot>,
     /// Whether a watchdog runs: only then is progress published to it.
@@ -96,7 +146,8 @@ struct Slot {
 }
 
 struct SlotState {
-    subscription: Option<RawSubscription>,
+    /// The subscription (or subscriptions) the frames come from.
+    source: Option<Source>,
     /// Held for the connection's life: the slot of a [`ConnectionLimit`](super::ConnectionLimit).
     permit: Option<OwnedSemaphorePermit>,
     /// The watchdog released the connection: the stream ends at its next poll.
@@ -115,7 +166,7 @@ impl Slot {
 
 /// The frames of one poll, gathered: the first kept as it is, later ones appended to a buffer.
 #[derive(Default)]
-struct Chunk {
+pub(crate) struct Chunk {
     first: Option<Bytes>,
     /// The first frame and those after it, once there are two.
     joined: BytesMut,
@@ -132,12 +183,12 @@ impl Chunk {
     }
 
     /// Whether no further frame may join.
-    fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.frames >= MAX_CHUNK_FRAMES || self.len() >= MAX_CHUNK_BYTES
     }
 
     /// Adds `frame`; `false` when it does not fit (the chunk is not empty then).
-    fn push(&mut self, frame: &Bytes) -> bool {
+    pub(crate) fn push(&mut self, frame: &Bytes) -> bool {
         let fits = self.frames == 0
             || (self.frames < MAX_CHUNK_FRAMES && self.len() + frame.len() <= MAX_CHUNK_BYTES);
         if fits {
@@ -185,6 +236,19 @@ impl EventStream {
         watchdog: Option<&Watchdog>,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Self {
+        let source = events.map(Source::One);
+        Self::with_source(head, source, shutdown, keep_alive, watchdog, permit)
+    }
+
+    /// [`new`](Self::new), with frames from any [`Source`].
+    pub(crate) fn with_source(
+        head: VecDeque<Bytes>,
+        source: Option<Source>,
+        shutdown: Option<Cancelled>,
+        keep_alive: Duration,
+        watchdog: Option<&Watchdog>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Self {
         let keep_alive = (!keep_alive.is_zero()).then(|| {
             let period = keep_alive / 2;
             KeepAlive {
@@ -195,16 +259,9 @@ impl EventStream {
                 sent: true,
             }
         });
-        let (subscription, kind) = match events {
-            Some(events) => (
-                Some(events.subscription),
-                Some((events.kind, events.malformed)),
-            ),
-            None => (None, None),
-        };
         let slot = Arc::new(Slot {
             state: Mutex::new(SlotState {
-                subscription,
+                source,
                 permit,
                 timed_out: false,
                 dropped: false,
@@ -217,7 +274,6 @@ impl EventStream {
         let watched = watchdog.is_some();
         Self {
             head,
-            kind,
             slot,
             watched,
             polls: 0,
@@ -233,7 +289,7 @@ impl EventStream {
         self.head.clear();
         self.carry = None;
         let mut state = self.slot.lock();
-        let released = (state.subscription.take(), state.permit.take());
+        let released = (state.source.take(), state.permit.take());
         drop(state);
         drop(released);
         self.shutdown = None;
@@ -266,50 +322,17 @@ impl EventStream {
             drop(state);
             return self.send(frame);
         }
-        let Some(subscription) = state.subscription.as_mut() else {
+        let Some(source) = state.source.as_mut() else {
             return Poll::Ready(None);
         };
         let mut chunk = Chunk::default();
         if let Some(carried) = self.carry.take() {
             chunk.push(&carried);
         }
-        let mut closed = false;
-        while !chunk.is_full() {
-            let frame = match Pin::new(&mut *subscription).poll_next(cx) {
-                Poll::Ready(Some(Ok(message))) => {
-                    let Some((kind, malformed)) = &self.kind else {
-                        continue;
-                    };
-                    if !kind.has_event(message.event()) {
-                        // Not this route's event: a client must never take it for one (a forged
-                        // `snapshot` or `gap`, or another type's event on the same channel).
-                        malformed.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(channel = subscription.channel(), id = %message.id(), event = ?message.event(), "dropping an event not of the route's type");
-                        continue;
-                    }
-                    if let Some(frame) = frame::message_ref(&message) {
-                        if !chunk.push(frame) {
-                            self.carry = Some(frame.clone());
-                            break;
-                        }
-                        continue;
-                    }
-                    // One of the route's events the client will not get: it must know.
-                    malformed.fetch_add(1, Ordering::Relaxed);
-                    frame::gap(Gap { missed: Some(1) }, Some(message.id()))
-                }
-                Poll::Ready(Some(Err(gap))) => frame::gap(gap, subscription.last_id()),
-                Poll::Ready(None) => {
-                    closed = true;
-                    break;
-                }
-                Poll::Pending => break,
-            };
-            if !chunk.push(&frame) {
-                self.carry = Some(frame);
-                break;
-            }
-        }
+        let closed = match source {
+            Source::One(events) => events.fill(cx, &mut chunk, &mut self.carry),
+            Source::Many(channels) => channels.fill(cx, &mut chunk, &mut self.carry),
+        };
         drop(state);
         if closed {
             // What was ready, then the final comment.
@@ -357,7 +380,7 @@ impl Drop for EventStream {
     fn drop(&mut self) {
         // Released here, not when the watchdog (which can reach the slot) next samples it.
         let mut state = self.slot.lock();
-        let released = (state.subscription.take(), state.permit.take());
+        let released = (state.source.take(), state.permit.take());
         state.dropped = true;
         drop(state);
         drop(released);
@@ -451,7 +474,7 @@ impl Watched {
             return false;
         };
         let mut state = slot.lock();
-        if state.dropped || state.subscription.is_none() {
+        if state.dropped || state.source.is_none() {
             return false;
         }
         let progress = slot.progress.load(Ordering::Relaxed);
@@ -465,7 +488,7 @@ impl Watched {
             return true;
         }
         state.timed_out = true;
-        let released = (state.subscription.take(), state.permit.take());
+        let released = (state.source.take(), state.permit.take());
         drop(state);
         tracing::debug!(
             ?timeout,
