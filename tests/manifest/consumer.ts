@@ -5,8 +5,12 @@
 import {
   DEFAULT_BASE_URL,
   events,
+  muxAnnouncement,
+  muxGameEvent,
+  muxPlayerJoined,
   subscribeAnnouncement,
   subscribeGameEvent,
+  subscribeMux,
   subscribeMessagePosted,
   subscribePlayerJoined,
   type GameEventMessage,
@@ -176,5 +180,39 @@ closers.push(
     },
   }),
 );
+
+// One connection for several channels: typed per event type like the single-stream clients.
+const mux = subscribeMux(
+  "/sse/page",
+  [
+    muxGameEvent<Lobby>(7, {
+      onSnapshot: (lobby) => seen.push(lobby.players.length),
+      onScoreChanged: (payload, id) => seen.push(payload.newScore + 1, id),
+      onGap: (gap) => seen.push(gap.missed),
+    }),
+    muxPlayerJoined(42, { onEvent: (payload) => seen.push(payload) }),
+    muxAnnouncement({ onEvent: (payload) => seen.push(payload) }),
+  ],
+  { onOpen: () => seen.push("open"), onError: (error: SseError) => seen.push(error.kind) },
+  { baseUrl: DEFAULT_BASE_URL, lastEventId: "cursor" },
+);
+mux.update([muxAnnouncement({})]);
+// @ts-expect-error: the key of PlayerJoined is a number
+mux.update([muxPlayerJoined("42", {})]);
+// @ts-expect-error: a broadcast event takes no key
+mux.update([muxAnnouncement("lobby", {})]);
+mux.update([
+  muxGameEvent(7, {
+    // @ts-expect-error: newScore is a number
+    onScoreChanged: (payload) => seen.push(payload.newScore.toUpperCase()),
+  }),
+]);
+mux.update([
+  muxPlayerJoined(42, {
+    // @ts-expect-error: a PlayerJoined handler cannot take a PlayerLeft
+    onEvent: (payload: PlayerLeft) => seen.push(payload.reason),
+  }),
+]);
+mux.close();
 
 for (const close of closers) close();

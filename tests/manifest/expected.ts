@@ -134,6 +134,62 @@ export type SseEventSourceConstructor = new (
   init?: { withCredentials?: boolean },
 ) => SseEventSourceLike;
 
+/** One channel of a multiplexed stream, made by a `mux<Event>` function: the key and handlers of one event type. */
+export interface SseMuxChannel {
+  /** The query parameter naming the channel's event type. */
+  readonly param: string;
+  /** The key, `null` for a keyless event. */
+  readonly key: string | null;
+  /** The type's SSE event names. */
+  readonly names: readonly string[];
+  /** Receives each event of the channel. */
+  readonly deliver: SseDeliver;
+  /** Receives the channel's initial state. */
+  readonly snapshot: (data: unknown) => void;
+  /** Receives the channel's gaps. */
+  readonly gap: (gap: SseGap) => void;
+}
+
+/** Receives one event's name, decoded data and id. */
+export type SseDeliver = (event: string, data: unknown, id: string) => void;
+
+/** The handlers of a multiplexed stream as a whole (each channel has its own event handlers). */
+export interface SseMuxHandlers {
+  /** The connection failed or an event could not be decoded. */
+  onError?: (error: SseError) => void;
+  /** The stream is open (again). */
+  onOpen?: () => void;
+}
+
+/** Where and how a multiplexed stream connects: the options of every stream, and its transport. */
+export interface SseMuxOptions extends SseOptions {
+  /** How to connect (default: `EventSource`, from `options.EventSource` or the global one). */
+  transport?: SseTransport;
+}
+
+/** A multiplexed stream: one connection for many channels. */
+export interface SseMux {
+  /** Carries `channels` from now on: one reconnect with the last cursor, so the channels kept lose and repeat nothing. */
+  update(channels: readonly SseMuxChannel[]): void;
+  /** Closes the stream; calling it again does nothing. */
+  close(): void;
+}
+
+/** What a transport reports about one connection. */
+export interface SseTransportSink {
+  /** The connection is open. */
+  open(): void;
+  /** An event named `name` arrived, with its data and id (`""` when none). */
+  event(name: string, data: string, id: string): void;
+  /** The connection failed or closed; the client connects again itself. */
+  error(event: unknown): void;
+}
+
+/** How a client connects: one connection to `url`, resuming after `lastEventId`, receiving the events named `names`. */
+export interface SseTransport {
+  connect(url: string, lastEventId: string | null, names: readonly string[], sink: SseTransportSink): SseClose;
+}
+
 // Handlers of each stream.
 
 /** Handlers of the `message-posted` stream. */
@@ -235,8 +291,6 @@ export const events = {
   },
 } as const;
 
-type SseDeliver = (event: string, data: unknown, id: string) => void;
-
 /** Opens one stream, reopening it after errors with the last event id it saw. */
 function sseOpen<S>(
   path: string,
@@ -331,6 +385,151 @@ function sseOpen<S>(
   };
 }
 
+/** The default transport: one `EventSource` per connection, the last id in the `lastEventId` query parameter. */
+export function sseEventSourceTransport(options?: SseOptions): SseTransport {
+  const opts = options ?? {};
+  return {
+    connect(url, lastEventId, names, sink) {
+      const Source = opts.EventSource ?? (globalThis as unknown as { EventSource?: SseEventSourceConstructor }).EventSource;
+      if (Source === undefined) {
+        throw new Error("statelesse: no EventSource implementation; pass one in options.EventSource");
+      }
+      if (lastEventId !== null) {
+        url += (url.indexOf("?") < 0 ? "?" : "&") + "lastEventId=" + encodeURIComponent(lastEventId);
+      }
+      const es = new Source(url, { withCredentials: opts.withCredentials === true });
+      let closed = false;
+      es.addEventListener("open", () => {
+        if (!closed) sink.open();
+      });
+      es.addEventListener("error", (event) => {
+        if (closed) return;
+        // The client reconnects itself, with the last cursor it saw: not the EventSource.
+        closed = true;
+        es.close();
+        sink.error(event);
+      });
+      for (const name of names) {
+        es.addEventListener(name, (event) => {
+          if (!closed) sink.event(name, event.data, event.lastEventId);
+        });
+      }
+      return () => {
+        closed = true;
+        es.close();
+      };
+    },
+  };
+}
+
+/**
+ * Opens a multiplexed stream at `path` (a `MuxRoutes` route of the server) carrying `channels`,
+ * each made by a `mux<Event>` function: one connection, whose every event id is a cursor of
+ * every channel's position. After an error it connects again with the last cursor, and every
+ * channel resumes where it was; `update` changes the channels the same way.
+ */
+export function subscribeMux(
+  path: string,
+  channels: readonly SseMuxChannel[],
+  handlers?: SseMuxHandlers,
+  options?: SseMuxOptions,
+): SseMux {
+  const opts = options ?? {};
+  const on = handlers ?? {};
+  const transport = opts.transport ?? sseEventSourceTransport(opts);
+  const base = (opts.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "");
+  const firstDelay = opts.reconnectDelayMs ?? 1000;
+  const maxDelay = opts.maxReconnectDelayMs ?? 30000;
+  let current = channels;
+  let lastId: string | null = opts.lastEventId ?? null;
+  let disconnect: SseClose | null = null;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let delay = firstDelay;
+  let closed = false;
+
+  const report = (error: SseError) => {
+    if (on.onError) on.onError(error);
+  };
+
+  const connect = () => {
+    timer = null;
+    if (closed) return;
+    const query: string[] = [];
+    // Each frame's event name is `<channel>:<param>.<event>`, the channel numbered in query order.
+    const routes = new Map<string, (data: string, id: string) => void>();
+    current.forEach((channel, n) => {
+      query.push(encodeURIComponent(channel.param) + (channel.key === null ? "" : "=" + encodeURIComponent(channel.key)));
+      const label = n + ":" + channel.param + ".";
+      const decode = (name: string, data: string): { ok: true; value: unknown } | { ok: false } => {
+        try {
+          return { ok: true, value: JSON.parse(data) };
+        } catch (error) {
+          report({ kind: "decode", event: name, data, error });
+          return { ok: false };
+        }
+      };
+      for (const name of channel.names) {
+        routes.set(label + name, (data, id) => {
+          if (id) lastId = id;
+          const value = decode(name, data);
+          if (value.ok) channel.deliver(name, value.value, id);
+        });
+      }
+      routes.set(label + "snapshot", (data) => {
+        const value = decode("snapshot", data);
+        if (value.ok) channel.snapshot(value.value);
+      });
+      routes.set(label + "gap", (data, id) => {
+        // The gap's id is the cursor after it: reconnecting with it brings no second gap.
+        if (id) lastId = id;
+        const value = decode("gap", data);
+        if (value.ok) channel.gap(value.value as SseGap);
+      });
+    });
+    const url = base + path + (path.indexOf("?") < 0 ? "?" : "&") + query.join("&");
+    disconnect = transport.connect(url, lastId, Array.from(routes.keys()), {
+      open() {
+        delay = firstDelay;
+        if (on.onOpen) on.onOpen();
+      },
+      event(name, data, id) {
+        const route = routes.get(name);
+        if (route) route(data, id);
+      },
+      error(event) {
+        disconnect = null;
+        const willRetry = !closed && opts.reconnect !== false;
+        report({ kind: "connection", willRetry, event });
+        if (willRetry) {
+          timer = setTimeout(connect, delay);
+          delay = Math.min(delay * 2, maxDelay);
+        }
+      },
+    });
+  };
+
+  const stop = () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    if (disconnect !== null) disconnect();
+    disconnect = null;
+  };
+
+  connect();
+  return {
+    update(channels) {
+      if (closed) return;
+      current = channels;
+      stop();
+      connect();
+    },
+    close() {
+      closed = true;
+      stop();
+    },
+  };
+}
+
 /**
  * Opens the `message-posted` stream of one `room` (domain `chat`): `GET /sse/chat/{room}/message-posted`.
  *
@@ -348,6 +547,29 @@ export function subscribeMessagePosted<S = unknown>(room: string, handlers: Mess
     handlers,
     options,
   );
+}
+
+/**
+ * The `message-posted` channel of one `room` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeMessagePosted`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxMessagePosted<S = unknown>(room: string, handlers: MessagePostedHandlers<S>): SseMuxChannel {
+  return {
+    param: "message-posted",
+    key: String(room),
+    names: ["message-posted"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data as ChatMessage, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data as S);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }
 
 /**
@@ -386,6 +608,44 @@ export function subscribeGameEvent<S = unknown>(gameId: number, handlers: GameEv
 }
 
 /**
+ * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeGameEvent`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>): SseMuxChannel {
+  return {
+    param: "GameEvent",
+    key: String(gameId),
+    names: ["Joined", "Left", "ScoreChanged", "game-over"],
+    deliver: (event, data, id) => {
+      const message = { event, data } as GameEventMessage;
+      switch (message.event) {
+        case "Joined":
+          if (handlers.onJoined) handlers.onJoined(message.data, id);
+          break;
+        case "Left":
+          if (handlers.onLeft) handlers.onLeft(message.data, id);
+          break;
+        case "ScoreChanged":
+          if (handlers.onScoreChanged) handlers.onScoreChanged(message.data, id);
+          break;
+        case "game-over":
+          if (handlers.onGameOver) handlers.onGameOver(message.data, id);
+          break;
+      }
+      if (handlers.onEvent) handlers.onEvent(message, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data as S);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
+}
+
+/**
  * Opens the `PlayerJoined` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-joined`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -402,6 +662,29 @@ export function subscribePlayerJoined<S = unknown>(gameId: number, handlers: Pla
     handlers,
     options,
   );
+}
+
+/**
+ * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerJoined`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxPlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>): SseMuxChannel {
+  return {
+    param: "PlayerJoined",
+    key: String(gameId),
+    names: ["PlayerJoined"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data as PlayerJoined, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data as S);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }
 
 /**
@@ -424,6 +707,29 @@ export function subscribePlayerLeft<S = unknown>(gameId: number, handlers: Playe
 }
 
 /**
+ * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerLeft`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxPlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>): SseMuxChannel {
+  return {
+    param: "PlayerLeft",
+    key: String(gameId),
+    names: ["PlayerLeft"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data as PlayerLeft, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data as S);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
+}
+
+/**
  * Opens the `Announcement` stream (domain `lobby`): `GET /sse/lobby/announcement`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -440,4 +746,27 @@ export function subscribeAnnouncement<S = unknown>(handlers: AnnouncementHandler
     handlers,
     options,
   );
+}
+
+/**
+ * The `Announcement` channel on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeAnnouncement`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxAnnouncement<S = unknown>(handlers: AnnouncementHandlers<S>): SseMuxChannel {
+  return {
+    param: "Announcement",
+    key: null,
+    names: ["Announcement"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data as Announcement, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data as S);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }

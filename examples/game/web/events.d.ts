@@ -201,6 +201,62 @@ export type SseEventSourceConstructor = new (
   init?: { withCredentials?: boolean },
 ) => SseEventSourceLike;
 
+/** One channel of a multiplexed stream, made by a `mux<Event>` function: the key and handlers of one event type. */
+export interface SseMuxChannel {
+  /** The query parameter naming the channel's event type. */
+  readonly param: string;
+  /** The key, `null` for a keyless event. */
+  readonly key: string | null;
+  /** The type's SSE event names. */
+  readonly names: readonly string[];
+  /** Receives each event of the channel. */
+  readonly deliver: SseDeliver;
+  /** Receives the channel's initial state. */
+  readonly snapshot: (data: unknown) => void;
+  /** Receives the channel's gaps. */
+  readonly gap: (gap: SseGap) => void;
+}
+
+/** Receives one event's name, decoded data and id. */
+export type SseDeliver = (event: string, data: unknown, id: string) => void;
+
+/** The handlers of a multiplexed stream as a whole (each channel has its own event handlers). */
+export interface SseMuxHandlers {
+  /** The connection failed or an event could not be decoded. */
+  onError?: (error: SseError) => void;
+  /** The stream is open (again). */
+  onOpen?: () => void;
+}
+
+/** Where and how a multiplexed stream connects: the options of every stream, and its transport. */
+export interface SseMuxOptions extends SseOptions {
+  /** How to connect (default: `EventSource`, from `options.EventSource` or the global one). */
+  transport?: SseTransport;
+}
+
+/** A multiplexed stream: one connection for many channels. */
+export interface SseMux {
+  /** Carries `channels` from now on: one reconnect with the last cursor, so the channels kept lose and repeat nothing. */
+  update(channels: readonly SseMuxChannel[]): void;
+  /** Closes the stream; calling it again does nothing. */
+  close(): void;
+}
+
+/** What a transport reports about one connection. */
+export interface SseTransportSink {
+  /** The connection is open. */
+  open(): void;
+  /** An event named `name` arrived, with its data and id (`""` when none). */
+  event(name: string, data: string, id: string): void;
+  /** The connection failed or closed; the client connects again itself. */
+  error(event: unknown): void;
+}
+
+/** How a client connects: one connection to `url`, resuming after `lastEventId`, receiving the events named `names`. */
+export interface SseTransport {
+  connect(url: string, lastEventId: string | null, names: readonly string[], sink: SseTransportSink): SseClose;
+}
+
 // Handlers of each stream.
 
 /** An event of the `GameEvent` stream, discriminated by its SSE event name. */
@@ -332,6 +388,12 @@ export declare const events: {
   };
 };
 
+/** The default transport: one `EventSource` per connection, the last id in the `lastEventId` query parameter. */
+export declare function sseEventSourceTransport(options?: SseOptions): SseTransport;
+
+/** Opens a multiplexed stream at `path` (a `MuxRoutes` route of the server) carrying `channels`, each made by a `mux<Event>` function. */
+export declare function subscribeMux(path: string, channels: readonly SseMuxChannel[], handlers?: SseMuxHandlers, options?: SseMuxOptions): SseMux;
+
 /**
  * Opens the `GameEvent` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}`.
  *
@@ -343,6 +405,14 @@ export declare const events: {
 export declare function subscribeGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>, options?: SseOptions): SseClose;
 
 /**
+ * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeGameEvent`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export declare function muxGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>): SseMuxChannel;
+
+/**
  * Opens the `PlayerJoined` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-joined`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -350,6 +420,14 @@ export declare function subscribeGameEvent<S = unknown>(gameId: number, handlers
  * closes it.
  */
 export declare function subscribePlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>, options?: SseOptions): SseClose;
+
+/**
+ * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerJoined`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export declare function muxPlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>): SseMuxChannel;
 
 /**
  * Opens the `PlayerLeft` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-left`.
@@ -361,6 +439,14 @@ export declare function subscribePlayerJoined<S = unknown>(gameId: number, handl
 export declare function subscribePlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>, options?: SseOptions): SseClose;
 
 /**
+ * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerLeft`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export declare function muxPlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>): SseMuxChannel;
+
+/**
  * Opens the `RoundStarted` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/round-started`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -368,6 +454,14 @@ export declare function subscribePlayerLeft<S = unknown>(gameId: number, handler
  * closes it.
  */
 export declare function subscribeRoundStarted<S = unknown>(gameId: number, handlers: RoundStartedHandlers<S>, options?: SseOptions): SseClose;
+
+/**
+ * The `RoundStarted` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeRoundStarted`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export declare function muxRoundStarted<S = unknown>(gameId: number, handlers: RoundStartedHandlers<S>): SseMuxChannel;
 
 /**
  * Opens the `ScoreChanged` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/score-changed`.
@@ -379,6 +473,14 @@ export declare function subscribeRoundStarted<S = unknown>(gameId: number, handl
 export declare function subscribeScoreChanged<S = unknown>(gameId: number, handlers: ScoreChangedHandlers<S>, options?: SseOptions): SseClose;
 
 /**
+ * The `ScoreChanged` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeScoreChanged`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export declare function muxScoreChanged<S = unknown>(gameId: number, handlers: ScoreChangedHandlers<S>): SseMuxChannel;
+
+/**
  * Opens the `SystemAnnouncement` stream (domain `system`): `GET /sse/system/system-announcement`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -388,6 +490,14 @@ export declare function subscribeScoreChanged<S = unknown>(gameId: number, handl
 export declare function subscribeSystemAnnouncement<S = unknown>(handlers: SystemAnnouncementHandlers<S>, options?: SseOptions): SseClose;
 
 /**
+ * The `SystemAnnouncement` channel on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeSystemAnnouncement`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export declare function muxSystemAnnouncement<S = unknown>(handlers: SystemAnnouncementHandlers<S>): SseMuxChannel;
+
+/**
  * Opens the `Notification` stream of one `user_id` (domain `user`): `GET /sse/user/{user_id}/notification`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -395,3 +505,11 @@ export declare function subscribeSystemAnnouncement<S = unknown>(handlers: Syste
  * closes it.
  */
 export declare function subscribeNotification<S = unknown>(userId: string, handlers: NotificationHandlers<S>, options?: SseOptions): SseClose;
+
+/**
+ * The `Notification` channel of one `user_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeNotification`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export declare function muxNotification<S = unknown>(userId: string, handlers: NotificationHandlers<S>): SseMuxChannel;

@@ -169,6 +169,151 @@ function sseOpen(
   };
 }
 
+/** The default transport: one `EventSource` per connection, the last id in the `lastEventId` query parameter. */
+export function sseEventSourceTransport(options) {
+  const opts = options ?? {};
+  return {
+    connect(url, lastEventId, names, sink) {
+      const Source = opts.EventSource ?? (globalThis).EventSource;
+      if (Source === undefined) {
+        throw new Error("statelesse: no EventSource implementation; pass one in options.EventSource");
+      }
+      if (lastEventId !== null) {
+        url += (url.indexOf("?") < 0 ? "?" : "&") + "lastEventId=" + encodeURIComponent(lastEventId);
+      }
+      const es = new Source(url, { withCredentials: opts.withCredentials === true });
+      let closed = false;
+      es.addEventListener("open", () => {
+        if (!closed) sink.open();
+      });
+      es.addEventListener("error", (event) => {
+        if (closed) return;
+        // The client reconnects itself, with the last cursor it saw: not the EventSource.
+        closed = true;
+        es.close();
+        sink.error(event);
+      });
+      for (const name of names) {
+        es.addEventListener(name, (event) => {
+          if (!closed) sink.event(name, event.data, event.lastEventId);
+        });
+      }
+      return () => {
+        closed = true;
+        es.close();
+      };
+    },
+  };
+}
+
+/**
+ * Opens a multiplexed stream at `path` (a `MuxRoutes` route of the server) carrying `channels`,
+ * each made by a `mux<Event>` function: one connection, whose every event id is a cursor of
+ * every channel's position. After an error it connects again with the last cursor, and every
+ * channel resumes where it was; `update` changes the channels the same way.
+ */
+export function subscribeMux(
+  path,
+  channels,
+  handlers,
+  options,
+) {
+  const opts = options ?? {};
+  const on = handlers ?? {};
+  const transport = opts.transport ?? sseEventSourceTransport(opts);
+  const base = (opts.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "");
+  const firstDelay = opts.reconnectDelayMs ?? 1000;
+  const maxDelay = opts.maxReconnectDelayMs ?? 30000;
+  let current = channels;
+  let lastId = opts.lastEventId ?? null;
+  let disconnect = null;
+  let timer = null;
+  let delay = firstDelay;
+  let closed = false;
+
+  const report = (error) => {
+    if (on.onError) on.onError(error);
+  };
+
+  const connect = () => {
+    timer = null;
+    if (closed) return;
+    const query = [];
+    // Each frame's event name is `<channel>:<param>.<event>`, the channel numbered in query order.
+    const routes = new Map();
+    current.forEach((channel, n) => {
+      query.push(encodeURIComponent(channel.param) + (channel.key === null ? "" : "=" + encodeURIComponent(channel.key)));
+      const label = n + ":" + channel.param + ".";
+      const decode = (name, data) => {
+        try {
+          return { ok: true, value: JSON.parse(data) };
+        } catch (error) {
+          report({ kind: "decode", event: name, data, error });
+          return { ok: false };
+        }
+      };
+      for (const name of channel.names) {
+        routes.set(label + name, (data, id) => {
+          if (id) lastId = id;
+          const value = decode(name, data);
+          if (value.ok) channel.deliver(name, value.value, id);
+        });
+      }
+      routes.set(label + "snapshot", (data) => {
+        const value = decode("snapshot", data);
+        if (value.ok) channel.snapshot(value.value);
+      });
+      routes.set(label + "gap", (data, id) => {
+        // The gap's id is the cursor after it: reconnecting with it brings no second gap.
+        if (id) lastId = id;
+        const value = decode("gap", data);
+        if (value.ok) channel.gap(value.value);
+      });
+    });
+    const url = base + path + (path.indexOf("?") < 0 ? "?" : "&") + query.join("&");
+    disconnect = transport.connect(url, lastId, Array.from(routes.keys()), {
+      open() {
+        delay = firstDelay;
+        if (on.onOpen) on.onOpen();
+      },
+      event(name, data, id) {
+        const route = routes.get(name);
+        if (route) route(data, id);
+      },
+      error(event) {
+        disconnect = null;
+        const willRetry = !closed && opts.reconnect !== false;
+        report({ kind: "connection", willRetry, event });
+        if (willRetry) {
+          timer = setTimeout(connect, delay);
+          delay = Math.min(delay * 2, maxDelay);
+        }
+      },
+    });
+  };
+
+  const stop = () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    if (disconnect !== null) disconnect();
+    disconnect = null;
+  };
+
+  connect();
+  return {
+    update(channels) {
+      if (closed) return;
+      current = channels;
+      stop();
+      connect();
+    },
+    close() {
+      closed = true;
+      stop();
+    },
+  };
+}
+
 /**
  * Opens the `GameEvent` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}`.
  *
@@ -205,6 +350,44 @@ export function subscribeGameEvent(gameId, handlers, options) {
 }
 
 /**
+ * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeGameEvent`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxGameEvent(gameId, handlers) {
+  return {
+    param: "GameEvent",
+    key: String(gameId),
+    names: ["PlayerJoined", "PlayerLeft", "RoundStarted", "ScoreChanged"],
+    deliver: (event, data, id) => {
+      const message = { event, data };
+      switch (message.event) {
+        case "PlayerJoined":
+          if (handlers.onPlayerJoined) handlers.onPlayerJoined(message.data, id);
+          break;
+        case "PlayerLeft":
+          if (handlers.onPlayerLeft) handlers.onPlayerLeft(message.data, id);
+          break;
+        case "RoundStarted":
+          if (handlers.onRoundStarted) handlers.onRoundStarted(message.data, id);
+          break;
+        case "ScoreChanged":
+          if (handlers.onScoreChanged) handlers.onScoreChanged(message.data, id);
+          break;
+      }
+      if (handlers.onEvent) handlers.onEvent(message, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
+}
+
+/**
  * Opens the `PlayerJoined` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-joined`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -221,6 +404,29 @@ export function subscribePlayerJoined(gameId, handlers, options) {
     handlers,
     options,
   );
+}
+
+/**
+ * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerJoined`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxPlayerJoined(gameId, handlers) {
+  return {
+    param: "PlayerJoined",
+    key: String(gameId),
+    names: ["PlayerJoined"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }
 
 /**
@@ -243,6 +449,29 @@ export function subscribePlayerLeft(gameId, handlers, options) {
 }
 
 /**
+ * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerLeft`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxPlayerLeft(gameId, handlers) {
+  return {
+    param: "PlayerLeft",
+    key: String(gameId),
+    names: ["PlayerLeft"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
+}
+
+/**
  * Opens the `RoundStarted` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/round-started`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -259,6 +488,29 @@ export function subscribeRoundStarted(gameId, handlers, options) {
     handlers,
     options,
   );
+}
+
+/**
+ * The `RoundStarted` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeRoundStarted`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxRoundStarted(gameId, handlers) {
+  return {
+    param: "RoundStarted",
+    key: String(gameId),
+    names: ["RoundStarted"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }
 
 /**
@@ -281,6 +533,29 @@ export function subscribeScoreChanged(gameId, handlers, options) {
 }
 
 /**
+ * The `ScoreChanged` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeScoreChanged`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxScoreChanged(gameId, handlers) {
+  return {
+    param: "ScoreChanged",
+    key: String(gameId),
+    names: ["ScoreChanged"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
+}
+
+/**
  * Opens the `SystemAnnouncement` stream (domain `system`): `GET /sse/system/system-announcement`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -300,6 +575,29 @@ export function subscribeSystemAnnouncement(handlers, options) {
 }
 
 /**
+ * The `SystemAnnouncement` channel on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeSystemAnnouncement`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxSystemAnnouncement(handlers) {
+  return {
+    param: "SystemAnnouncement",
+    key: null,
+    names: ["SystemAnnouncement"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
+}
+
+/**
  * Opens the `Notification` stream of one `user_id` (domain `user`): `GET /sse/user/{user_id}/notification`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -316,4 +614,27 @@ export function subscribeNotification(userId, handlers, options) {
     handlers,
     options,
   );
+}
+
+/**
+ * The `Notification` channel of one `user_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeNotification`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxNotification(userId, handlers) {
+  return {
+    param: "Notification",
+    key: String(userId),
+    names: ["Notification"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }

@@ -17,9 +17,17 @@ pub(super) const RUNTIME_NAMES: &[&str] = &[
     "SseGap",
     "SseHandlers",
     "SseMessageEventLike",
+    "SseMux",
+    "SseMuxChannel",
+    "SseMuxHandlers",
+    "SseMuxOptions",
     "SseOptions",
+    "SseTransport",
+    "SseTransportSink",
     "events",
+    "sseEventSourceTransport",
     "sseOpen",
+    "subscribeMux",
 ];
 
 /// Handlers every stream accepts; an enum stream's variant handlers must not take these names.

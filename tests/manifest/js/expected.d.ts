@@ -134,6 +134,62 @@ export type SseEventSourceConstructor = new (
   init?: { withCredentials?: boolean },
 ) => SseEventSourceLike;
 
+/** One channel of a multiplexed stream, made by a `mux<Event>` function: the key and handlers of one event type. */
+export interface SseMuxChannel {
+  /** The query parameter naming the channel's event type. */
+  readonly param: string;
+  /** The key, `null` for a keyless event. */
+  readonly key: string | null;
+  /** The type's SSE event names. */
+  readonly names: readonly string[];
+  /** Receives each event of the channel. */
+  readonly deliver: SseDeliver;
+  /** Receives the channel's initial state. */
+  readonly snapshot: (data: unknown) => void;
+  /** Receives the channel's gaps. */
+  readonly gap: (gap: SseGap) => void;
+}
+
+/** Receives one event's name, decoded data and id. */
+export type SseDeliver = (event: string, data: unknown, id: string) => void;
+
+/** The handlers of a multiplexed stream as a whole (each channel has its own event handlers). */
+export interface SseMuxHandlers {
+  /** The connection failed or an event could not be decoded. */
+  onError?: (error: SseError) => void;
+  /** The stream is open (again). */
+  onOpen?: () => void;
+}
+
+/** Where and how a multiplexed stream connects: the options of every stream, and its transport. */
+export interface SseMuxOptions extends SseOptions {
+  /** How to connect (default: `EventSource`, from `options.EventSource` or the global one). */
+  transport?: SseTransport;
+}
+
+/** A multiplexed stream: one connection for many channels. */
+export interface SseMux {
+  /** Carries `channels` from now on: one reconnect with the last cursor, so the channels kept lose and repeat nothing. */
+  update(channels: readonly SseMuxChannel[]): void;
+  /** Closes the stream; calling it again does nothing. */
+  close(): void;
+}
+
+/** What a transport reports about one connection. */
+export interface SseTransportSink {
+  /** The connection is open. */
+  open(): void;
+  /** An event named `name` arrived, with its data and id (`""` when none). */
+  event(name: string, data: string, id: string): void;
+  /** The connection failed or closed; the client connects again itself. */
+  error(event: unknown): void;
+}
+
+/** How a client connects: one connection to `url`, resuming after `lastEventId`, receiving the events named `names`. */
+export interface SseTransport {
+  connect(url: string, lastEventId: string | null, names: readonly string[], sink: SseTransportSink): SseClose;
+}
+
 // Handlers of each stream.
 
 /** Handlers of the `message-posted` stream. */
@@ -235,6 +291,12 @@ export declare const events: {
   };
 };
 
+/** The default transport: one `EventSource` per connection, the last id in the `lastEventId` query parameter. */
+export declare function sseEventSourceTransport(options?: SseOptions): SseTransport;
+
+/** Opens a multiplexed stream at `path` (a `MuxRoutes` route of the server) carrying `channels`, each made by a `mux<Event>` function. */
+export declare function subscribeMux(path: string, channels: readonly SseMuxChannel[], handlers?: SseMuxHandlers, options?: SseMuxOptions): SseMux;
+
 /**
  * Opens the `message-posted` stream of one `room` (domain `chat`): `GET /sse/chat/{room}/message-posted`.
  *
@@ -243,6 +305,14 @@ export declare const events: {
  * closes it.
  */
 export declare function subscribeMessagePosted<S = unknown>(room: string, handlers: MessagePostedHandlers<S>, options?: SseOptions): SseClose;
+
+/**
+ * The `message-posted` channel of one `room` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeMessagePosted`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export declare function muxMessagePosted<S = unknown>(room: string, handlers: MessagePostedHandlers<S>): SseMuxChannel;
 
 /**
  * Opens the `GameEvent` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}`.
@@ -255,6 +325,14 @@ export declare function subscribeMessagePosted<S = unknown>(room: string, handle
 export declare function subscribeGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>, options?: SseOptions): SseClose;
 
 /**
+ * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeGameEvent`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export declare function muxGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>): SseMuxChannel;
+
+/**
  * Opens the `PlayerJoined` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-joined`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -262,6 +340,14 @@ export declare function subscribeGameEvent<S = unknown>(gameId: number, handlers
  * closes it.
  */
 export declare function subscribePlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>, options?: SseOptions): SseClose;
+
+/**
+ * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerJoined`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export declare function muxPlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>): SseMuxChannel;
 
 /**
  * Opens the `PlayerLeft` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-left`.
@@ -273,6 +359,14 @@ export declare function subscribePlayerJoined<S = unknown>(gameId: number, handl
 export declare function subscribePlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>, options?: SseOptions): SseClose;
 
 /**
+ * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerLeft`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export declare function muxPlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>): SseMuxChannel;
+
+/**
  * Opens the `Announcement` stream (domain `lobby`): `GET /sse/lobby/announcement`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -280,3 +374,11 @@ export declare function subscribePlayerLeft<S = unknown>(gameId: number, handler
  * closes it.
  */
 export declare function subscribeAnnouncement<S = unknown>(handlers: AnnouncementHandlers<S>, options?: SseOptions): SseClose;
+
+/**
+ * The `Announcement` channel on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeAnnouncement`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export declare function muxAnnouncement<S = unknown>(handlers: AnnouncementHandlers<S>): SseMuxChannel;

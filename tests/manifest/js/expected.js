@@ -151,6 +151,151 @@ function sseOpen(
   };
 }
 
+/** The default transport: one `EventSource` per connection, the last id in the `lastEventId` query parameter. */
+export function sseEventSourceTransport(options) {
+  const opts = options ?? {};
+  return {
+    connect(url, lastEventId, names, sink) {
+      const Source = opts.EventSource ?? (globalThis).EventSource;
+      if (Source === undefined) {
+        throw new Error("statelesse: no EventSource implementation; pass one in options.EventSource");
+      }
+      if (lastEventId !== null) {
+        url += (url.indexOf("?") < 0 ? "?" : "&") + "lastEventId=" + encodeURIComponent(lastEventId);
+      }
+      const es = new Source(url, { withCredentials: opts.withCredentials === true });
+      let closed = false;
+      es.addEventListener("open", () => {
+        if (!closed) sink.open();
+      });
+      es.addEventListener("error", (event) => {
+        if (closed) return;
+        // The client reconnects itself, with the last cursor it saw: not the EventSource.
+        closed = true;
+        es.close();
+        sink.error(event);
+      });
+      for (const name of names) {
+        es.addEventListener(name, (event) => {
+          if (!closed) sink.event(name, event.data, event.lastEventId);
+        });
+      }
+      return () => {
+        closed = true;
+        es.close();
+      };
+    },
+  };
+}
+
+/**
+ * Opens a multiplexed stream at `path` (a `MuxRoutes` route of the server) carrying `channels`,
+ * each made by a `mux<Event>` function: one connection, whose every event id is a cursor of
+ * every channel's position. After an error it connects again with the last cursor, and every
+ * channel resumes where it was; `update` changes the channels the same way.
+ */
+export function subscribeMux(
+  path,
+  channels,
+  handlers,
+  options,
+) {
+  const opts = options ?? {};
+  const on = handlers ?? {};
+  const transport = opts.transport ?? sseEventSourceTransport(opts);
+  const base = (opts.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "");
+  const firstDelay = opts.reconnectDelayMs ?? 1000;
+  const maxDelay = opts.maxReconnectDelayMs ?? 30000;
+  let current = channels;
+  let lastId = opts.lastEventId ?? null;
+  let disconnect = null;
+  let timer = null;
+  let delay = firstDelay;
+  let closed = false;
+
+  const report = (error) => {
+    if (on.onError) on.onError(error);
+  };
+
+  const connect = () => {
+    timer = null;
+    if (closed) return;
+    const query = [];
+    // Each frame's event name is `<channel>:<param>.<event>`, the channel numbered in query order.
+    const routes = new Map();
+    current.forEach((channel, n) => {
+      query.push(encodeURIComponent(channel.param) + (channel.key === null ? "" : "=" + encodeURIComponent(channel.key)));
+      const label = n + ":" + channel.param + ".";
+      const decode = (name, data) => {
+        try {
+          return { ok: true, value: JSON.parse(data) };
+        } catch (error) {
+          report({ kind: "decode", event: name, data, error });
+          return { ok: false };
+        }
+      };
+      for (const name of channel.names) {
+        routes.set(label + name, (data, id) => {
+          if (id) lastId = id;
+          const value = decode(name, data);
+          if (value.ok) channel.deliver(name, value.value, id);
+        });
+      }
+      routes.set(label + "snapshot", (data) => {
+        const value = decode("snapshot", data);
+        if (value.ok) channel.snapshot(value.value);
+      });
+      routes.set(label + "gap", (data, id) => {
+        // The gap's id is the cursor after it: reconnecting with it brings no second gap.
+        if (id) lastId = id;
+        const value = decode("gap", data);
+        if (value.ok) channel.gap(value.value);
+      });
+    });
+    const url = base + path + (path.indexOf("?") < 0 ? "?" : "&") + query.join("&");
+    disconnect = transport.connect(url, lastId, Array.from(routes.keys()), {
+      open() {
+        delay = firstDelay;
+        if (on.onOpen) on.onOpen();
+      },
+      event(name, data, id) {
+        const route = routes.get(name);
+        if (route) route(data, id);
+      },
+      error(event) {
+        disconnect = null;
+        const willRetry = !closed && opts.reconnect !== false;
+        report({ kind: "connection", willRetry, event });
+        if (willRetry) {
+          timer = setTimeout(connect, delay);
+          delay = Math.min(delay * 2, maxDelay);
+        }
+      },
+    });
+  };
+
+  const stop = () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    if (disconnect !== null) disconnect();
+    disconnect = null;
+  };
+
+  connect();
+  return {
+    update(channels) {
+      if (closed) return;
+      current = channels;
+      stop();
+      connect();
+    },
+    close() {
+      closed = true;
+      stop();
+    },
+  };
+}
+
 /**
  * Opens the `message-posted` stream of one `room` (domain `chat`): `GET /sse/chat/{room}/message-posted`.
  *
@@ -168,6 +313,29 @@ export function subscribeMessagePosted(room, handlers, options) {
     handlers,
     options,
   );
+}
+
+/**
+ * The `message-posted` channel of one `room` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeMessagePosted`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxMessagePosted(room, handlers) {
+  return {
+    param: "message-posted",
+    key: String(room),
+    names: ["message-posted"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }
 
 /**
@@ -206,6 +374,44 @@ export function subscribeGameEvent(gameId, handlers, options) {
 }
 
 /**
+ * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeGameEvent`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxGameEvent(gameId, handlers) {
+  return {
+    param: "GameEvent",
+    key: String(gameId),
+    names: ["Joined", "Left", "ScoreChanged", "game-over"],
+    deliver: (event, data, id) => {
+      const message = { event, data };
+      switch (message.event) {
+        case "Joined":
+          if (handlers.onJoined) handlers.onJoined(message.data, id);
+          break;
+        case "Left":
+          if (handlers.onLeft) handlers.onLeft(message.data, id);
+          break;
+        case "ScoreChanged":
+          if (handlers.onScoreChanged) handlers.onScoreChanged(message.data, id);
+          break;
+        case "game-over":
+          if (handlers.onGameOver) handlers.onGameOver(message.data, id);
+          break;
+      }
+      if (handlers.onEvent) handlers.onEvent(message, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
+}
+
+/**
  * Opens the `PlayerJoined` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-joined`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -222,6 +428,29 @@ export function subscribePlayerJoined(gameId, handlers, options) {
     handlers,
     options,
   );
+}
+
+/**
+ * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerJoined`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxPlayerJoined(gameId, handlers) {
+  return {
+    param: "PlayerJoined",
+    key: String(gameId),
+    names: ["PlayerJoined"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }
 
 /**
@@ -244,6 +473,29 @@ export function subscribePlayerLeft(gameId, handlers, options) {
 }
 
 /**
+ * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerLeft`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxPlayerLeft(gameId, handlers) {
+  return {
+    param: "PlayerLeft",
+    key: String(gameId),
+    names: ["PlayerLeft"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
+}
+
+/**
  * Opens the `Announcement` stream (domain `lobby`): `GET /sse/lobby/announcement`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -260,4 +512,27 @@ export function subscribeAnnouncement(handlers, options) {
     handlers,
     options,
   );
+}
+
+/**
+ * The `Announcement` channel on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeAnnouncement`; `onError` and `onOpen` are the stream's
+ * (`subscribeMux`'s `handlers`).
+ */
+export function muxAnnouncement(handlers) {
+  return {
+    param: "Announcement",
+    key: null,
+    names: ["Announcement"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }

@@ -72,3 +72,59 @@ export type SseEventSourceConstructor = new (
   url: string,
   init?: { withCredentials?: boolean },
 ) => SseEventSourceLike;
+
+/** One channel of a multiplexed stream, made by a `mux<Event>` function: the key and handlers of one event type. */
+export interface SseMuxChannel {
+  /** The query parameter naming the channel's event type. */
+  readonly param: string;
+  /** The key, `null` for a keyless event. */
+  readonly key: string | null;
+  /** The type's SSE event names. */
+  readonly names: readonly string[];
+  /** Receives each event of the channel. */
+  readonly deliver: SseDeliver;
+  /** Receives the channel's initial state. */
+  readonly snapshot: (data: unknown) => void;
+  /** Receives the channel's gaps. */
+  readonly gap: (gap: SseGap) => void;
+}
+
+/** Receives one event's name, decoded data and id. */
+export type SseDeliver = (event: string, data: unknown, id: string) => void;
+
+/** The handlers of a multiplexed stream as a whole (each channel has its own event handlers). */
+export interface SseMuxHandlers {
+  /** The connection failed or an event could not be decoded. */
+  onError?: (error: SseError) => void;
+  /** The stream is open (again). */
+  onOpen?: () => void;
+}
+
+/** Where and how a multiplexed stream connects: the options of every stream, and its transport. */
+export interface SseMuxOptions extends SseOptions {
+  /** How to connect (default: `EventSource`, from `options.EventSource` or the global one). */
+  transport?: SseTransport;
+}
+
+/** A multiplexed stream: one connection for many channels. */
+export interface SseMux {
+  /** Carries `channels` from now on: one reconnect with the last cursor, so the channels kept lose and repeat nothing. */
+  update(channels: readonly SseMuxChannel[]): void;
+  /** Closes the stream; calling it again does nothing. */
+  close(): void;
+}
+
+/** What a transport reports about one connection. */
+export interface SseTransportSink {
+  /** The connection is open. */
+  open(): void;
+  /** An event named `name` arrived, with its data and id (`""` when none). */
+  event(name: string, data: string, id: string): void;
+  /** The connection failed or closed; the client connects again itself. */
+  error(event: unknown): void;
+}
+
+/** How a client connects: one connection to `url`, resuming after `lastEventId`, receiving the events named `names`. */
+export interface SseTransport {
+  connect(url: string, lastEventId: string | null, names: readonly string[], sink: SseTransportSink): SseClose;
+}
