@@ -111,6 +111,21 @@ async fn rounds(client: &mut SseClient, n: usize) -> (BTreeMap<usize, Vec<i64>>,
     (seen, last)
 }
 
+/// Opens the multiplexed stream at `url`, resuming after `last` if given, and reads its first two
+/// frames, the `retry` hint and the starting cursor: once they are read, every channel is
+/// subscribed.
+async fn connect(url: &str, last: Option<&str>) -> SseClient {
+    let mut request = SseClient::request(url);
+    if let Some(last) = last {
+        request = request.last_event_id(last);
+    }
+    let mut client = request.open().await;
+    assert!(client.next_frame().await.unwrap().retry.is_some());
+    let cursor = client.next_frame().await.unwrap();
+    assert_eq!(cursor.event(), "cursor", "{cursor:?}");
+    client
+}
+
 fn every_channel(rounds: &[i64]) -> BTreeMap<usize, Vec<i64>> {
     (0..10).map(|channel| (channel, rounds.to_vec())).collect()
 }
@@ -119,7 +134,7 @@ fn every_channel(rounds: &[i64]) -> BTreeMap<usize, Vec<i64>> {
 async fn ten_channels_of_three_types_share_one_connection_in_publish_order_per_channel() {
     let bp = Backplane::in_memory();
     let app = spawn_app(app(&bp)).await;
-    let mut client = SseClient::subscribe(&app.url(TEN)).await;
+    let mut client = connect(&app.url(TEN), None).await;
     for round in 1..=3 {
         publish_round(&bp, round).await;
     }
@@ -132,7 +147,7 @@ async fn ten_channels_of_three_types_share_one_connection_in_publish_order_per_c
 async fn event_names_say_the_channel_the_type_and_the_event() {
     let bp = Backplane::in_memory();
     let app = spawn_app(app(&bp)).await;
-    let mut client = SseClient::subscribe(&app.url(TEN)).await;
+    let mut client = connect(&app.url(TEN), None).await;
     publish_round(&bp, 1).await;
     let mut names: Vec<String> = Vec::new();
     for _ in 0..10 {
@@ -159,7 +174,7 @@ async fn a_dropped_connection_resumes_every_channel_on_another_instance_exactly_
     let app_a = spawn_app(app(&bp_a)).await;
     let app_b = spawn_app(app(&bp_b)).await;
 
-    let mut client = SseClient::subscribe(&app_a.url(TEN)).await;
+    let mut client = connect(&app_a.url(TEN), None).await;
     publish_round(&bp_b, 1).await;
     let (seen, last) = rounds(&mut client, 10).await;
     assert_eq!(seen, every_channel(&[1]));
@@ -167,10 +182,7 @@ async fn a_dropped_connection_resumes_every_channel_on_another_instance_exactly_
     publish_round(&bp_a, 2).await;
     publish_round(&bp_b, 3).await;
 
-    let mut client = SseClient::request(&app_b.url(TEN))
-        .last_event_id(&last)
-        .open()
-        .await;
+    let mut client = connect(&app_b.url(TEN), Some(&last)).await;
     let (seen, _) = rounds(&mut client, 20).await;
     assert_eq!(seen, every_channel(&[2, 3]));
     publish_round(&bp_a, 4).await;
@@ -182,22 +194,34 @@ async fn a_dropped_connection_resumes_every_channel_on_another_instance_exactly_
 async fn resuming_from_any_frame_misses_and_repeats_nothing() {
     let bp = Backplane::in_memory();
     let app = spawn_app(app(&bp)).await;
-    let mut client = SseClient::subscribe(&app.url(TEN)).await;
+    let mut client = connect(&app.url(TEN), None).await;
     publish_round(&bp, 1).await;
     publish_round(&bp, 2).await;
     // Stop after 13 of 20 events: some channels have had round 2, others not.
     let (before, last) = rounds(&mut client, 13).await;
     drop(client);
-    let mut client = SseClient::request(&app.url(TEN))
-        .last_event_id(&last)
-        .open()
-        .await;
+    let mut client = connect(&app.url(TEN), Some(&last)).await;
     let (after, _) = rounds(&mut client, 7).await;
     let mut seen = before;
     for (channel, rounds) in after {
         seen.entry(channel).or_default().extend(rounds);
     }
     assert_eq!(seen, every_channel(&[1, 2]));
+}
+
+#[tokio::test]
+async fn a_reconnect_before_any_event_resumes_from_the_starting_cursor() {
+    let bp = Backplane::in_memory();
+    let app = spawn_app(app(&bp)).await;
+    let url = app.url(TEN);
+    let mut client = SseClient::request(&url).open().await;
+    client.next_frame().await.unwrap();
+    let start = client.next_frame().await.unwrap().id().to_owned();
+    drop(client);
+    publish_round(&bp, 1).await;
+    let mut client = connect(&url, Some(&start)).await;
+    let (seen, _) = rounds(&mut client, 10).await;
+    assert_eq!(seen, every_channel(&[1]));
 }
 
 #[tokio::test]
@@ -212,7 +236,7 @@ async fn a_position_older_than_history_gets_a_gap_for_that_channel_only() {
     };
     Notification::publish(&bp, note("hi")).await.unwrap();
     let last = {
-        let mut client = SseClient::subscribe(&url).await;
+        let mut client = connect(&url, None).await;
         GameEvent::publish(&bp, score(7)).await.unwrap();
         let frame = client.next_event().await.unwrap();
         assert_eq!(frame.event(), "0:GameEvent.score");
@@ -224,7 +248,7 @@ async fn a_position_older_than_history_gets_a_gap_for_that_channel_only() {
     }
     Notification::publish(&bp, note("again")).await.unwrap();
 
-    let mut client = SseClient::request(&url).last_event_id(&last).open().await;
+    let mut client = connect(&url, Some(&last)).await;
     let mut game = Vec::new();
     let mut notes = Vec::new();
     for _ in 0..4 {
@@ -251,7 +275,7 @@ async fn a_channel_added_on_reconnect_starts_live_with_its_initial_state() {
         )
         .event(Announcement::sse_routes());
     let app = spawn_app(Router::new().merge(routes).with_state(bp.clone())).await;
-    let mut client = SseClient::subscribe(&app.url("/sse/page?GameEvent=1")).await;
+    let mut client = connect(&app.url("/sse/page?GameEvent=1"), None).await;
     let snapshot = client.next_event().await.unwrap();
     assert_eq!(snapshot.event(), "0:GameEvent.snapshot");
     assert_eq!(snapshot.json(), serde_json::json!({ "game": 1 }));
@@ -287,7 +311,7 @@ async fn a_channel_added_on_reconnect_starts_live_with_its_initial_state() {
 
     // Game 1 kept (first now), game 2 added, announcements added.
     let url = app.url("/sse/page?Announcement&GameEvent=2&GameEvent=1");
-    let mut client = SseClient::request(&url).last_event_id(&last).open().await;
+    let mut client = connect(&url, Some(&last)).await;
     let snapshot = client.next_event().await.unwrap();
     assert_eq!(snapshot.event(), "1:GameEvent.snapshot");
     assert_eq!(snapshot.json(), serde_json::json!({ "game": 2 }));
@@ -335,7 +359,7 @@ async fn a_cursor_of_another_route_truncated_or_tampered_is_a_400() {
         let url = app.url(path);
         let bp = bp.clone();
         async move {
-            let mut client = SseClient::subscribe(&url).await;
+            let mut client = connect(&url, None).await;
             let announcement = Announcement { text: "x".into() };
             Announcement::publish(&bp, announcement).await.unwrap();
             client.next_event().await.unwrap().id().to_owned()
@@ -343,7 +367,7 @@ async fn a_cursor_of_another_route_truncated_or_tampered_is_a_400() {
     };
     let url = app.url("/sse/page?Announcement");
     let good = cursor_of("/sse/page?Announcement").await;
-    SseClient::request(&url).last_event_id(&good).open().await;
+    connect(&url, Some(&good)).await;
 
     let foreign = cursor_of("/sse/other?Announcement").await;
     let truncated = good[..good.len() - 3].to_owned();
@@ -426,7 +450,7 @@ async fn a_connection_takes_one_slot_of_the_limit_however_many_channels_it_carri
             .with_state(bp),
     )
     .await;
-    let _client = SseClient::subscribe(&app.url(TEN)).await;
+    let _client = connect(&app.url(TEN), None).await;
     assert_eq!(limit.active(), 1);
     let (status, _) = status_and_body(&app.url("/sse/page?Announcement"), None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -443,7 +467,7 @@ async fn shutdown_ends_a_multiplexed_stream_with_a_final_comment() {
         shutdown,
     )
     .await;
-    let mut client = SseClient::subscribe(&app.url(TEN)).await;
+    let mut client = connect(&app.url(TEN), None).await;
     app.shutdown().trigger();
     let last = client.next_frame().await.unwrap();
     assert_eq!(last.comments, ["shutdown"]);

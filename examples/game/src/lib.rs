@@ -31,7 +31,9 @@ use serde::Deserialize;
 use serde::Serialize;
 use statelesse::RedisDiagnostics;
 use statelesse::prelude::*;
-use statelesse::routes::{ConnectionLimit, DEFAULT_WRITE_TIMEOUT, Denied, Shutdown, WriteDeadline};
+use statelesse::routes::{
+    ConnectionLimit, DEFAULT_WRITE_TIMEOUT, Denied, MuxRoutes, Shutdown, SseRoutes, WriteDeadline,
+};
 
 /// How the game runs, from flags or environment variables.
 #[derive(Debug, Clone, clap::Parser)]
@@ -222,17 +224,41 @@ impl Game {
     }
 }
 
+/// The path of the page's one stream: its game, the announcements and its user's notifications.
+pub const PAGE_STREAM: &str = "/sse/page";
+
+/// The game stream's route: its snapshot first.
+fn game_routes() -> SseRoutes<GameEvent, App> {
+    GameEvent::sse_routes().initial_state(|game_id: GameId, app: App| async move {
+        snapshot(&app.backplane, game_id).await
+    })
+}
+
+/// The notification stream's route: only for the user the signed cookie names.
+fn notification_routes() -> SseRoutes<Notification, App> {
+    Notification::sse_routes().authorize(|parts, user_id: String, app: App| async move {
+        // Only a cookie this server signed: a forged or altered one is no login.
+        match SignedCookieJar::from_headers(&parts.headers, app.key).get(USER_COOKIE) {
+            None => Err(Denied::Unauthorized),
+            Some(user) if user.value() == user_id => Ok(()),
+            Some(_) => Err(Denied::Forbidden),
+        }
+    })
+}
+
 fn router(app: App, shutdown: &Shutdown) -> Router {
     let limit = ConnectionLimit::new(MAX_STREAMS);
     let streams = Router::new()
+        // What the page uses: one connection for all its channels.
         .merge(
-            GameEvent::sse_routes()
-                .initial_state(|game_id: GameId, app: App| async move {
-                    snapshot(&app.backplane, game_id).await
-                })
+            MuxRoutes::new(PAGE_STREAM)
+                .event(game_routes())
+                .event(SystemAnnouncement::sse_routes())
+                .event(notification_routes())
                 .connection_limit(&limit)
                 .shutdown(shutdown),
         )
+        .merge(game_routes().connection_limit(&limit).shutdown(shutdown))
         .merge(
             PlayerJoined::sse_routes()
                 .connection_limit(&limit)
@@ -259,15 +285,7 @@ fn router(app: App, shutdown: &Shutdown) -> Router {
                 .shutdown(shutdown),
         )
         .merge(
-            Notification::sse_routes()
-                .authorize(|parts, user_id: String, app: App| async move {
-                    // Only a cookie this server signed: a forged or altered one is no login.
-                    match SignedCookieJar::from_headers(&parts.headers, app.key).get(USER_COOKIE) {
-                        None => Err(Denied::Unauthorized),
-                        Some(user) if user.value() == user_id => Ok(()),
-                        Some(_) => Err(Denied::Forbidden),
-                    }
-                })
+            notification_routes()
                 .connection_limit(&limit)
                 .shutdown(shutdown),
         );

@@ -256,7 +256,8 @@ export function subscribeMux(
         routes.set(label + name, (data, id) => {
           if (id) lastId = id;
           const value = decode(name, data);
-          if (value.ok) channel.deliver(name, value.value, id);
+          // The id is `<event id>.<cursor>`: handlers get the event's own id.
+          if (value.ok) channel.deliver(name, value.value, id.slice(0, Math.max(0, id.indexOf("."))));
         });
       }
       routes.set(label + "snapshot", (data) => {
@@ -269,6 +270,11 @@ export function subscribeMux(
         const value = decode("gap", data);
         if (value.ok) channel.gap(value.value);
       });
+    });
+    // The stream's first frame: the positions it starts from, so that a reconnect before any
+    // event (or an `update`) loses nothing published meanwhile.
+    routes.set("cursor", (_data, id) => {
+      if (id) lastId = id;
     });
     const url = base + path + (path.indexOf("?") < 0 ? "?" : "&") + query.join("&");
     disconnect = transport.connect(url, lastId, Array.from(routes.keys()), {

@@ -132,6 +132,7 @@ impl RawSubscription {
     /// resumed after), else after the channel's last event when it opened. Unlike
     /// [`last_id`](Self::last_id) it is known from the start, so a client can resume a channel
     /// that has had no event yet.
+    #[cfg(feature = "axum")]
     pub(crate) fn position(&self) -> EventId {
         self.last.unwrap_or(self.floor)
     }

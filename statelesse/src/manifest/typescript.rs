@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use super::error::ManifestError;
 use super::model::{EventModel, Model, PathPart, TypeDecl};
 use super::syntax::string;
-use crate::protocol::{GAP_EVENT, LAST_EVENT_ID_QUERY, SNAPSHOT_EVENT};
+use crate::protocol::{CURSOR_EVENT, GAP_EVENT, LAST_EVENT_ID_QUERY, SNAPSHOT_EVENT};
 
 /// The first line of every generated file.
 ///
@@ -242,6 +242,7 @@ fn values(out: &mut String, model: &Model, form: Form) {
 fn runtime_code(code: &str) -> String {
     code.replace("__GAP_EVENT__", &string(GAP_EVENT))
         .replace("__SNAPSHOT_EVENT__", &string(SNAPSHOT_EVENT))
+        .replace("__CURSOR_EVENT__", &string(CURSOR_EVENT))
         .replace(
             "__LAST_EVENT_ID_QUERY__",
             &string(&format!("{LAST_EVENT_ID_QUERY}=")),

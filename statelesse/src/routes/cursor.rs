@@ -1,7 +1,10 @@
 //! The cursor of a multiplexed route: the position of every channel of a connection in one SSE
 //! `id`, so that the browser's own `Last-Event-ID` resumes them all, on any instance.
 //!
-//! The text is URL-safe base64 (no padding) of these bytes:
+//! A frame's `id` is `<event id>.<cursor>`: the id of the frame's event on its channel (what a
+//! single route would send, for clients to show or keep; a `gap` gives the position its channel
+//! goes on after), then the cursor. A server reads the event id only to check it; the cursor
+//! alone is also accepted. The cursor is URL-safe base64 (no padding, so no `.`) of these bytes:
 //!
 //! ```text
 //! version    1 byte, 1
@@ -22,6 +25,7 @@
 //! The check only tells a damaged or hand-edited cursor from a good one.
 
 use std::fmt;
+use std::io::Write as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -36,6 +40,9 @@ const MAX_CHANNEL_BYTES: usize = 8 + 10 + 10;
 
 /// The most bytes around the channels: version, route, base, count and check.
 const MAX_FRAME_BYTES: usize = 1 + 4 + 10 + 10 + 4;
+
+/// The longest event id before the cursor, with its `.`: two 20-digit numbers and a `-`.
+const MAX_EVENT_ID_LEN: usize = 20 + 1 + 20 + 1;
 
 /// Why a cursor was refused (the body of a 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,10 +145,13 @@ pub(crate) fn route_fingerprint<'a>(types: impl IntoIterator<Item = &'a str>) ->
     u32::from_le_bytes([a, b, c, d])
 }
 
-/// The longest cursor text of a route allowing `max_channels` channels.
+/// The longest `id` text of a route allowing `max_channels` channels.
 pub(crate) fn max_len(max_channels: usize) -> usize {
     let bytes = MAX_FRAME_BYTES + max_channels.saturating_mul(MAX_CHANNEL_BYTES);
-    bytes.div_ceil(3).saturating_mul(4)
+    bytes
+        .div_ceil(3)
+        .saturating_mul(4)
+        .saturating_add(MAX_EVENT_ID_LEN)
 }
 
 #[expect(
@@ -196,6 +206,19 @@ impl Encoder {
         }
     }
 
+    /// The `id` of a frame of the event `event` (or a gap going on after it): `<event>.<cursor of
+    /// positions>`, appended to `out`.
+    pub(crate) fn encode_id(
+        &mut self,
+        event: EventId,
+        positions: &[(u64, EventId)],
+        out: &mut Vec<u8>,
+    ) {
+        // Writing to a `Vec` cannot fail.
+        let _ = write!(out, "{event}.");
+        self.encode(positions, out);
+    }
+
     /// The cursor text of `positions`, appended to `out`.
     pub(crate) fn encode(&mut self, positions: &[(u64, EventId)], out: &mut Vec<u8>) {
         let bytes = &mut self.bytes;
@@ -240,6 +263,15 @@ pub(crate) fn decode(text: &str, route: u32, max_channels: usize) -> Result<Curs
     if text.len() > max {
         return Err(CursorError::TooLong { max });
     }
+    let text = match text.split_once('.') {
+        None => text,
+        Some((event, cursor)) => {
+            event
+                .parse::<EventId>()
+                .map_err(|_| CursorError::Malformed)?;
+            cursor
+        }
+    };
     let raw = URL_SAFE_NO_PAD
         .decode(text)
         .map_err(|_| CursorError::NotBase64)?;
@@ -321,6 +353,20 @@ mod tests {
             text.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn an_id_is_the_event_id_then_the_cursor() {
+        let positions = [(1, EventId::new(5, 0)), (2, EventId::new(7, 1))];
+        let mut id = Vec::new();
+        Encoder::new(ROUTE).encode_id(EventId::new(7, 1), &positions, &mut id);
+        let id = String::from_utf8(id).unwrap();
+        assert_eq!(id, format!("7-1.{}", encode(&positions)));
+        assert_eq!(decode(&id, ROUTE, 32).unwrap().positions, positions);
+        assert_eq!(
+            decode(&format!("x.{}", encode(&positions)), ROUTE, 32),
+            Err(CursorError::Malformed)
         );
     }
 

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::backplane::subscription::RawSubscription;
 use crate::backplane::transport::BoxFuture;
-use crate::protocol::{GAP_EVENT, LAST_EVENT_ID_QUERY};
+use crate::protocol::{CURSOR_EVENT, GAP_EVENT, LAST_EVENT_ID_QUERY};
 use crate::{Backplane, BackplaneError, Channel, ChannelKey, EventId, EventKind, Gap, SseEvent};
 
 /// The default maximum number of channels on one connection of a multiplexed route: 32.
@@ -57,7 +57,7 @@ const MAX_DENIAL_BODY: usize = 4096;
 /// `snapshot`); `data` is the single route's:
 ///
 /// ```text
-/// id: AXhWu18AAAAAwbeK_5uWAQAAAgEyq2pGmBv6FAEAvNXubA
+/// id: 1765123456789-0.AXhWu18AAAAAwbeK_5uWAQAAAgEyq2pGmBv6FAEAvNXubA
 /// event: 1:GameEvent.RoundStarted
 /// data: {"game_id":7,"round":2}
 ///
@@ -65,8 +65,13 @@ const MAX_DENIAL_BODY: usize = 4096;
 ///
 /// # Cursor
 ///
-/// Every `id` is a cursor: the position of every channel of the connection, compact (about 17
-/// characters a channel), versioned, URL-safe and bounded by [`max_channels`](Self::max_channels).
+/// The stream starts, after its `retry` hint, with a [`CURSOR_EVENT`] frame (`event: cursor`,
+/// `data: {}`) whose `id` is the cursor of the positions the channels start from, then the
+/// snapshots of the channels that start fresh.
+///
+/// Every `id` is the event's own id (as a single route would send it), a `.`, and a cursor: the
+/// position of every channel of the connection, compact (about 17 characters a channel),
+/// versioned, URL-safe and bounded by [`max_channels`](Self::max_channels).
 /// A client that reconnects with it, in `Last-Event-ID` (as `EventSource` does itself) or
 /// `lastEventId`, on this instance or any other one, resumes every channel after its position,
 /// with the paged replay of single routes: no loss and no duplicate per channel. A channel the
@@ -267,17 +272,19 @@ where
             Ok(opened) => opened,
             Err(err) => return BackplaneUnavailable::new(err, self.settings.retry).into_response(),
         };
-        let mut head = self.settings.head(wanted.len());
+        let mut channels = Channels::new(opened, route, Arc::clone(backplane.malformed_counter()));
+        let mut head = self.settings.head(wanted.len() + 1);
+        head.push_back(channels.start());
         for (n, wanted) in wanted.iter().enumerate() {
             // Indexed, not borrowed across the await: a subscription is `Send` but not `Sync`.
-            if opened[n].resumed {
+            if channels.open[n].resumed {
                 continue;
             }
             if let Some(initial_state) = wanted.channel.initial_state(&state) {
                 match initial_state.await {
                     Ok(json) => head.push_back(frame::tagged(
                         None,
-                        &opened[n].label,
+                        &channels.open[n].label,
                         SNAPSHOT_EVENT,
                         &frame::data_line(&json),
                     )),
@@ -285,7 +292,6 @@ where
                 }
             }
         }
-        let channels = Channels::new(opened, route, Arc::clone(backplane.malformed_counter()));
         self.settings
             .stream(head, Source::Many(channels), watchdog, permit)
     }
@@ -491,7 +497,7 @@ pub(crate) struct Channels {
     /// Each channel's fingerprint and position, as the cursor encodes them.
     positions: Vec<(u64, EventId)>,
     encoder: Encoder,
-    /// The cursor text of the frame being built.
+    /// The `id` of the frame being built.
     cursor: Vec<u8>,
     /// The channel polled first next time.
     next: usize,
@@ -567,10 +573,19 @@ impl Channels {
         false
     }
 
-    /// The frame of `event` on channel `at`, with the cursor of the positions now.
-    fn frame(&mut self, at: usize, event: &str, data: &[u8]) -> Bytes {
+    /// The [`CURSOR_EVENT`] frame: the cursor of the positions the channels start from.
+    fn start(&mut self) -> Bytes {
         self.cursor.clear();
         self.encoder.encode(&self.positions, &mut self.cursor);
+        frame::tagged(Some(&self.cursor), "", CURSOR_EVENT, b"data: {}\n\n")
+    }
+
+    /// The frame of `event` on channel `at`, with the id of its position and the cursor of all
+    /// positions now.
+    fn frame(&mut self, at: usize, event: &str, data: &[u8]) -> Bytes {
+        self.cursor.clear();
+        self.encoder
+            .encode_id(self.positions[at].1, &self.positions, &mut self.cursor);
         frame::tagged(Some(&self.cursor), &self.open[at].label, event, data)
     }
 }
