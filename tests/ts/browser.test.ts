@@ -87,6 +87,27 @@ test("the game page shows live events through the generated client, across a los
     ],
   });
   const page = await browser.newPage({ locale: "en-GB" });
+  // Counts the page's open EventSources, and the most it ever held at once.
+  await page.addInitScript(() => {
+    const counts = { open: 0, most: 0 };
+    (window as unknown as { sseCounts: typeof counts }).sseCounts = counts;
+    const Native = window.EventSource;
+    window.EventSource = class extends Native {
+      #open = true;
+      constructor(url: string | URL, init?: EventSourceInit) {
+        super(url, init);
+        counts.open += 1;
+        counts.most = Math.max(counts.most, counts.open);
+      }
+      override close() {
+        if (this.#open) counts.open -= 1;
+        this.#open = false;
+        super.close();
+      }
+    };
+  });
+  const sseCounts = () =>
+    page.evaluate(() => (window as unknown as { sseCounts: { open: number; most: number } }).sseCounts);
   const problems: string[] = [];
   page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
 
@@ -141,8 +162,13 @@ test("the game page shows live events through the generated client, across a los
     ]);
   });
   assert.equal((await shown(page)).snapshots, 1, "a resuming stream gets no snapshot");
-  const reopened = `GET /sse/game/${gameId}?lastEventId=${encodeURIComponent(events[4]?.split(" ")[0] ?? "")} HTTP/1.1`;
-  assert.ok(proxy.requests.includes(reopened), `the page reopened its stream with ${reopened}`);
+  // One connection for the game, the announcements and the notifications, reopened with the
+  // cursor of all three.
+  assert.deepEqual(await sseCounts(), { open: 1, most: 1 });
+  const streams = proxy.requests.filter((line) => line.startsWith("GET /sse/"));
+  for (const line of streams) assert.ok(line.startsWith("GET /sse/page?SystemAnnouncement"), line);
+  const reopened = `GET /sse/page?SystemAnnouncement&Notification=ada&GameEvent=${gameId}&lastEventId=`;
+  assert.ok(streams.at(-1)?.startsWith(reopened), `the page reopened its stream with ${reopened}..`);
   // Chromium reports the lost connections as console errors; only errors of the page's own code count.
   assert.deepEqual(problems, []);
 });

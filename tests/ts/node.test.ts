@@ -6,7 +6,11 @@ import { test } from "node:test";
 import { EventSource, type EventSourceInit } from "eventsource";
 
 import {
+  muxGameEvent,
+  muxNotification,
+  muxSystemAnnouncement,
   subscribeGameEvent,
+  subscribeMux,
   subscribeNotification,
   subscribeScoreChanged,
   subscribeSystemAnnouncement,
@@ -304,4 +308,68 @@ test("a gap's id becomes the last id: an id from the future brings one gap, not 
   assert.equal(gaps, 1, "no second gap after reopening");
   const streams = proxy.requests.filter((line) => line.startsWith(`GET /sse/game/${gameId}`));
   assert.equal(streams.at(-1), `GET /sse/game/${gameId}?lastEventId=${encodeURIComponent(end)} HTTP/1.1`);
+});
+
+test("one multiplexed connection for a game, the announcements and a user's notifications survives a dropped connection: every event once", async (t) => {
+  const app = await game(t);
+  const proxy = await startProxy(app.url);
+  t.after(() => proxy.close());
+  const cookie = await app.login("ada");
+  const gameId = await app.createGame();
+
+  const seen: string[] = [];
+  const errors: SseError[] = [];
+  let opened = 0;
+  let snapshots = 0;
+  let gaps = 0;
+  const mux = subscribeMux(
+    "/sse/page",
+    [
+      muxSystemAnnouncement({ onEvent: (announcement, id) => seen.push(`${id} ${announcement.text}`) }),
+      muxNotification("ada", { onEvent: (note) => seen.push(`note ${note.text}`) }),
+      muxGameEvent(gameId, {
+        onSnapshot: () => (snapshots += 1),
+        onEvent: (message, id) => seen.push(`${id} ${describe(message)}`),
+        onGap: () => (gaps += 1),
+      }),
+    ],
+    { onOpen: () => (opened += 1), onError: (error) => errors.push(error) },
+    { ...options(proxy.url, withCookie(cookie)) },
+  );
+  t.after(() => mux.close());
+  await until(() => opened === 1 && snapshots === 1, "the stream to open");
+
+  const expected: string[] = [];
+  expected.push(`${await app.join(gameId, "ada")} ada joined`);
+  expected.push(`${await app.announce("hello")} hello`);
+  await until(() => seen.length === 2, "the first 2 events");
+
+  proxy.cut();
+  await until(() => errors.length === 1, "the client to see the connection fail");
+  // Published straight to the server while the client is cut off: it must get them from history.
+  expected.push(`${await app.join(gameId, "bob")} bob joined`);
+  expected.push(`${await app.score(gameId, "ada", 3)} ada has 3`);
+  expected.push("note you have 3 points in game " + gameId);
+  expected.push(`${await app.announce("while away")} while away`);
+  proxy.restore();
+  await until(() => seen.length >= 6, "the events published while away");
+  expected.push(`${await app.leave(gameId, "bob")} bob left`);
+  await until(() => seen.length >= 7, "live events after the resume");
+  await new Promise((resolve) => setTimeout(resolve, 100)); // and no more
+
+  // Per channel in publish order, each once; channels interleave as the server sent them.
+  const only = (list: string[], test: (line: string) => boolean) => list.filter(test);
+  for (const channel of [/ (ada|bob) /, /^note /, /^\d+-\d+ (hello|while away)$/]) {
+    const pick = (line: string) => channel.test(line);
+    assert.deepEqual(only(seen, pick), only(expected, pick));
+  }
+  assert.equal(seen.length, expected.length, "no event twice");
+  assert.equal(gaps, 0);
+  assert.equal(snapshots, 1, "a resuming connection gets no snapshot");
+  const streams = proxy.requests.filter((line) => line.startsWith("GET /sse/"));
+  assert.ok(streams.length >= 2);
+  for (const line of streams) {
+    assert.ok(line.startsWith(`GET /sse/page?SystemAnnouncement&Notification=ada&GameEvent=${gameId}`), line);
+  }
+  assert.match(streams.at(-1) ?? "", /&lastEventId=[^ ]+ HTTP\/1\.1$/);
 });
