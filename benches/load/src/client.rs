@@ -173,7 +173,10 @@ fn path(positions: &[Position]) -> String {
     match positions {
         [position] => format!("/sse/bench/{}/tick", position.room),
         _ => {
-            let query: Vec<String> = positions.iter().map(|p| format!("Tick={}", p.room)).collect();
+            let query: Vec<String> = positions
+                .iter()
+                .map(|p| format!("Tick={}", p.room))
+                .collect();
             format!("/sse/bench/mux?{}", query.join("&"))
         }
     }

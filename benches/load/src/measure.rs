@@ -169,9 +169,7 @@ fn spawn_subscribers(
     (handles, stop)
 }
 
-async fn stop_subscribers(
-    (handles, stop): Subscribers,
-) -> Result<Vec<Vec<Position>>, BoxError> {
+async fn stop_subscribers((handles, stop): Subscribers) -> Result<Vec<Vec<Position>>, BoxError> {
     stop.send_replace(true);
     let mut positions = Vec::with_capacity(handles.len());
     for handle in handles {

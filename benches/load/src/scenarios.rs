@@ -208,7 +208,10 @@ async fn s7(env: &Env) -> Result<Table, BoxError> {
     let multiplexed = runs.pop().ok_or("no multiplexed run")?;
     let single_run = runs.pop().ok_or("no single-channel run")?;
     // The report's two columns, relabelled: both are statelesse.
-    let runs = [(Impl::Baseline, single_run), (Impl::Statelesse, multiplexed)];
+    let runs = [
+        (Impl::Baseline, single_run),
+        (Impl::Statelesse, multiplexed),
+    ];
     let mut table = Table::new(
         &format!(
             "S7 multiplexed: 10,000 channel subscriptions over 1,000 keys, {rate:.0} publishes/s: 10,000 connections of 1 channel, or 1,000 of 10"
