@@ -170,16 +170,14 @@ pub(crate) async fn subscriber(
 
 /// The path of the stream of `positions`' rooms.
 fn path(positions: &[Position]) -> String {
-    match positions {
-        [position] => format!("/sse/bench/{}/tick", position.room),
-        _ => {
-            let query: Vec<String> = positions
-                .iter()
-                .map(|p| format!("Tick={}", p.room))
-                .collect();
-            format!("/sse/bench/mux?{}", query.join("&"))
-        }
+    if let [position] = positions {
+        return format!("/sse/bench/{}/tick", position.room);
     }
+    let query: Vec<String> = positions
+        .iter()
+        .map(|p| format!("Tick={}", p.room))
+        .collect();
+    format!("/sse/bench/mux?{}", query.join("&"))
 }
 
 async fn subscribe(

@@ -244,6 +244,19 @@ async fn reconnect_all(
     Ok((spawn_subscribers(addr, positions, shared, None), storm))
 }
 
+/// The starting positions of each connection of `load`: connection i carries keys i·c to
+/// i·c + c - 1 (modulo the keys), distinct for c channels per connection up to the number of keys.
+fn connection_positions(load: &Load) -> Vec<Vec<Position>> {
+    let keys = load.keys as usize;
+    (0..load.subscribers)
+        .map(|i| {
+            (0..load.channels)
+                .map(|j| Position::new(u32::try_from((i * load.channels + j) % keys).unwrap_or(0)))
+                .collect()
+        })
+        .collect()
+}
+
 /// Starts two instances of `kind`, connects `load.subscribers` to A, publishes through B.
 pub(crate) async fn load_run(env: &Env, kind: Impl, load: &Load) -> Result<Run, BoxError> {
     env.redis.try_cmd(&["FLUSHALL"])?;
@@ -254,26 +267,10 @@ pub(crate) async fn load_run(env: &Env, kind: Impl, load: &Load) -> Result<Run, 
     let rss_before = procfs::rss_kib(a.pid())?;
 
     let shared = Shared::new(load.keys)?;
-    let keys = load.keys as usize;
-    // Connection i carries keys i·c to i·c + c - 1 (modulo the keys): distinct for c ≤ keys.
-    let groups: Vec<Vec<u32>> = (0..load.subscribers)
-        .map(|i| {
-            (0..load.channels)
-                .map(|j| u32::try_from((i * load.channels + j) % keys).unwrap_or(0))
-                .collect()
-        })
-        .collect();
-    let rooms: Vec<u32> = groups.iter().flatten().copied().collect();
+    let groups = connection_positions(load);
+    let rooms: Vec<u32> = groups.iter().flatten().map(|p| p.room).collect();
     let gate = Arc::new(Semaphore::new(256));
-    let mut subscribers = spawn_subscribers(
-        a.addr(),
-        groups
-            .iter()
-            .map(|group| group.iter().map(|&room| Position::new(room)).collect())
-            .collect(),
-        &shared,
-        Some(&gate),
-    );
+    let mut subscribers = spawn_subscribers(a.addr(), groups, &shared, Some(&gate));
     let n = load.subscribers;
     all_connected(&shared, n).await?;
     // Let the servers settle (allocations freed, timers armed) before reading memory.
