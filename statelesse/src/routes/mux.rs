@@ -57,7 +57,7 @@ const MAX_DENIAL_BODY: usize = 4096;
 /// `snapshot`); `data` is the single route's:
 ///
 /// ```text
-/// id: 1765123456789-0.AXhWu18AAAAAwbeK_5uWAQAAAgEyq2pGmBv6FAEAvNXubA
+/// id: 1765123456789-0.<cursor>
 /// event: 1:GameEvent.RoundStarted
 /// data: {"game_id":7,"round":2}
 ///
