@@ -82,6 +82,7 @@ pub mod backplane;
 mod channel;
 mod diagnostics;
 mod event;
+mod health;
 mod id;
 mod key;
 #[cfg(feature = "typescript")]
@@ -93,6 +94,7 @@ pub mod registry;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod routes;
+mod telemetry;
 mod variant;
 
 #[doc(hidden)]
@@ -114,6 +116,7 @@ pub use backplane::{Backplane, DEFAULT_MAX_PAYLOAD, Replay, SseEventExt};
 pub use channel::Channel;
 pub use diagnostics::{Diagnostics, RedisDiagnostics};
 pub use event::{EventKind, SseEvent};
+pub use health::{Health, HealthStatus};
 pub use id::{EventId, ParseEventIdError};
 pub use key::{ChannelKey, KeyParseError, escape_key, unescape_key};
 pub use message::Message;
