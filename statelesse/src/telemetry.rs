@@ -62,7 +62,15 @@ pub(crate) enum GapCause {
 }
 
 impl GapCause {
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    #[cfg(feature = "metrics")]
+    const ALL: [Self; 5] = [
+        Self::HistoryTrimmed,
+        Self::IdAhead,
+        Self::HistoryUnavailable,
+        Self::Transport,
+        Self::Undeliverable,
+    ];
+
     pub(crate) const fn label(self) -> &'static str {
         match self {
             Self::HistoryTrimmed => "history_trimmed",
@@ -89,6 +97,17 @@ pub(crate) enum Rejection {
 }
 
 impl Rejection {
+    #[cfg(feature = "metrics")]
+    const ALL: [Self; 7] = [
+        Self::InvalidKey,
+        Self::InvalidLastEventId,
+        Self::ShuttingDown,
+        Self::TooManyConnections,
+        Self::Denied,
+        Self::BackplaneUnavailable,
+        Self::SnapshotFailed,
+    ];
+
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) const fn label(self) -> &'static str {
         match self {
@@ -104,6 +123,20 @@ impl Rejection {
 }
 
 impl ErrorKind {
+    #[cfg(feature = "metrics")]
+    const ALL: [Self; 10] = [
+        Self::Closed,
+        Self::Unavailable,
+        Self::Timeout,
+        Self::NotConnected,
+        Self::Encode,
+        Self::PayloadTooLarge,
+        Self::Protocol,
+        Self::Config,
+        Self::Busy,
+        Self::ChannelCollision,
+    ];
+
     /// The `kind` label of `statelesse_publish_errors_total`.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) const fn label(self) -> &'static str {
@@ -140,6 +173,25 @@ struct EventSeries {
     delivery_latency: Histogram,
     replayed: Counter,
     lags: Counter,
+    /// By [`GapCause`], in [`GapCause::ALL`]'s order.
+    gaps: [Counter; 5],
+    /// By [`ErrorKind`], in [`ErrorKind::ALL`]'s order.
+    publish_errors: [Counter; 10],
+}
+
+/// The handles of `name` for each of `values` as the label `label`, beside `labels`: every
+/// series of a fixed label set exists from the start, at zero, so that `increase()` sees the
+/// first event.
+#[cfg(feature = "metrics")]
+fn counters<T: Copy, const N: usize>(
+    name: &'static str,
+    labels: [(&'static str, &'static str); 2],
+    label: &'static str,
+    values: [T; N],
+    value: impl Fn(T) -> &'static str,
+) -> [Counter; N] {
+    let [domain, event] = labels;
+    values.map(|v| metrics::counter!(name, &[domain, event, (label, value(v))]))
 }
 
 /// Each event type's [`EventMetrics`], registered at the type's first use on a backplane: a
@@ -193,6 +245,14 @@ impl EventMetrics {
                     delivery_latency: metrics::histogram!(names::DELIVERY_LATENCY, &labels),
                     replayed: metrics::counter!(names::REPLAYED, &labels),
                     lags: metrics::counter!(names::LAGS, &labels),
+                    gaps: counters(names::GAPS, labels, "cause", GapCause::ALL, GapCause::label),
+                    publish_errors: counters(
+                        names::PUBLISH_ERRORS,
+                        labels,
+                        "kind",
+                        ErrorKind::ALL,
+                        ErrorKind::label,
+                    ),
                 }),
             }
         }
@@ -231,18 +291,11 @@ impl EventMetrics {
         }
     }
 
-    /// Records a publish that failed with `kind`; rare, so looked up by name.
+    /// Records a publish that failed with `kind`.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn publish_error(&self, kind: ErrorKind) {
         #[cfg(feature = "metrics")]
-        {
-            let [domain, event] = self.series.labels;
-            metrics::counter!(
-                names::PUBLISH_ERRORS,
-                &[domain, event, ("kind", kind.label())]
-            )
-            .increment(1);
-        }
+        self.series.publish_errors[kind as usize].increment(1);
     }
 
     /// Records a live event handed to a subscriber, and how long after its publish (by its
@@ -274,45 +327,33 @@ impl EventMetrics {
         self.series.lags.increment(1);
     }
 
-    /// Records a gap yielded to a subscriber; rare, so looked up by name.
+    /// Records a gap yielded to a subscriber.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn gap(&self, cause: GapCause) {
         #[cfg(feature = "metrics")]
-        {
-            let [domain, event] = self.series.labels;
-            metrics::counter!(names::GAPS, &[domain, event, ("cause", cause.label())]).increment(1);
-        }
+        self.series.gaps[cause as usize].increment(1);
     }
 
-    /// Records a request a route answered without a stream; looked up by name, as a 503 storm
-    /// is no hot path worth a handle per reason.
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    /// The series of a route of this event type, registered once per route.
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) fn rejected(&self, reason: Rejection) {
+    pub(crate) fn route(&self) -> RouteMetrics {
         #[cfg(feature = "metrics")]
         {
-            let [domain, event] = self.series.labels;
-            metrics::counter!(
-                names::CONNECTIONS_REJECTED,
-                &[domain, event, ("reason", reason.label())]
-            )
-            .increment(1);
-        }
-    }
-
-    /// The series of a route's connections, registered once per route.
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) fn connections(&self) -> ConnectionMetrics {
-        #[cfg(feature = "metrics")]
-        {
-            let labels = &self.series.labels;
-            ConnectionMetrics {
-                open: metrics::gauge!(names::CONNECTIONS_OPEN, labels),
-                written: metrics::counter!(names::WRITTEN_BYTES, labels),
+            let labels = self.series.labels;
+            RouteMetrics {
+                open: metrics::gauge!(names::CONNECTIONS_OPEN, &labels),
+                written: metrics::counter!(names::WRITTEN_BYTES, &labels),
+                rejected: Arc::new(counters(
+                    names::CONNECTIONS_REJECTED,
+                    labels,
+                    "reason",
+                    Rejection::ALL,
+                    Rejection::label,
+                )),
             }
         }
         #[cfg(not(feature = "metrics"))]
-        ConnectionMetrics {}
+        RouteMetrics {}
     }
 }
 
@@ -334,18 +375,21 @@ fn since_publish(id: EventId) -> std::time::Duration {
     now.saturating_sub(std::time::Duration::from_millis(id.millis()))
 }
 
-/// The series of one route's connections: open connections and bytes written.
+/// The series of one route: open connections, bytes written, requests rejected.
 #[derive(Debug, Clone)]
 #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-pub(crate) struct ConnectionMetrics {
+pub(crate) struct RouteMetrics {
     #[cfg(feature = "metrics")]
     open: Gauge,
     #[cfg(feature = "metrics")]
     written: Counter,
+    /// By [`Rejection`], in [`Rejection::ALL`]'s order.
+    #[cfg(feature = "metrics")]
+    rejected: Arc<[Counter; 7]>,
 }
 
 #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-impl ConnectionMetrics {
+impl RouteMetrics {
     /// Counts a connection open until the returned guard drops.
     pub(crate) fn open(&self) -> OpenConnection {
         #[cfg(feature = "metrics")]
@@ -363,6 +407,13 @@ impl ConnectionMetrics {
     pub(crate) fn written(&self, bytes: usize) {
         #[cfg(feature = "metrics")]
         self.written.increment(bytes as u64);
+    }
+
+    /// Records a request answered without a stream.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn rejected(&self, reason: Rejection) {
+        #[cfg(feature = "metrics")]
+        self.rejected[reason as usize].increment(1);
     }
 }
 
@@ -462,5 +513,33 @@ impl RedisMetrics {
     pub(crate) fn malformed(&self) {
         #[cfg(feature = "metrics")]
         self.malformed.increment(1);
+    }
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_label_set_lists_its_values_in_declaration_order() {
+        // The handles are indexed by `value as usize`.
+        assert!(
+            GapCause::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, v)| *v as usize == i)
+        );
+        assert!(
+            Rejection::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, v)| *v as usize == i)
+        );
+        assert!(
+            ErrorKind::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, v)| *v as usize == i)
+        );
     }
 }

@@ -186,7 +186,7 @@ use tracing::{Instrument as _, Span};
 
 use crate::backplane::transport::BoxFuture;
 use crate::protocol::{LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY};
-use crate::telemetry::{EventMetrics, Rejection};
+use crate::telemetry::{EventMetrics, Rejection, RouteMetrics};
 use crate::{Backplane, Channel, ChannelKey, EventId, SseEvent};
 use stream::{Cancelled, EventStream, Events, Watchdog};
 
@@ -591,7 +591,7 @@ where
         let route = Arc::new(Route {
             // One watchdog task for all the route's connections, not one each.
             watchdog: Watchdog::new(self.write_timeout),
-            metrics: EventMetrics::of::<E>(),
+            metrics: EventMetrics::of::<E>().route(),
             config: self,
         });
         let handler = move |State(state): State<S>, request: Request| {
@@ -606,8 +606,8 @@ where
 struct Route<E: SseEvent, S> {
     config: SseRoutes<E, S>,
     watchdog: Option<Watchdog>,
-    /// The event type's series; a connection's are [`EventMetrics::connections`].
-    metrics: EventMetrics,
+    /// The route's series, shared by its connections.
+    metrics: RouteMetrics,
 }
 
 /// A request answered without a stream: why, and the answer.
@@ -708,7 +708,7 @@ where
             subscription,
             kind: E::KIND,
             malformed: Arc::clone(backplane.malformed_counter()),
-            metrics: self.metrics.connections(),
+            metrics: self.metrics.clone(),
             span: span.clone(),
         };
         Ok(event_stream(EventStream::new(

@@ -18,7 +18,7 @@ use tracing::Span;
 
 use super::frame;
 use crate::backplane::subscription::RawSubscription;
-use crate::telemetry::{ConnectionMetrics, OpenConnection};
+use crate::telemetry::{OpenConnection, RouteMetrics};
 use crate::{EventKind, Gap};
 
 /// A future completing when the stream must end: the [`Shutdown`](super::Shutdown) signal.
@@ -43,7 +43,7 @@ pub(crate) struct Events {
     pub(crate) subscription: RawSubscription,
     pub(crate) kind: EventKind,
     pub(crate) malformed: Arc<AtomicU64>,
-    pub(crate) metrics: ConnectionMetrics,
+    pub(crate) metrics: RouteMetrics,
     pub(crate) span: Span,
 }
 
@@ -77,7 +77,7 @@ pub(crate) struct EventStream {
     shutdown: Option<Cancelled>,
     keep_alive: Option<KeepAlive>,
     /// The route's series, for a stream with events (a connection, not a refusal).
-    metrics: Option<ConnectionMetrics>,
+    metrics: Option<RouteMetrics>,
     /// The connection's span: its events (gaps, close) are recorded in it.
     span: Span,
     /// Why the stream ended, once it did: logged on drop.
@@ -235,7 +235,7 @@ impl EventStream {
             ),
             None => (None, None, None, Span::none()),
         };
-        let open = metrics.as_ref().map(ConnectionMetrics::open);
+        let open = metrics.as_ref().map(RouteMetrics::open);
         let slot = Arc::new(Slot {
             state: Mutex::new(SlotState {
                 subscription,
@@ -581,7 +581,7 @@ mod tests {
             subscription: bp.subscribe_name(channel).await,
             kind: EventKind::Keyed { name: "E" },
             malformed: Arc::clone(bp.malformed_counter()),
-            metrics: crate::telemetry::EventMetrics::new("test", "E").connections(),
+            metrics: crate::telemetry::EventMetrics::new("test", "E").route(),
             span: Span::none(),
         })
     }
