@@ -73,6 +73,11 @@
 //! | `redis-tls` | `rediss://` (TLS) for the Redis transport, with rustls | no |
 //! | `typescript` | the TypeScript manifest and client | no |
 //! | `uuid` | [`ChannelKey`] for `uuid::Uuid` | no |
+//! | `metrics` | metrics through the `metrics` facade (series in `docs/observability.md`) | no |
+//!
+//! Whatever the features, [`Backplane::health`] says whether an instance can serve (the `axum`
+//! feature adds `routes::readiness`, a probe route), and connections and publishes run in
+//! `tracing` spans.
 //!
 //! The `examples/` directory of the repository holds runnable examples, one concept each.
 #![cfg_attr(docsrs, feature(doc_cfg))]
