@@ -391,10 +391,13 @@ impl Stream for EventStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        // What the subscription logs (gaps, failed reads) belongs to this connection.
-        let span = this.span.clone();
-        let _entered = span.enter();
+        // What the subscription logs (gaps, failed reads) belongs to this connection; taken out
+        // for the poll rather than cloned, which would cost a reference count per poll.
+        let span = std::mem::replace(&mut this.span, Span::none());
+        let entered = span.enter();
         let poll = this.poll_frame(cx);
+        drop(entered);
+        this.span = span;
         if this.watched {
             // Sampled by the watchdog when it wakes: no wake-up, lock or clock read per poll.
             this.polls += 1;
@@ -413,10 +416,16 @@ impl Drop for EventStream {
         let mut state = self.slot.lock();
         let released = state.release();
         state.dropped = true;
+        // Released by the watchdog, and never polled again to say so.
+        let timed_out = state.timed_out;
         drop(state);
         drop(released);
         if self.metrics.is_some() {
-            let reason = self.ended.unwrap_or("client_gone");
+            let reason = match self.ended {
+                Some(reason) => reason,
+                None if timed_out => "write_timeout",
+                None => "client_gone",
+            };
             tracing::info!(parent: &self.span, reason, "SSE connection closed");
         }
     }
