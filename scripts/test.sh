@@ -21,6 +21,8 @@ apt_install() {
 }
 
 command -v redis-server >/dev/null || apt_install redis-server
+# The observability test's Prometheus (tests/ts/prometheus.test.ts).
+command -v prometheus >/dev/null || apt_install prometheus
 if [[ -f package-lock.json ]]; then
     command -v chromium >/dev/null || apt_install chromium
     step "npm ci"

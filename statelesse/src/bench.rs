@@ -61,6 +61,8 @@ pub fn sse_body(
         subscription,
         kind,
         malformed: std::sync::Arc::default(),
+        metrics: crate::telemetry::EventMetrics::new("bench", kind.name()).route(),
+        span: tracing::Span::none(),
     };
     EventStream::new(
         std::collections::VecDeque::new(),

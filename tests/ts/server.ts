@@ -26,12 +26,14 @@ export interface Game {
   stop(): Promise<void>;
 }
 
-export async function startGame(): Promise<Game> {
+/** Starts the game in memory, or on the Redis at `redis` (a `redis://` URL) when given. */
+export async function startGame(options: { redis?: string } = {}): Promise<Game> {
   const binary = resolve(process.env["CARGO_TARGET_DIR"] ?? "target", "debug", "example-game");
-  // In memory whatever the environment says; only warnings in the test output.
+  // The backplane the options say, whatever the environment says; only warnings in the test output.
   const env: NodeJS.ProcessEnv = { ...process.env, RUST_LOG: process.env["RUST_LOG"] ?? "warn" };
   delete env["GAME_REDIS"];
-  const child: ChildProcess = spawn(binary, ["--port", "0"], {
+  const args = ["--port", "0", ...(options.redis === undefined ? [] : ["--redis", options.redis])];
+  const child: ChildProcess = spawn(binary, args, {
     env,
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -10,6 +10,11 @@
 //! signing key comes from `--cookie-key` (or `GAME_COOKIE_KEY`); without one each process makes a
 //! random key, and a login is then good on that process only. Instances behind one load balancer
 //! must therefore be given the same key, or a browser logged in on one is refused by the others.
+//!
+//! For operators: `GET /metrics` serves statelesse's series in the Prometheus text format, and
+//! `GET /ready` is a readiness probe (`200` when the backplane is ready, `503` when not).
+
+pub mod metrics;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -31,7 +36,9 @@ use serde::Deserialize;
 use serde::Serialize;
 use statelesse::RedisDiagnostics;
 use statelesse::prelude::*;
-use statelesse::routes::{ConnectionLimit, DEFAULT_WRITE_TIMEOUT, Denied, Shutdown, WriteDeadline};
+use statelesse::routes::{
+    ConnectionLimit, DEFAULT_WRITE_TIMEOUT, Denied, Shutdown, WriteDeadline, readiness,
+};
 
 /// How the game runs, from flags or environment variables.
 #[derive(Debug, Clone, clap::Parser)]
@@ -133,6 +140,8 @@ impl Game {
     ///
     /// When Redis cannot be reached or its URL is invalid, or the cookie key is too short.
     pub async fn start(options: &Options) -> Result<Self, StartError> {
+        // Before the backplane: it registers its series when built.
+        metrics::prometheus();
         let key = match &options.cookie_key {
             Some(Secret(secret)) => Key::try_from(secret.as_bytes())
                 .map_err(|_| StartError::CookieKeyTooShort(secret.len()))?,
@@ -158,6 +167,8 @@ impl Game {
     /// The server over `backplane`, signing its login cookies with `key`.
     #[must_use]
     pub fn new(backplane: Backplane, key: Key) -> Self {
+        // Before the routes: they register their series when built.
+        metrics::prometheus();
         let shutdown = Shutdown::new();
         let router = router(
             App {
@@ -210,6 +221,7 @@ impl Game {
             shutdown.trigger();
         });
         let drained = self.shutdown.clone();
+        let upkeep = tokio::spawn(metrics::upkeep());
         tokio::select! {
             result = server => result?,
             () = async {
@@ -217,6 +229,7 @@ impl Game {
                 tokio::time::sleep(DRAIN).await;
             } => tracing::warn!("streams still open after {DRAIN:?}; closing them"),
         }
+        upkeep.abort();
         self.backplane.shutdown().await;
         Ok(())
     }
@@ -283,6 +296,8 @@ fn router(app: App, shutdown: &Shutdown) -> Router {
         .route("/api/games/{game_id}/score", post(score))
         .route("/api/announcements", post(announce))
         .route("/diagnostics", get(diagnostics))
+        .route("/metrics", get(metrics::render))
+        .route("/ready", get(readiness))
         .route("/", get(|| page(HTML, include_str!("../web/index.html"))))
         .route("/app.js", get(|| page(JS, include_str!("../web/app.js"))))
         .route(

@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use super::error::BackplaneError;
 use super::replay::config::ReplayConfig;
 use crate::diagnostics::Diagnostics;
+use crate::health::Health;
 use crate::id::EventId;
 use crate::message::Message;
 
@@ -87,6 +88,12 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// default does nothing.
     fn refill_given_up(&self, channel: &str) {
         let _ = channel;
+    }
+
+    /// Whether the transport can serve: see [`Backplane::health`](super::Backplane::health). The
+    /// default is always ready.
+    fn health(&self) -> Health {
+        Health::ready()
     }
 
     /// The number of local subscribers of `channel`.

@@ -36,6 +36,7 @@ use super::transport::{
     BoxFuture, HistoryPage, Interest, LiveFeed, OutgoingEvent, PageLimits, Transport,
 };
 use crate::diagnostics::{Diagnostics, RedisDiagnostics};
+use crate::health::{CLOSED, Health};
 use crate::id::EventId;
 use envelope::{Names, Scripts};
 use publisher::redis_error;
@@ -513,15 +514,23 @@ impl Transport for RedisTransport {
     }
 
     fn refill_given_up(&self, _channel: &str) {
-        self.inner
-            .shared
-            .stats
-            .refills_given_up
-            .fetch_add(1, Ordering::Relaxed);
+        self.inner.shared.stats.count_refill_given_up();
     }
 
     fn local_subscriber_count(&self, channel: &str) -> usize {
         self.inner.shared.hub.subscriber_count(channel)
+    }
+
+    fn health(&self) -> Health {
+        let shared = &self.inner.shared;
+        match *shared.phase.borrow() {
+            Phase::Closed => Health::down(CLOSED),
+            Phase::Starting => Health::down("not connected to Redis yet"),
+            Phase::Ready if !shared.stats.connected.load(Ordering::Relaxed) => {
+                Health::degraded("the Redis pub/sub connection is down; reconnecting")
+            }
+            Phase::Ready => Health::ready(),
+        }
     }
 
     fn diagnostics(&self) -> Diagnostics {

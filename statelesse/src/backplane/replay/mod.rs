@@ -43,6 +43,7 @@ use tokio::time::Instant;
 use crate::backplane::error::{BackplaneError, ErrorKind};
 use crate::backplane::transport::{HistoryPage, PageLimits, Transport};
 use crate::id::EventId;
+use crate::telemetry::ReplayMetrics;
 
 pub(crate) mod config;
 
@@ -59,6 +60,7 @@ pub(crate) struct Replayer {
     limits: PageLimits,
     permits: Semaphore,
     state: Mutex<State>,
+    metrics: ReplayMetrics,
 }
 
 #[derive(Default)]
@@ -137,6 +139,7 @@ impl Replayer {
             transport,
             config,
             state: Mutex::new(State::default()),
+            metrics: ReplayMetrics::new(),
         }
     }
 
@@ -240,6 +243,7 @@ impl Replayer {
                         )
                         .into(),
                     })?;
+                self.metrics.read();
                 let result = self
                     .transport
                     .history_page(channel, after, self.limits)
@@ -371,6 +375,7 @@ mod tests {
     use crate::backplane::subscription::RawSubscription;
     use crate::backplane::transport::{BoxFuture, LiveFeed};
     use crate::diagnostics::Diagnostics;
+    use crate::telemetry::EventMetrics;
 
     /// A memory transport that counts history reads and can hold them until released.
     #[derive(Debug)]
@@ -629,9 +634,10 @@ mod tests {
         publish(&transport, "c", 3, 4).await;
         let replay = Arc::new(replayer(&transport, ReplayConfig::default()));
         let pass = transport.gate.write().await;
-        let opening = futures_util::future::join_all(
-            (0..1000).map(|_| RawSubscription::open(Arc::clone(&replay), "c", None)),
-        );
+        let opening = futures_util::future::join_all((0..1000).map(|_| {
+            let metrics = EventMetrics::new("test", "E");
+            RawSubscription::open(Arc::clone(&replay), "c", None, metrics)
+        }));
         let release = async {
             tokio::task::yield_now().await;
             drop(pass);
