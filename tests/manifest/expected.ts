@@ -65,28 +65,60 @@ export interface SseOptions {
   baseUrl?: string;
   /** Resume after this event id, e.g. one saved before a page reload. */
   lastEventId?: string;
-  /** Send credentials (cookies) with cross-origin requests. */
-  withCredentials?: boolean;
+  /**
+   * Request headers, e.g. `{ authorization: "Bearer ..." }`; or a function, awaited before each
+   * connect, so that a token can be refreshed. Not sent by the `EventSource` transport.
+   */
+  headers?: SseHeaders | (() => SseHeaders | Promise<SseHeaders>);
+  /** Whether cookies go with the request, as for `fetch` (default `"same-origin"`). */
+  credentials?: "omit" | "same-origin" | "include";
   /** Reopen the stream after an error (default `true`). */
   reconnect?: boolean;
-  /** Delay before reopening, in milliseconds (default 1000); doubles after each failed try. */
+  /**
+   * The first backoff window, in milliseconds, until the server sends a `retry:` hint (default
+   * 1000); it doubles after each failed try, and each wait is a random part of it.
+   */
   reconnectDelayMs?: number;
-  /** Longest delay before reopening, in milliseconds (default 30000). */
+  /** The largest backoff window, in milliseconds (default 30000). */
   maxReconnectDelayMs?: number;
-  /** The `EventSource` implementation (default `globalThis.EventSource`), e.g. the `eventsource` package's in Node. */
+  /** Wait while the page is hidden before reconnecting, and reconnect when it shows (default `true`). */
+  pauseWhenHidden?: boolean;
+  /**
+   * Use this `EventSource` class instead of `fetch` (e.g. `globalThis.EventSource`): no headers,
+   * no status codes, the last id goes in the query string.
+   */
   EventSource?: SseEventSourceConstructor;
 }
 
+/** Request headers, by name. */
+export type SseHeaders = Record<string, string>;
+
+/** Where a stream stands: opening, open, waiting to reopen after an error, or closed for good. */
+export type SseStatus = "connecting" | "open" | "reconnecting" | "closed";
+
 /** The handlers every stream accepts besides its event handlers. */
 export interface SseHandlers<S = unknown> {
-  /** The initial state the server sends before live events (the `snapshot` event), typed by the caller. */
+  /** The initial state the server sends before live events (the `snapshot` event). */
   onSnapshot?: (snapshot: S) => void;
   /** Events were lost and are no longer in the server's history (the `gap` event): refetch state. The client resumes after the gap's id, when it has one. */
   onGap?: (gap: SseGap) => void;
-  /** The connection failed or an event could not be decoded. */
+  /** The connection failed, the server refused it, or an event could not be decoded. */
   onError?: (error: SseError) => void;
   /** The stream is open (again). */
   onOpen?: () => void;
+  /** The stream's `status` changed. */
+  onStatusChange?: (status: SseStatus) => void;
+  /**
+   * The server answered 401 or 403. Return new headers (e.g. a fresh token) to try once more
+   * with them, or nothing to stop.
+   */
+  onAuthError?: (error: SseHttpError) => SseAuthRetry | void | Promise<SseAuthRetry | void>;
+}
+
+/** What `onAuthError` returns to try again. */
+export interface SseAuthRetry {
+  /** Headers sent with this and every later request, over `options.headers`. */
+  headers: SseHeaders;
 }
 
 /** The `gap` event: events were lost before the next one. */
@@ -95,14 +127,28 @@ export type SseGap = {
   missed: number | null;
 };
 
+/** The server answered with a status other than a stream. */
+export interface SseHttpError {
+  kind: "http";
+  /** The response's status code. */
+  status: number;
+  /** Whether the client tries again, after `retryInMs`. */
+  willRetry: boolean;
+  retryInMs: number | null;
+}
+
 /** Why a stream reported an error. */
 export type SseError =
+  | SseHttpError
   | {
-      /** The connection failed or closed; the client reopens it (resuming after the last id) when `willRetry`. */
+      /** The request failed, or the stream broke or ended. */
       kind: "connection";
+      status: null;
+      /** Whether the client tries again, after `retryInMs`, resuming after the last id. */
       willRetry: boolean;
-      /** The `EventSource`'s `error` event. */
-      event: unknown;
+      retryInMs: number | null;
+      /** What failed: an exception, the `EventSource`'s `error` event, or `null` when the stream ended. */
+      error: unknown;
     }
   | {
       /** An event's data was not JSON; the event was skipped. */
@@ -113,8 +159,23 @@ export type SseError =
       error: unknown;
     };
 
-/** Closes a stream; calling it again does nothing. */
-export type SseClose = () => void;
+/** An open stream: call it (or its `close`) to close it for good; calling again does nothing. */
+export interface SseSubscription {
+  (): void;
+  close(): void;
+  /** Where the stream stands now. */
+  readonly status: SseStatus;
+}
+
+/** One event of an event stream, as the parser dispatches it. */
+export interface SseParsedEvent {
+  /** The `event` field, `"message"` when none was given. */
+  event: string;
+  /** The `data` lines, joined with `\n`. */
+  data: string;
+  /** The last event id of the stream so far. */
+  id: string;
+}
 
 /** The part of a `MessageEvent` the client reads. */
 export interface SseMessageEventLike {
@@ -237,108 +298,396 @@ export const events = {
 
 type SseDeliver = (event: string, data: unknown, id: string) => void;
 
-/** Opens one stream, reopening it after errors with the last event id it saw. */
+/** What a transport hands its user: parsed events, and the stream's life. */
+interface SseTransportHandlers {
+  onEvent(event: SseParsedEvent): void;
+  onOpen?: (() => void) | undefined;
+  onError?: ((error: SseError) => void) | undefined;
+  onStatusChange?: ((status: SseStatus) => void) | undefined;
+  onAuthError?: ((error: SseHttpError) => SseAuthRetry | void | Promise<SseAuthRetry | void>) | undefined;
+}
+
+/** The parts of `fetch`, the DOM and Node that the transport uses, when they exist. */
+interface SseListenable {
+  addEventListener(type: string, listener: () => void): void;
+  removeEventListener(type: string, listener: () => void): void;
+}
+interface SseResponse {
+  readonly status: number;
+  readonly headers: { get(name: string): string | null };
+  readonly body: { getReader(): SseReader; cancel(): Promise<void> } | null;
+}
+interface SseReader {
+  read(): Promise<{ done: boolean; value?: Uint8Array | undefined }>;
+  cancel(): Promise<void>;
+}
+interface SseAbortController {
+  readonly signal: unknown;
+  abort(): void;
+}
+interface SseGlobals extends Partial<SseListenable> {
+  fetch?: (
+    url: string,
+    init: { headers: SseHeaders; credentials: string; cache: string; signal: unknown },
+  ) => Promise<SseResponse>;
+  AbortController?: new () => SseAbortController;
+  TextDecoder?: new () => { decode(bytes: Uint8Array | undefined, options: { stream: boolean }): string };
+  EventSource?: SseEventSourceConstructor;
+  document?: SseListenable & { readonly visibilityState: string };
+  navigator?: { readonly onLine?: boolean };
+}
+
+/**
+ * Parses the `text/event-stream` format as the WHATWG HTML standard ("Server-sent events")
+ * says: feed it the stream's text in chunks of any size. It calls `onEvent` for each event that
+ * has data, and `onRetry` for each `retry:` field of digits only. The last event id starts at
+ * `lastEventId`; an `id` containing NUL is ignored. A line or an event's data longer than
+ * `maxChars` throws a `RangeError`, so a hostile stream cannot take all memory.
+ *
+ * @example
+ * const feed = sseParser((event) => console.log(event.event, event.data, event.id));
+ * feed("id: 1\nevent: joined\ndata: {\"player\":\"ada\"}\n\n");
+ */
+export function sseParser(
+  onEvent: (event: SseParsedEvent) => void,
+  onRetry: (ms: number) => void = () => {},
+  lastEventId = "",
+  maxChars = 16777216,
+): (chunk: string) => void {
+  let pending = "";
+  let started = false;
+  let afterCR = false;
+  let data = "";
+  let event = "";
+  let id = lastEventId;
+  const line = (text: string) => {
+    if (text === "") {
+      // A blank line dispatches; the data buffer ends with a `\n` per `data` field.
+      if (data !== "") onEvent({ event: event || "message", data: data.slice(0, -1), id });
+      data = "";
+      event = "";
+      return;
+    }
+    const colon = text.indexOf(":");
+    if (colon === 0) return;
+    const field = colon < 0 ? text : text.slice(0, colon);
+    let value = colon < 0 ? "" : text.slice(colon + 1);
+    if (value.charAt(0) === " ") value = value.slice(1);
+    if (field === "data") {
+      data += value + "\n";
+      if (data.length > maxChars) throw new RangeError("statelesse: an event's data is too long");
+    } else if (field === "event") event = value;
+    else if (field === "id") {
+      if (value.indexOf("\0") < 0) id = value;
+    } else if (field === "retry" && /^[0-9]+$/.test(value)) onRetry(Number(value));
+  };
+  return (chunk) => {
+    if (!started && chunk !== "") {
+      started = true;
+      if (chunk.charCodeAt(0) === 0xfeff) chunk = chunk.slice(1);
+    }
+    // A CR that ended the last chunk ended its line; an LF starting this one is the rest of a CRLF.
+    if (afterCR && chunk !== "") {
+      afterCR = false;
+      if (chunk.charAt(0) === "\n") chunk = chunk.slice(1);
+    }
+    pending += chunk;
+    const ends = /\r\n|\r|\n/g;
+    let start = 0;
+    for (let end = ends.exec(pending); end !== null; end = ends.exec(pending)) {
+      line(pending.slice(start, end.index));
+      start = end.index + end[0].length;
+      afterCR = end[0] === "\r" && start === pending.length;
+    }
+    pending = pending.slice(start);
+    if (pending.length > maxChars) throw new RangeError("statelesse: an event-stream line is too long");
+  };
+}
+
+/**
+ * Opens one event stream and keeps it open: the transport every client is built on.
+ *
+ * Connects with `fetch` (or `options.EventSource`), sending `options.headers`, the credentials and
+ * the last event id seen; parses the stream; and after a failure waits as the response says (see
+ * docs/typescript.md: 2xx streams, 204 ends, 401/403 may retry once through `onAuthError`, other
+ * 4xx stop, 429/503 wait `Retry-After`, others back off with full jitter from the server's
+ * `retry:`), and not while the page is hidden or offline.
+ */
+function sseConnect(
+  url: string,
+  names: readonly string[],
+  on: SseTransportHandlers,
+  options: SseOptions,
+): SseSubscription {
+  const global = globalThis as unknown as SseGlobals;
+  const EventSourceImpl = options.EventSource;
+  if (EventSourceImpl === undefined && (global.fetch === undefined || global.AbortController === undefined)) {
+    throw new Error("statelesse: no fetch in this environment; pass an EventSource class in options.EventSource");
+  }
+  const firstWindow = options.reconnectDelayMs ?? 1000;
+  const maxWindow = options.maxReconnectDelayMs ?? 30000;
+  let lastId = options.lastEventId ?? "";
+  let serverRetry: number | null = null;
+  let failures = 0;
+  let status: SseStatus = "connecting";
+  // The current connection's `stop`; a connection whose `stop` is no longer this is stale.
+  let stop: (() => void) | null = null;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let waiting = false;
+  let authRetried = false;
+  let authHeaders: SseHeaders = {};
+
+  const setStatus = (next: SseStatus) => {
+    if (status === next) return;
+    status = next;
+    if (on.onStatusChange) on.onStatusChange(next);
+  };
+  const hidden = () =>
+    options.pauseWhenHidden !== false && global.document !== undefined && global.document.visibilityState === "hidden";
+  const offline = () => global.navigator !== undefined && global.navigator.onLine === false;
+  // Full jitter: a random wait within a window that starts at the server's `retry:` and doubles.
+  const backoff = () => {
+    const window = Math.min(maxWindow, (serverRetry ?? firstWindow) * Math.pow(2, Math.min(failures, 30)));
+    failures += 1;
+    return Math.floor(Math.random() * window);
+  };
+  const close = () => {
+    if (status === "closed") return;
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    if (stop !== null) stop();
+    stop = null;
+    if (global.removeEventListener) {
+      global.removeEventListener("online", wake);
+      global.removeEventListener("offline", lost);
+    }
+    if (global.document !== undefined) global.document.removeEventListener("visibilitychange", wake);
+    setStatus("closed");
+  };
+  const report = (error: SseError) => {
+    if (on.onError) on.onError(error);
+  };
+  // Ends the current connection; retries after `delay` ms, or stops for good when it is null.
+  const fail = (error: Exclude<SseError, { kind: "decode" }>, delay: number | null) => {
+    stop = null;
+    if (delay === null || options.reconnect === false) {
+      close();
+      report({ ...error, willRetry: false, retryInMs: null });
+      return;
+    }
+    setStatus("reconnecting");
+    report({ ...error, willRetry: true, retryInMs: delay });
+    timer = setTimeout(connect, delay);
+  };
+  const lostConnection = (error: unknown) =>
+    fail({ kind: "connection", status: null, willRetry: true, retryInMs: null, error }, backoff());
+  const opened = () => {
+    failures = 0;
+    authRetried = false;
+    setStatus("open");
+    if (on.onOpen) on.onOpen();
+  };
+  const dispatch = (event: SseParsedEvent) => {
+    lastId = event.id;
+    try {
+      on.onEvent(event);
+    } catch (error) {
+      // A handler's exception is the page's bug, not the stream's: report it, keep streaming.
+      setTimeout(() => {
+        throw error;
+      });
+    }
+  };
+
+  const connectFetch = async (fetchImpl: NonNullable<SseGlobals["fetch"]>, Abort: new () => SseAbortController) => {
+    const controller = new Abort();
+    let live = true;
+    const mine = () => {
+      live = false;
+      controller.abort();
+    };
+    stop = mine;
+    let response: SseResponse;
+    try {
+      const given = typeof options.headers === "function" ? await options.headers() : options.headers;
+      const headers: SseHeaders = { accept: "text/event-stream", ...given, ...authHeaders };
+      if (lastId !== "") headers["last-event-id"] = lastId;
+      if (!live) return;
+      response = await fetchImpl(url, {
+        headers,
+        credentials: options.credentials ?? "same-origin",
+        cache: "no-store",
+        signal: controller.signal,
+      });
+    } catch (error) {
+      if (live) lostConnection(error);
+      return;
+    }
+    if (!live) return;
+    const code = response.status;
+    const type = response.headers.get("content-type") ?? "";
+    if (code < 200 || code > 299 || code === 204 || !/^text\/event-stream/i.test(type) || response.body === null) {
+      if (response.body !== null) response.body.cancel().catch(() => {});
+      const error: SseHttpError = { kind: "http", status: code, willRetry: false, retryInMs: null };
+      if (code === 204) {
+        stop = null;
+        close();
+      } else if ((code === 401 || code === 403) && on.onAuthError && !authRetried) {
+        authRetried = true;
+        const retry = await on.onAuthError(error);
+        if (!live) return;
+        if (retry) authHeaders = retry.headers;
+        fail(error, retry ? 0 : null);
+      } else if (code === 429 || code === 503) {
+        fail(error, sseRetryAfter(response.headers.get("retry-after")) ?? backoff());
+      } else {
+        fail(error, code >= 500 || code === 408 ? backoff() : null);
+      }
+      return;
+    }
+    opened();
+    const reader = response.body.getReader();
+    const Decoder = global.TextDecoder;
+    if (Decoder === undefined) throw new Error("statelesse: no TextDecoder in this environment");
+    const decoder = new Decoder();
+    const feed = sseParser(dispatch, (ms) => (serverRetry = ms), lastId);
+    try {
+      for (;;) {
+        const chunk = await reader.read();
+        if (!live) return;
+        if (chunk.done) break;
+        feed(decoder.decode(chunk.value, { stream: true }));
+      }
+    } catch (error) {
+      if (live) {
+        reader.cancel().catch(() => {});
+        lostConnection(error);
+      }
+      return;
+    }
+    lostConnection(null);
+  };
+
+  const connectEventSource = (Source: SseEventSourceConstructor) => {
+    // `EventSource` can set no header: the last id goes in the query string.
+    const query = lastId === "" ? "" : (url.indexOf("?") < 0 ? "?" : "&") + "lastEventId=" + encodeURIComponent(lastId);
+    const source = new Source(url + query, { withCredentials: options.credentials === "include" });
+    const mine = () => source.close();
+    stop = mine;
+    source.addEventListener("open", () => {
+      if (stop === mine) opened();
+    });
+    source.addEventListener("error", (error) => {
+      if (stop !== mine) return;
+      // Reopen ourselves rather than let the EventSource do it, to choose when and with which id.
+      source.close();
+      lostConnection(error);
+    });
+    for (const name of names) {
+      source.addEventListener(name, (event) => {
+        if (stop === mine) dispatch({ event: name, data: event.data, id: event.lastEventId || lastId });
+      });
+    }
+  };
+
+  const connect = () => {
+    timer = null;
+    if (status === "closed") return;
+    waiting = hidden() || offline();
+    if (waiting) return;
+    if (EventSourceImpl !== undefined) connectEventSource(EventSourceImpl);
+    else if (global.fetch !== undefined && global.AbortController !== undefined) {
+      // The global's own `this`, as browsers require.
+      const fetchImpl = global.fetch.bind(global);
+      connectFetch(fetchImpl, global.AbortController).catch((error) => {
+        close();
+        report({ kind: "connection", status: null, willRetry: false, retryInMs: null, error });
+      });
+    }
+  };
+  // Back in view or online: reconnect now if a reconnect waited for it.
+  function wake() {
+    if (waiting && timer === null && status !== "closed") connect();
+  }
+  // Offline: the open connection is dead even if the socket does not know yet.
+  function lost() {
+    if (stop === null) return;
+    stop();
+    lostConnection(null);
+  }
+  if (global.addEventListener) {
+    global.addEventListener("online", wake);
+    global.addEventListener("offline", lost);
+  }
+  if (global.document !== undefined) global.document.addEventListener("visibilitychange", wake);
+
+  connect();
+  const subscription = (() => close()) as SseSubscription;
+  subscription.close = close;
+  Object.defineProperty(subscription, "status", { get: () => status });
+  return subscription;
+}
+
+/** The wait a `Retry-After` header asks for, in milliseconds (at most an hour), or `null`. */
+function sseRetryAfter(value: string | null): number | null {
+  if (value === null) return null;
+  const ms = /^\s*[0-9]+\s*$/.test(value) ? Number(value) * 1000 : Date.parse(value) - Date.now();
+  if (Number.isNaN(ms)) return null;
+  // Up to a tenth more, so that clients refused together do not all come back together.
+  const wait = Math.min(Math.max(ms, 0), 3600000);
+  return Math.floor(wait + Math.random() * wait * 0.1);
+}
+
+/** Opens one route's stream and hands its events, decoded, to `deliver` and the handlers. */
 function sseOpen<S>(
   path: string,
   names: readonly string[],
   deliver: SseDeliver,
   handlers: SseHandlers<S>,
   options: SseOptions | undefined,
-): SseClose {
+): SseSubscription {
   const opts = options ?? {};
   const base = (opts.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "");
-  const Source = opts.EventSource ?? (globalThis as unknown as { EventSource?: SseEventSourceConstructor }).EventSource;
-  if (Source === undefined) {
-    throw new Error("statelesse: no EventSource implementation; pass one in options.EventSource");
-  }
-  const EventSourceImpl = Source;
-  const firstDelay = opts.reconnectDelayMs ?? 1000;
-  const maxDelay = opts.maxReconnectDelayMs ?? 30000;
-  let lastId: string | null = opts.lastEventId ?? null;
-  let source: SseEventSourceLike | null = null;
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  let delay = firstDelay;
-  let closed = false;
-
-  const report = (error: SseError) => {
-    if (handlers.onError) handlers.onError(error);
-  };
-  const parse = (name: string, event: SseMessageEventLike): { ok: true; value: unknown } | { ok: false } => {
+  const decode = (event: SseParsedEvent): { ok: true; value: unknown } | { ok: false } => {
     try {
       return { ok: true, value: JSON.parse(event.data) };
     } catch (error) {
-      report({ kind: "decode", event: name, data: event.data, error });
+      if (handlers.onError) handlers.onError({ kind: "decode", event: event.event, data: event.data, error });
       return { ok: false };
     }
   };
-
-  const open = () => {
-    timer = null;
-    if (closed) return;
-    let url = base + path;
-    if (lastId !== null) {
-      url += (url.indexOf("?") < 0 ? "?" : "&") + "lastEventId=" + encodeURIComponent(lastId);
-    }
-    const es = new EventSourceImpl(url, { withCredentials: opts.withCredentials === true });
-    source = es;
-    es.addEventListener("open", () => {
-      if (source !== es) return;
-      delay = firstDelay;
-      if (handlers.onOpen) handlers.onOpen();
-    });
-    es.addEventListener("error", (event) => {
-      if (source !== es) return;
-      // Reopen ourselves rather than let the EventSource do it, so that the request always
-      // carries the last id this client saw, whatever the EventSource implementation.
-      es.close();
-      source = null;
-      report({ kind: "connection", willRetry: !closed && opts.reconnect !== false, event });
-      if (!closed && opts.reconnect !== false) {
-        timer = setTimeout(open, delay);
-        delay = Math.min(delay * 2, maxDelay);
-      }
-    });
-    for (const name of names) {
-      es.addEventListener(name, (event) => {
-        if (source !== es) return;
-        if (event.lastEventId) lastId = event.lastEventId;
-        const data = parse(name, event);
-        if (data.ok) deliver(name, data.value, event.lastEventId);
-      });
-    }
-    es.addEventListener("snapshot", (event) => {
-      if (source !== es) return;
-      const data = parse("snapshot", event);
-      if (data.ok && handlers.onSnapshot) handlers.onSnapshot(data.value as S);
-    });
-    es.addEventListener("gap", (event) => {
-      if (source !== es) return;
-      // A gap's id is where the stream goes on after (e.g. the channel's end after an id from
-      // the future): reopening with it brings no second gap.
-      if (event.lastEventId) lastId = event.lastEventId;
-      const data = parse("gap", event);
-      if (data.ok && handlers.onGap) handlers.onGap(data.value as SseGap);
-    });
-  };
-
-  open();
-  return () => {
-    closed = true;
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    if (source !== null) source.close();
-    source = null;
-  };
+  return sseConnect(
+    base + path,
+    names.concat(["snapshot", "gap"]),
+    {
+      onEvent(event) {
+        const known = names.indexOf(event.event) >= 0;
+        if (!known && event.event !== "snapshot" && event.event !== "gap") return;
+        const data = decode(event);
+        if (!data.ok) return;
+        if (known) deliver(event.event, data.value, event.id);
+        else if (event.event === "snapshot") {
+          if (handlers.onSnapshot) handlers.onSnapshot(data.value as S);
+        } else if (handlers.onGap) handlers.onGap(data.value as SseGap);
+      },
+      onOpen: handlers.onOpen,
+      onError: handlers.onError,
+      onStatusChange: handlers.onStatusChange,
+      onAuthError: handlers.onAuthError,
+    },
+    opts,
+  );
 }
 
 /**
  * Opens the `message-posted` stream of one `room` (domain `chat`): `GET /sse/chat/{room}/message-posted`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
- * After an error, reopens it after the last event id it saw. Returns the function that
- * closes it.
+ * After an error, reopens it as the response says, after the last event id it saw.
+ * Returns the subscription: call it (or its `close`) to close the stream; `status` says
+ * where it stands.
  */
-export function subscribeMessagePosted<S = unknown>(room: string, handlers: MessagePostedHandlers<S>, options?: SseOptions): SseClose {
+export function subscribeMessagePosted<S = unknown>(room: string, handlers: MessagePostedHandlers<S>, options?: SseOptions): SseSubscription {
   return sseOpen(
     "/sse/chat/" + encodeURIComponent(String(room)) + "/message-posted",
     ["message-posted"],
@@ -355,10 +704,11 @@ export function subscribeMessagePosted<S = unknown>(room: string, handlers: Mess
  *
  * Calls `handlers.onJoined(payload, id)` for each `Joined` event (and so on for
  * each event of the stream), then `handlers.onEvent(message, id)`.
- * After an error, reopens it after the last event id it saw. Returns the function that
- * closes it.
+ * After an error, reopens it as the response says, after the last event id it saw.
+ * Returns the subscription: call it (or its `close`) to close the stream; `status` says
+ * where it stands.
  */
-export function subscribeGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>, options?: SseOptions): SseClose {
+export function subscribeGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>, options?: SseOptions): SseSubscription {
   return sseOpen(
     "/sse/game/" + encodeURIComponent(String(gameId)),
     ["Joined", "Left", "ScoreChanged", "game-over"],
@@ -389,10 +739,11 @@ export function subscribeGameEvent<S = unknown>(gameId: number, handlers: GameEv
  * Opens the `PlayerJoined` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-joined`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
- * After an error, reopens it after the last event id it saw. Returns the function that
- * closes it.
+ * After an error, reopens it as the response says, after the last event id it saw.
+ * Returns the subscription: call it (or its `close`) to close the stream; `status` says
+ * where it stands.
  */
-export function subscribePlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>, options?: SseOptions): SseClose {
+export function subscribePlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>, options?: SseOptions): SseSubscription {
   return sseOpen(
     "/sse/game/" + encodeURIComponent(String(gameId)) + "/player-joined",
     ["PlayerJoined"],
@@ -408,10 +759,11 @@ export function subscribePlayerJoined<S = unknown>(gameId: number, handlers: Pla
  * Opens the `PlayerLeft` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-left`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
- * After an error, reopens it after the last event id it saw. Returns the function that
- * closes it.
+ * After an error, reopens it as the response says, after the last event id it saw.
+ * Returns the subscription: call it (or its `close`) to close the stream; `status` says
+ * where it stands.
  */
-export function subscribePlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>, options?: SseOptions): SseClose {
+export function subscribePlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>, options?: SseOptions): SseSubscription {
   return sseOpen(
     "/sse/game/" + encodeURIComponent(String(gameId)) + "/player-left",
     ["PlayerLeft"],
@@ -427,10 +779,11 @@ export function subscribePlayerLeft<S = unknown>(gameId: number, handlers: Playe
  * Opens the `Announcement` stream (domain `lobby`): `GET /sse/lobby/announcement`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
- * After an error, reopens it after the last event id it saw. Returns the function that
- * closes it.
+ * After an error, reopens it as the response says, after the last event id it saw.
+ * Returns the subscription: call it (or its `close`) to close the stream; `status` says
+ * where it stands.
  */
-export function subscribeAnnouncement<S = unknown>(handlers: AnnouncementHandlers<S>, options?: SseOptions): SseClose {
+export function subscribeAnnouncement<S = unknown>(handlers: AnnouncementHandlers<S>, options?: SseOptions): SseSubscription {
   return sseOpen(
     "/sse/lobby/announcement",
     ["Announcement"],

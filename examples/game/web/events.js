@@ -75,7 +75,308 @@ export const events = {
   },
 };
 
-/** Opens one stream, reopening it after errors with the last event id it saw. */
+/**
+ * Parses the `text/event-stream` format as the WHATWG HTML standard ("Server-sent events")
+ * says: feed it the stream's text in chunks of any size. It calls `onEvent` for each event that
+ * has data, and `onRetry` for each `retry:` field of digits only. The last event id starts at
+ * `lastEventId`; an `id` containing NUL is ignored. A line or an event's data longer than
+ * `maxChars` throws a `RangeError`, so a hostile stream cannot take all memory.
+ *
+ * @example
+ * const feed = sseParser((event) => console.log(event.event, event.data, event.id));
+ * feed("id: 1\nevent: joined\ndata: {\"player\":\"ada\"}\n\n");
+ */
+export function sseParser(
+  onEvent,
+  onRetry = () => {},
+  lastEventId = "",
+  maxChars = 16777216,
+) {
+  let pending = "";
+  let started = false;
+  let afterCR = false;
+  let data = "";
+  let event = "";
+  let id = lastEventId;
+  const line = (text) => {
+    if (text === "") {
+      // A blank line dispatches; the data buffer ends with a `\n` per `data` field.
+      if (data !== "") onEvent({ event: event || "message", data: data.slice(0, -1), id });
+      data = "";
+      event = "";
+      return;
+    }
+    const colon = text.indexOf(":");
+    if (colon === 0) return;
+    const field = colon < 0 ? text : text.slice(0, colon);
+    let value = colon < 0 ? "" : text.slice(colon + 1);
+    if (value.charAt(0) === " ") value = value.slice(1);
+    if (field === "data") {
+      data += value + "\n";
+      if (data.length > maxChars) throw new RangeError("statelesse: an event's data is too long");
+    } else if (field === "event") event = value;
+    else if (field === "id") {
+      if (value.indexOf("\0") < 0) id = value;
+    } else if (field === "retry" && /^[0-9]+$/.test(value)) onRetry(Number(value));
+  };
+  return (chunk) => {
+    if (!started && chunk !== "") {
+      started = true;
+      if (chunk.charCodeAt(0) === 0xfeff) chunk = chunk.slice(1);
+    }
+    // A CR that ended the last chunk ended its line; an LF starting this one is the rest of a CRLF.
+    if (afterCR && chunk !== "") {
+      afterCR = false;
+      if (chunk.charAt(0) === "\n") chunk = chunk.slice(1);
+    }
+    pending += chunk;
+    const ends = /\r\n|\r|\n/g;
+    let start = 0;
+    for (let end = ends.exec(pending); end !== null; end = ends.exec(pending)) {
+      line(pending.slice(start, end.index));
+      start = end.index + end[0].length;
+      afterCR = end[0] === "\r" && start === pending.length;
+    }
+    pending = pending.slice(start);
+    if (pending.length > maxChars) throw new RangeError("statelesse: an event-stream line is too long");
+  };
+}
+
+/**
+ * Opens one event stream and keeps it open: the transport every client is built on.
+ *
+ * Connects with `fetch` (or `options.EventSource`), sending `options.headers`, the credentials and
+ * the last event id seen; parses the stream; and after a failure waits as the response says (see
+ * docs/typescript.md: 2xx streams, 204 ends, 401/403 may retry once through `onAuthError`, other
+ * 4xx stop, 429/503 wait `Retry-After`, others back off with full jitter from the server's
+ * `retry:`), and not while the page is hidden or offline.
+ */
+function sseConnect(
+  url,
+  names,
+  on,
+  options,
+) {
+  const global = globalThis;
+  const EventSourceImpl = options.EventSource;
+  if (EventSourceImpl === undefined && (global.fetch === undefined || global.AbortController === undefined)) {
+    throw new Error("statelesse: no fetch in this environment; pass an EventSource class in options.EventSource");
+  }
+  const firstWindow = options.reconnectDelayMs ?? 1000;
+  const maxWindow = options.maxReconnectDelayMs ?? 30000;
+  let lastId = options.lastEventId ?? "";
+  let serverRetry = null;
+  let failures = 0;
+  let status = "connecting";
+  // The current connection's `stop`; a connection whose `stop` is no longer this is stale.
+  let stop = null;
+  let timer = null;
+  let waiting = false;
+  let authRetried = false;
+  let authHeaders = {};
+
+  const setStatus = (next) => {
+    if (status === next) return;
+    status = next;
+    if (on.onStatusChange) on.onStatusChange(next);
+  };
+  const hidden = () =>
+    options.pauseWhenHidden !== false && global.document !== undefined && global.document.visibilityState === "hidden";
+  const offline = () => global.navigator !== undefined && global.navigator.onLine === false;
+  // Full jitter: a random wait within a window that starts at the server's `retry:` and doubles.
+  const backoff = () => {
+    const window = Math.min(maxWindow, (serverRetry ?? firstWindow) * Math.pow(2, Math.min(failures, 30)));
+    failures += 1;
+    return Math.floor(Math.random() * window);
+  };
+  const close = () => {
+    if (status === "closed") return;
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    if (stop !== null) stop();
+    stop = null;
+    if (global.removeEventListener) {
+      global.removeEventListener("online", wake);
+      global.removeEventListener("offline", lost);
+    }
+    if (global.document !== undefined) global.document.removeEventListener("visibilitychange", wake);
+    setStatus("closed");
+  };
+  const report = (error) => {
+    if (on.onError) on.onError(error);
+  };
+  // Ends the current connection; retries after `delay` ms, or stops for good when it is null.
+  const fail = (error, delay) => {
+    stop = null;
+    if (delay === null || options.reconnect === false) {
+      close();
+      report({ ...error, willRetry: false, retryInMs: null });
+      return;
+    }
+    setStatus("reconnecting");
+    report({ ...error, willRetry: true, retryInMs: delay });
+    timer = setTimeout(connect, delay);
+  };
+  const lostConnection = (error) =>
+    fail({ kind: "connection", status: null, willRetry: true, retryInMs: null, error }, backoff());
+  const opened = () => {
+    failures = 0;
+    authRetried = false;
+    setStatus("open");
+    if (on.onOpen) on.onOpen();
+  };
+  const dispatch = (event) => {
+    lastId = event.id;
+    try {
+      on.onEvent(event);
+    } catch (error) {
+      // A handler's exception is the page's bug, not the stream's: report it, keep streaming.
+      setTimeout(() => {
+        throw error;
+      });
+    }
+  };
+
+  const connectFetch = async (fetchImpl, Abort) => {
+    const controller = new Abort();
+    let live = true;
+    const mine = () => {
+      live = false;
+      controller.abort();
+    };
+    stop = mine;
+    let response;
+    try {
+      const given = typeof options.headers === "function" ? await options.headers() : options.headers;
+      const headers = { accept: "text/event-stream", ...given, ...authHeaders };
+      if (lastId !== "") headers["last-event-id"] = lastId;
+      if (!live) return;
+      response = await fetchImpl(url, {
+        headers,
+        credentials: options.credentials ?? "same-origin",
+        cache: "no-store",
+        signal: controller.signal,
+      });
+    } catch (error) {
+      if (live) lostConnection(error);
+      return;
+    }
+    if (!live) return;
+    const code = response.status;
+    const type = response.headers.get("content-type") ?? "";
+    if (code < 200 || code > 299 || code === 204 || !/^text\/event-stream/i.test(type) || response.body === null) {
+      if (response.body !== null) response.body.cancel().catch(() => {});
+      const error = { kind: "http", status: code, willRetry: false, retryInMs: null };
+      if (code === 204) {
+        stop = null;
+        close();
+      } else if ((code === 401 || code === 403) && on.onAuthError && !authRetried) {
+        authRetried = true;
+        const retry = await on.onAuthError(error);
+        if (!live) return;
+        if (retry) authHeaders = retry.headers;
+        fail(error, retry ? 0 : null);
+      } else if (code === 429 || code === 503) {
+        fail(error, sseRetryAfter(response.headers.get("retry-after")) ?? backoff());
+      } else {
+        fail(error, code >= 500 || code === 408 ? backoff() : null);
+      }
+      return;
+    }
+    opened();
+    const reader = response.body.getReader();
+    const Decoder = global.TextDecoder;
+    if (Decoder === undefined) throw new Error("statelesse: no TextDecoder in this environment");
+    const decoder = new Decoder();
+    const feed = sseParser(dispatch, (ms) => (serverRetry = ms), lastId);
+    try {
+      for (;;) {
+        const chunk = await reader.read();
+        if (!live) return;
+        if (chunk.done) break;
+        feed(decoder.decode(chunk.value, { stream: true }));
+      }
+    } catch (error) {
+      if (live) {
+        reader.cancel().catch(() => {});
+        lostConnection(error);
+      }
+      return;
+    }
+    lostConnection(null);
+  };
+
+  const connectEventSource = (Source) => {
+    // `EventSource` can set no header: the last id goes in the query string.
+    const query = lastId === "" ? "" : (url.indexOf("?") < 0 ? "?" : "&") + "lastEventId=" + encodeURIComponent(lastId);
+    const source = new Source(url + query, { withCredentials: options.credentials === "include" });
+    const mine = () => source.close();
+    stop = mine;
+    source.addEventListener("open", () => {
+      if (stop === mine) opened();
+    });
+    source.addEventListener("error", (error) => {
+      if (stop !== mine) return;
+      // Reopen ourselves rather than let the EventSource do it, to choose when and with which id.
+      source.close();
+      lostConnection(error);
+    });
+    for (const name of names) {
+      source.addEventListener(name, (event) => {
+        if (stop === mine) dispatch({ event: name, data: event.data, id: event.lastEventId || lastId });
+      });
+    }
+  };
+
+  const connect = () => {
+    timer = null;
+    if (status === "closed") return;
+    waiting = hidden() || offline();
+    if (waiting) return;
+    if (EventSourceImpl !== undefined) connectEventSource(EventSourceImpl);
+    else if (global.fetch !== undefined && global.AbortController !== undefined) {
+      // The global's own `this`, as browsers require.
+      const fetchImpl = global.fetch.bind(global);
+      connectFetch(fetchImpl, global.AbortController).catch((error) => {
+        close();
+        report({ kind: "connection", status: null, willRetry: false, retryInMs: null, error });
+      });
+    }
+  };
+  // Back in view or online: reconnect now if a reconnect waited for it.
+  function wake() {
+    if (waiting && timer === null && status !== "closed") connect();
+  }
+  // Offline: the open connection is dead even if the socket does not know yet.
+  function lost() {
+    if (stop === null) return;
+    stop();
+    lostConnection(null);
+  }
+  if (global.addEventListener) {
+    global.addEventListener("online", wake);
+    global.addEventListener("offline", lost);
+  }
+  if (global.document !== undefined) global.document.addEventListener("visibilitychange", wake);
+
+  connect();
+  const subscription = () => close();
+  subscription.close = close;
+  Object.defineProperty(subscription, "status", { get: () => status });
+  return subscription;
+}
+
+/** The wait a `Retry-After` header asks for, in milliseconds (at most an hour), or `null`. */
+function sseRetryAfter(value) {
+  if (value === null) return null;
+  const ms = /^\s*[0-9]+\s*$/.test(value) ? Number(value) * 1000 : Date.parse(value) - Date.now();
+  if (Number.isNaN(ms)) return null;
+  // Up to a tenth more, so that clients refused together do not all come back together.
+  const wait = Math.min(Math.max(ms, 0), 3600000);
+  return Math.floor(wait + Math.random() * wait * 0.1);
+}
+
+/** Opens one route's stream and hands its events, decoded, to `deliver` and the handlers. */
 function sseOpen(
   path,
   names,
@@ -85,88 +386,35 @@ function sseOpen(
 ) {
   const opts = options ?? {};
   const base = (opts.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "");
-  const Source = opts.EventSource ?? (globalThis).EventSource;
-  if (Source === undefined) {
-    throw new Error("statelesse: no EventSource implementation; pass one in options.EventSource");
-  }
-  const EventSourceImpl = Source;
-  const firstDelay = opts.reconnectDelayMs ?? 1000;
-  const maxDelay = opts.maxReconnectDelayMs ?? 30000;
-  let lastId = opts.lastEventId ?? null;
-  let source = null;
-  let timer = null;
-  let delay = firstDelay;
-  let closed = false;
-
-  const report = (error) => {
-    if (handlers.onError) handlers.onError(error);
-  };
-  const parse = (name, event) => {
+  const decode = (event) => {
     try {
       return { ok: true, value: JSON.parse(event.data) };
     } catch (error) {
-      report({ kind: "decode", event: name, data: event.data, error });
+      if (handlers.onError) handlers.onError({ kind: "decode", event: event.event, data: event.data, error });
       return { ok: false };
     }
   };
-
-  const open = () => {
-    timer = null;
-    if (closed) return;
-    let url = base + path;
-    if (lastId !== null) {
-      url += (url.indexOf("?") < 0 ? "?" : "&") + "lastEventId=" + encodeURIComponent(lastId);
-    }
-    const es = new EventSourceImpl(url, { withCredentials: opts.withCredentials === true });
-    source = es;
-    es.addEventListener("open", () => {
-      if (source !== es) return;
-      delay = firstDelay;
-      if (handlers.onOpen) handlers.onOpen();
-    });
-    es.addEventListener("error", (event) => {
-      if (source !== es) return;
-      // Reopen ourselves rather than let the EventSource do it, so that the request always
-      // carries the last id this client saw, whatever the EventSource implementation.
-      es.close();
-      source = null;
-      report({ kind: "connection", willRetry: !closed && opts.reconnect !== false, event });
-      if (!closed && opts.reconnect !== false) {
-        timer = setTimeout(open, delay);
-        delay = Math.min(delay * 2, maxDelay);
-      }
-    });
-    for (const name of names) {
-      es.addEventListener(name, (event) => {
-        if (source !== es) return;
-        if (event.lastEventId) lastId = event.lastEventId;
-        const data = parse(name, event);
-        if (data.ok) deliver(name, data.value, event.lastEventId);
-      });
-    }
-    es.addEventListener("snapshot", (event) => {
-      if (source !== es) return;
-      const data = parse("snapshot", event);
-      if (data.ok && handlers.onSnapshot) handlers.onSnapshot(data.value);
-    });
-    es.addEventListener("gap", (event) => {
-      if (source !== es) return;
-      // A gap's id is where the stream goes on after (e.g. the channel's end after an id from
-      // the future): reopening with it brings no second gap.
-      if (event.lastEventId) lastId = event.lastEventId;
-      const data = parse("gap", event);
-      if (data.ok && handlers.onGap) handlers.onGap(data.value);
-    });
-  };
-
-  open();
-  return () => {
-    closed = true;
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    if (source !== null) source.close();
-    source = null;
-  };
+  return sseConnect(
+    base + path,
+    names.concat(["snapshot", "gap"]),
+    {
+      onEvent(event) {
+        const known = names.indexOf(event.event) >= 0;
+        if (!known && event.event !== "snapshot" && event.event !== "gap") return;
+        const data = decode(event);
+        if (!data.ok) return;
+        if (known) deliver(event.event, data.value, event.id);
+        else if (event.event === "snapshot") {
+          if (handlers.onSnapshot) handlers.onSnapshot(data.value);
+        } else if (handlers.onGap) handlers.onGap(data.value);
+      },
+      onOpen: handlers.onOpen,
+      onError: handlers.onError,
+      onStatusChange: handlers.onStatusChange,
+      onAuthError: handlers.onAuthError,
+    },
+    opts,
+  );
 }
 
 /**
@@ -174,8 +422,9 @@ function sseOpen(
  *
  * Calls `handlers.onPlayerJoined(payload, id)` for each `PlayerJoined` event (and so on for
  * each event of the stream), then `handlers.onEvent(message, id)`.
- * After an error, reopens it after the last event id it saw. Returns the function that
- * closes it.
+ * After an error, reopens it as the response says, after the last event id it saw.
+ * Returns the subscription: call it (or its `close`) to close the stream; `status` says
+ * where it stands.
  */
 export function subscribeGameEvent(gameId, handlers, options) {
   return sseOpen(
@@ -208,8 +457,9 @@ export function subscribeGameEvent(gameId, handlers, options) {
  * Opens the `PlayerJoined` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-joined`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
- * After an error, reopens it after the last event id it saw. Returns the function that
- * closes it.
+ * After an error, reopens it as the response says, after the last event id it saw.
+ * Returns the subscription: call it (or its `close`) to close the stream; `status` says
+ * where it stands.
  */
 export function subscribePlayerJoined(gameId, handlers, options) {
   return sseOpen(
@@ -227,8 +477,9 @@ export function subscribePlayerJoined(gameId, handlers, options) {
  * Opens the `PlayerLeft` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-left`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
- * After an error, reopens it after the last event id it saw. Returns the function that
- * closes it.
+ * After an error, reopens it as the response says, after the last event id it saw.
+ * Returns the subscription: call it (or its `close`) to close the stream; `status` says
+ * where it stands.
  */
 export function subscribePlayerLeft(gameId, handlers, options) {
   return sseOpen(
@@ -246,8 +497,9 @@ export function subscribePlayerLeft(gameId, handlers, options) {
  * Opens the `RoundStarted` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/round-started`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
- * After an error, reopens it after the last event id it saw. Returns the function that
- * closes it.
+ * After an error, reopens it as the response says, after the last event id it saw.
+ * Returns the subscription: call it (or its `close`) to close the stream; `status` says
+ * where it stands.
  */
 export function subscribeRoundStarted(gameId, handlers, options) {
   return sseOpen(
@@ -265,8 +517,9 @@ export function subscribeRoundStarted(gameId, handlers, options) {
  * Opens the `ScoreChanged` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/score-changed`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
- * After an error, reopens it after the last event id it saw. Returns the function that
- * closes it.
+ * After an error, reopens it as the response says, after the last event id it saw.
+ * Returns the subscription: call it (or its `close`) to close the stream; `status` says
+ * where it stands.
  */
 export function subscribeScoreChanged(gameId, handlers, options) {
   return sseOpen(
@@ -284,8 +537,9 @@ export function subscribeScoreChanged(gameId, handlers, options) {
  * Opens the `SystemAnnouncement` stream (domain `system`): `GET /sse/system/system-announcement`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
- * After an error, reopens it after the last event id it saw. Returns the function that
- * closes it.
+ * After an error, reopens it as the response says, after the last event id it saw.
+ * Returns the subscription: call it (or its `close`) to close the stream; `status` says
+ * where it stands.
  */
 export function subscribeSystemAnnouncement(handlers, options) {
   return sseOpen(
@@ -303,8 +557,9 @@ export function subscribeSystemAnnouncement(handlers, options) {
  * Opens the `Notification` stream of one `user_id` (domain `user`): `GET /sse/user/{user_id}/notification`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
- * After an error, reopens it after the last event id it saw. Returns the function that
- * closes it.
+ * After an error, reopens it as the response says, after the last event id it saw.
+ * Returns the subscription: call it (or its `close`) to close the stream; `status` says
+ * where it stands.
  */
 export function subscribeNotification(userId, handlers, options) {
   return sseOpen(

@@ -126,10 +126,13 @@ mod write;
 
 use ts_rs::{Config, TS};
 
-use self::collect::{Collector, ManifestRegistration, Source, VisitType, visit_type};
+use self::collect::{
+    Collector, ManifestRegistration, SnapshotType, Source, VisitType, snapshot_type, visit_type,
+};
 pub use self::error::ManifestError;
 use self::model::Model;
 pub use self::typescript::HEADER;
+use crate::event::SseEvent;
 use crate::registry::EventInfo;
 
 /// The manifest of every registered event: its types, routes and a typed TypeScript client.
@@ -163,6 +166,8 @@ use crate::registry::EventInfo;
 pub struct Manifest {
     events: Vec<Source>,
     extra_types: Vec<VisitType>,
+    /// Each event's snapshot type, by the event's Rust type name.
+    snapshots: Vec<(&'static str, SnapshotType)>,
     large_int: String,
     base_url: String,
 }
@@ -200,6 +205,7 @@ impl Manifest {
         Self {
             events,
             extra_types: Vec::new(),
+            snapshots: Vec::new(),
             large_int: "number".to_owned(),
             base_url: String::new(),
         }
@@ -262,6 +268,45 @@ impl Manifest {
     #[must_use]
     pub fn with_type<T: TS + 'static>(mut self) -> Self {
         self.extra_types.push(visit_type::<T>);
+        self
+    }
+
+    /// Types the initial state of `E`'s route as `T`, the type its
+    /// [`initial_state`](crate::routes::SseRoutes::initial_state) hook returns: `handlers.onSnapshot`
+    /// of `E`'s client receives a `T`, and the page names no type. `T` and the types it reaches are
+    /// added to the payload types. The generator cannot see a route's hook (a closure built at run
+    /// time), so this says once, beside the generator, what the hook returns. An event that is not
+    /// in the manifest is ignored; the last call for an event wins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use statelesse::prelude::*;
+    ///
+    /// #[derive(Clone, Serialize, Deserialize, TS, SseEvent)]
+    /// #[ts(crate = "statelesse::ts_rs")]
+    /// #[sse(domain = "game", key = "game_id")]
+    /// pub struct PlayerJoined {
+    ///     pub game_id: u64,
+    ///     pub player: String,
+    /// }
+    ///
+    /// #[derive(Serialize, TS)]
+    /// #[ts(crate = "statelesse::ts_rs")]
+    /// struct Lobby {
+    ///     players: Vec<String>,
+    /// }
+    ///
+    /// let ts = statelesse::manifest::Manifest::collect()
+    ///     .with_snapshot::<PlayerJoined, Lobby>()
+    ///     .render_typescript()?;
+    /// assert!(ts.contains("export interface PlayerJoinedHandlers extends SseHandlers<Lobby> {"));
+    /// # Ok::<(), statelesse::manifest::ManifestError>(())
+    /// ```
+    #[must_use]
+    pub fn with_snapshot<E: SseEvent + 'static, T: TS + 'static>(mut self) -> Self {
+        self.snapshots
+            .push((std::any::type_name::<E>(), snapshot_type::<T>));
         self
     }
 
@@ -380,7 +425,13 @@ impl Manifest {
         let mut collector = Collector::new(&config);
         let mut described = Vec::with_capacity(self.events.len());
         for source in &self.events {
-            described.push((&source.info, (source.describe)(&mut collector)?));
+            let mut types = (source.describe)(&mut collector)?;
+            for (event, snapshot) in &self.snapshots {
+                if *event == source.info.rust_type {
+                    types.snapshot = Some(snapshot(&mut collector));
+                }
+            }
+            described.push((&source.info, types));
         }
         for visit in &self.extra_types {
             visit(&mut collector);
