@@ -58,6 +58,8 @@ fn options(redis: Option<String>, cookie_key: Option<Secret>) -> Options {
         port: 0,
         prefix: "game-test".to_owned(),
         cookie_key,
+        max_streams: 10_000,
+        retry_ms: 3_000,
     }
 }
 
