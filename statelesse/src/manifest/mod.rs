@@ -301,6 +301,7 @@ impl Manifest {
     /// }
     ///
     /// let ts = statelesse::manifest::Manifest::collect()
+    ///     # .retain(|event| event.rust_type == std::any::type_name::<PlayerJoined>())
     ///     .with_snapshot::<PlayerJoined, Lobby>()
     ///     .render_typescript()?;
     /// assert!(ts.contains("export interface PlayerJoinedHandlers extends SseHandlers<Lobby> {"));

@@ -490,7 +490,7 @@ mod tests {
     use super::*;
     use crate::manifest::Manifest;
     use crate::manifest::collect::ManifestRegistration;
-    use crate::manifest::fixtures::Painted;
+    use crate::manifest::fixtures::{Game, Joined, Painted};
     use crate::manifest::syntax::RUNTIME_NAMES;
 
     #[test]
@@ -538,5 +538,42 @@ mod tests {
             matches!(&error, ManifestError::UnsupportedType { name } if name == "Color"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_snapshot_type_types_on_snapshot_of_its_event_only() {
+        let manifest = Manifest::from_registrations(&[
+            ManifestRegistration::of::<Game>(),
+            ManifestRegistration::of::<Joined>(),
+        ])
+        .with_snapshot::<Game, Joined>();
+        let ts = manifest.render_typescript().unwrap();
+        assert!(ts.contains("export interface GameHandlers extends SseHandlers<Joined> {"));
+        assert!(ts.contains("export function subscribeGame(gameId: number, handlers: GameHandlers, options?: SseOptions): SseSubscription {"));
+        assert!(
+            ts.contains("export interface JoinedHandlers<S = unknown> extends SseHandlers<S> {")
+        );
+        let dts = manifest.render_declarations().unwrap();
+        assert!(dts.contains("export declare function subscribeGame(gameId: number, handlers: GameHandlers, options?: SseOptions): SseSubscription;"));
+    }
+
+    #[test]
+    fn the_declarations_declare_every_exported_runtime_function() {
+        let dts = Manifest::from_registrations(&[ManifestRegistration::of::<Joined>()])
+            .render_declarations()
+            .unwrap();
+        for line in RUNTIME_CODE
+            .lines()
+            .filter(|line| line.starts_with("export function "))
+        {
+            let name = line["export function ".len()..]
+                .split('(')
+                .next()
+                .unwrap_or_default();
+            assert!(
+                dts.contains(&format!("export declare function {name}(")),
+                "{name}"
+            );
+        }
     }
 }
