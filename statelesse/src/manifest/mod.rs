@@ -401,7 +401,8 @@ impl Manifest {
     /// Renders the manifest as JSON, for other generators.
     ///
     /// The document has `events` (domain, name, kind, key field and TypeScript type, path
-    /// template, client function, SSE event names with their payload types), `types` (each
+    /// template, client function, SSE event names with their payload types, and
+    /// `snapshotTsType` when [`with_snapshot`](Self::with_snapshot) gave one), `types` (each
     /// declaration) and `protocol` (the names of the `gap` and `snapshot` events and of the
     /// `lastEventId` query parameter).
     ///

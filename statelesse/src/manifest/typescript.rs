@@ -555,6 +555,8 @@ mod tests {
         );
         let dts = manifest.render_declarations().unwrap();
         assert!(dts.contains("export declare function subscribeGame(gameId: number, handlers: GameHandlers, options?: SseOptions): SseSubscription;"));
+        let json = manifest.render_json().unwrap();
+        assert_eq!(json.matches(r#""snapshotTsType": "Joined""#).count(), 1);
     }
 
     #[test]
