@@ -593,7 +593,8 @@ function sseConnect(
   const connect = () => {
     timer = null;
     if (status === "closed") return;
-    waiting = hidden() || offline();
+    // A hidden page opens its stream, but waits to reopen one until it shows.
+    waiting = (status === "reconnecting" && hidden()) || offline();
     if (waiting) return;
     if (EventSourceImpl !== undefined) connectEventSource(EventSourceImpl);
     else if (global.fetch !== undefined && global.AbortController !== undefined) {
