@@ -95,7 +95,7 @@ pub(super) fn declaration(decl: &TypeDecl) -> String {
 fn header() -> String {
     format!(
         "{HEADER}\n//\n\
-         // Typed EventSource clients of the server's events, from their Rust types.\n\
+         // Typed clients of the server's events, from their Rust types.\n\
          // Regenerate with `statelesse::manifest::Manifest` (see the docs of `statelesse::manifest`).\n"
     )
 }
