@@ -345,8 +345,9 @@ test("a 503 with Retry-After is waited out, then the stream opens", async (t) =>
   assert.equal(error.willRetry, true);
   // `Retry-After: 2`, plus up to a tenth so that clients refused together do not return together.
   assert.ok(error.retryInMs !== null && error.retryInMs >= 2000 && error.retryInMs <= 2200, `${error.retryInMs}`);
+  // Two requests, or more if the server had not yet seen the first stream go when the second came.
   const requests = streamRequests(proxy, "/sse/system/system-announcement");
-  assert.equal(requests.length, 2);
+  assert.ok(requests.length >= 2);
   const waited = requests[1]!.at - requests[0]!.at;
   assert.ok(waited >= 2000, `the second request came ${waited} ms after the first`);
   assert.deepEqual(statuses, ["reconnecting", "open"]);
