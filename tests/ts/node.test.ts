@@ -194,9 +194,11 @@ test("a keyless stream takes no key, and close stops it", async (t) => {
   await until(() => texts.length === 2, "two announcements");
 
   close();
+  close.close(); // again: nothing
   await app.announce("after close");
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await sleep(200);
   assert.deepEqual(texts, ["hello", `game ${gameId} is open`]);
+  assert.equal(close.status, "closed");
 });
 
 /** The transports of the client: its default, and the `eventsource` package's class. */
