@@ -57,7 +57,7 @@
 //! # TypeScript
 //!
 //! With the `typescript` feature, `statelesse::manifest::Manifest` generates a typed
-//! `EventSource` client of every event in the program, from the registry (nothing listed by hand)
+//! client (over `fetch`, no dependency) of every event in the program, from the registry (nothing listed by hand)
 //! and the payloads' ts-rs types: one `.ts` module, or an ES module `.js` with its `.d.ts`, and a
 //! JSON manifest for other generators. Every event then needs `#[derive(TS)]`. A build script of a
 //! crate that depends on the events' crate regenerates it on every build; see the `manifest`

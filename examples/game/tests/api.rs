@@ -58,6 +58,8 @@ fn options(redis: Option<String>, cookie_key: Option<Secret>) -> Options {
         port: 0,
         prefix: "game-test".to_owned(),
         cookie_key,
+        max_streams: 10_000,
+        retry_ms: 3_000,
     }
 }
 
@@ -507,6 +509,40 @@ async fn the_notification_stream_with_a_tampered_login_cookie_is_401() {
         .send()
         .await;
     assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_login_cookie_value_is_also_a_bearer_token() {
+    let server = in_memory().await;
+    let cookie = login(&server, "ada").await;
+    let token = cookie.strip_prefix("user=").unwrap();
+    let bearer = |user: &str, token: &str| {
+        server
+            .sse(&format!("/sse/user/{user}/notification"))
+            .header("authorization", &format!("Bearer {token}"))
+            .send()
+    };
+    assert_eq!(bearer("ada", token).await.status(), StatusCode::OK);
+    assert_eq!(bearer("bob", token).await.status(), StatusCode::FORBIDDEN);
+    let tampered = format!("{}bob", token.strip_suffix("ada").unwrap());
+    assert_eq!(
+        bearer("bob", &tampered).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn past_max_streams_a_stream_request_is_503_with_the_retry_hint_as_retry_after() {
+    let server = serve(Options {
+        max_streams: 1,
+        retry_ms: 1_500,
+        ..options(None, None)
+    })
+    .await;
+    let _open = server.subscribe("/sse/system/system-announcement").await;
+    let refused = server.sse("/sse/system/system-announcement").send().await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "2");
 }
 
 #[tokio::test]
