@@ -70,11 +70,13 @@ impl EventId {
     }
 
     /// The id of the stream entry holding this event: the id of its last event.
+    #[cfg(feature = "redis")]
     pub(crate) const fn entry(self) -> Self {
         Self::new(self.millis, self.seq)
     }
 
     /// How many events of its stream entry follow this one (`0` for the entry's last event).
+    #[cfg(feature = "redis")]
     pub(crate) const fn before(self) -> u32 {
         self.before
     }

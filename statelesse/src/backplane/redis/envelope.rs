@@ -481,8 +481,12 @@ pub(super) fn parse_id(bytes: &[u8]) -> Option<EventId> {
 /// An SSE event name: non-empty UTF-8 without CR, LF or NUL (axum panics on those).
 fn event_name(bytes: &[u8]) -> Option<String> {
     let name = std::str::from_utf8(bytes).ok()?;
-    let valid = !name.is_empty() && !name.contains(['\r', '\n', '\0']);
-    valid.then(|| name.to_owned())
+    is_event_name(name).then(|| name.to_owned())
+}
+
+/// Whether `name` can be an SSE event name, and a line of an envelope's body.
+pub(super) fn is_event_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['\r', '\n', '\0'])
 }
 
 /// A stream's state and the entries read after an id, as [`HISTORY_LUA`] returns them.

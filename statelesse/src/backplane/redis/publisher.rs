@@ -230,13 +230,22 @@ pub(super) async fn publish(
         let mut queue = batcher.lock();
         for (channel, event, data) in events {
             let (reply, receiver) = oneshot::channel();
+            replies.push(receiver);
+            if !envelope::is_event_name(&event) {
+                // It would break the framing of the events sharing its entry.
+                let err = BackplaneError::with_source(
+                    ErrorKind::Encode,
+                    "an event name must be non-empty, without CR, LF or NUL",
+                );
+                let _ = reply.send(Err(err.on_channel(&channel)));
+                continue;
+            }
             queue.waiting.push_back(Pending {
                 channel,
                 event,
                 data,
                 reply,
             });
-            replies.push(receiver);
         }
         if queue.busy || queue.waiting.is_empty() {
             None
