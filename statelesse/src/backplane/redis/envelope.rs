@@ -268,16 +268,18 @@ pub(crate) fn bench_publish_command(events: &[(&str, &str, &[u8])]) -> usize {
     thread_local! {
         static SCRIPTS: (Scripts, Names) = (Scripts::new(), Names::new("bench"));
     }
+    let mut index = std::collections::HashMap::with_capacity(events.len());
     let mut channels: Vec<Outgoing<'_>> = Vec::new();
     for &(channel, event, data) in events {
-        match channels.iter_mut().find(|c| c.channel == channel) {
-            Some(outgoing) => outgoing.events.push((event, data)),
-            None => channels.push(Outgoing {
+        let slot = *index.entry(channel).or_insert_with(|| {
+            channels.push(Outgoing {
                 channel,
-                events: vec![(event, data)],
+                events: Vec::new(),
                 refresh: channels.is_empty(),
-            }),
-        }
+            });
+            channels.len() - 1
+        });
+        channels[slot].events.push((event, data));
     }
     SCRIPTS.with(|(scripts, names)| {
         scripts
