@@ -274,26 +274,7 @@ async fn s5(env: &Env) -> Result<Table, BoxError> {
         };
         let redis_cpu = procfs::cpu_seconds(env.redis_pid()?)? - redis_cpu;
         let own_cpu = procfs::cpu_seconds(std::process::id())? - own_cpu;
-        // Redis's own account of the calls: µs per call and events per call.
-        let command = if history.is_some() {
-            "evalsha"
-        } else {
-            "publish"
-        };
-        let mut per_call = command_stats(env, command)?
-            .map(|(calls, usec)| format!(" ({usec:.2} µs, {:.1}", count as f64 / calls as f64))
-            .unwrap_or_default();
-        if history.is_some() {
-            // How many stream entries (one per channel per call) the events took.
-            if let (Some((calls, _)), Some((appends, _))) =
-                (command_stats(env, "evalsha")?, command_stats(env, "xadd")?)
-            {
-                per_call += &format!(", {:.1} entries", appends as f64 / calls as f64);
-            }
-        }
-        if !per_call.is_empty() {
-            per_call.push(')');
-        }
+        let per_call = call_stats(env, history.is_some(), count)?;
         rows.push((
             label,
             rate,
@@ -637,6 +618,24 @@ fn script_benchmark(
         })
         .ok_or_else(|| format!("redis-benchmark printed no EVALSHA result: {csv}"))?;
     Ok(rate * batch as f64)
+}
+
+/// Redis's own account of S5's calls since the last `CONFIG RESETSTAT`, for `count` events:
+/// ` (µs per call, events per call)`, and for the publish script (`scripted`) the stream entries
+/// per call (one per channel per call), or nothing when Redis has no figures.
+fn call_stats(env: &Env, scripted: bool, count: u64) -> Result<String, BoxError> {
+    let command = if scripted { "evalsha" } else { "publish" };
+    let Some((calls, usec)) = command_stats(env, command)? else {
+        return Ok(String::new());
+    };
+    let events = count as f64 / calls as f64;
+    let entries = match command_stats(env, "xadd")? {
+        Some((appends, _)) if scripted => {
+            format!(", {:.1} entries", appends as f64 / calls as f64)
+        }
+        _ => String::new(),
+    };
+    Ok(format!(" ({usec:.2} µs, {events:.1}{entries})"))
 }
 
 /// Redis's `INFO commandstats` for `command` since the last `CONFIG RESETSTAT`: calls and
