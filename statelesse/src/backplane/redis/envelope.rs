@@ -255,11 +255,32 @@ pub(super) struct Outgoing<'a> {
 /// data on a line, and the data. Lengths rather than separators, because data may hold anything.
 pub(crate) fn write_body(out: &mut impl std::io::Write, events: &[(&str, &[u8])]) {
     // Writing into a `Vec` cannot fail.
-    let _ = writeln!(out, "{}", events.len());
+    let _ = write_line(out, events.len());
     for (event, data) in events {
-        let _ = writeln!(out, "{event}\n{}", data.len());
+        let _ = out.write_all(event.as_bytes());
+        let _ = out.write_all(b"\n");
+        let _ = write_line(out, data.len());
         let _ = out.write_all(data);
     }
+}
+
+/// Writes `n` in decimal and a newline, without going through `fmt` (twice per event framed).
+fn write_line(out: &mut impl std::io::Write, mut n: usize) -> std::io::Result<()> {
+    let mut digits = [0u8; 21];
+    let mut at = digits.len() - 1;
+    digits[at] = b'\n';
+    loop {
+        at -= 1;
+        // `n % 10` is a digit: the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = (n % 10) as u8;
+        digits[at] = b'0' + digit;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.write_all(&digits[at..])
 }
 
 /// [`Scripts::publish_command`] for the benches, under the prefix `bench`, with a TTL refresh on
