@@ -250,6 +250,22 @@ pub(super) struct Outgoing<'a> {
     pub(super) refresh: bool,
 }
 
+/// The indexes of a batch's events grouped by channel: for each channel, in the order of its
+/// first event, its events in the order they were queued (the order they get their ids in).
+pub(super) fn by_channel<'a>(channels: impl ExactSizeIterator<Item = &'a str>) -> Vec<Vec<usize>> {
+    let mut index: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(channels.len());
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, channel) in channels.enumerate() {
+        let slot = *index.entry(channel).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[slot].push(i);
+    }
+    groups
+}
+
 /// Writes the body of a channel batch, what both its stream entry (field `b`) and its envelope
 /// carry: the number of events on a line, then per event its name on a line, the length of its
 /// data on a line, and the data. Lengths rather than separators, because data may hold anything.
@@ -289,19 +305,18 @@ pub(crate) fn bench_publish_command(events: &[(&str, &str, &[u8])]) -> usize {
     thread_local! {
         static SCRIPTS: (Scripts, Names) = (Scripts::new(), Names::new("bench"));
     }
-    let mut index = std::collections::HashMap::with_capacity(events.len());
-    let mut channels: Vec<Outgoing<'_>> = Vec::new();
-    for &(channel, event, data) in events {
-        let slot = *index.entry(channel).or_insert_with(|| {
-            channels.push(Outgoing {
-                channel,
-                events: Vec::new(),
-                refresh: channels.is_empty(),
-            });
-            channels.len() - 1
-        });
-        channels[slot].events.push((event, data));
-    }
+    let channels: Vec<Outgoing<'_>> = by_channel(events.iter().map(|&(channel, ..)| channel))
+        .iter()
+        .enumerate()
+        .map(|(c, members)| Outgoing {
+            channel: events[members[0]].0,
+            events: members
+                .iter()
+                .map(|&i| (events[i].1, events[i].2))
+                .collect(),
+            refresh: c == 0,
+        })
+        .collect();
     SCRIPTS.with(|(scripts, names)| {
         scripts
             .publish_command(names, (1000, 3_600_000), &channels)
@@ -740,6 +755,12 @@ mod tests {
             .arg("1\nScored\n2\n{}")
             .get_packed_command();
         assert_eq!(command.get_packed_command(), expected);
+    }
+
+    #[test]
+    fn a_batch_groups_by_channel_in_order_of_first_event_keeping_each_channels_order() {
+        let groups = by_channel(["a", "b", "a", "c", "b", "a"].into_iter());
+        assert_eq!(groups, [vec![0, 2, 5], vec![1, 4], vec![3]]);
     }
 
     #[test]

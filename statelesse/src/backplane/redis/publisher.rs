@@ -301,7 +301,7 @@ impl Sender {
     async fn send(&self, batch: Batch) {
         let shared = &self.shared;
         let settings = &shared.settings;
-        let channels = by_channel(&batch);
+        let channels = envelope::by_channel(batch.events.iter().map(|pending| &*pending.channel));
         let outgoing: Vec<Outgoing<'_>> = channels
             .iter()
             .map(|members| Outgoing {
@@ -394,21 +394,6 @@ enum CallFailure {
     Timeout,
     Redis(RedisError),
     Reply(String),
-}
-
-/// The events of `batch` grouped by channel: for each channel, in the order of its first event,
-/// the indexes of its events in the order they were queued (the order they get their ids in).
-fn by_channel(batch: &Batch) -> Vec<Vec<usize>> {
-    let mut index: HashMap<&str, usize> = HashMap::with_capacity(batch.events.len());
-    let mut channels: Vec<Vec<usize>> = Vec::new();
-    for (i, pending) in batch.events.iter().enumerate() {
-        let slot = *index.entry(&pending.channel).or_insert_with(|| {
-            channels.push(Vec::new());
-            channels.len() - 1
-        });
-        channels[slot].push(i);
-    }
-    channels
 }
 
 /// If the sending task is dropped mid-batch (its runtime shut down), the queue must not stay
