@@ -463,7 +463,8 @@ fn decode_body(id: EventId, body: &Bytes) -> Result<Vec<Message>, Malformed> {
     let count = digits(count)
         .filter(|&count| (1..=MAX_CLAIMED_EVENTS).contains(&count))
         .ok_or(Malformed::BadBatch)?;
-    let mut messages = Vec::with_capacity(count);
+    // Each event takes at least 4 bytes (`E\n0\n`): no room reserved for events that cannot fit.
+    let mut messages = Vec::with_capacity(count.min(rest.len() / 4));
     for index in 0..count {
         let (event, after) = split_line(rest).ok_or(Malformed::BadEventName)?;
         let event = event_name(event).ok_or(Malformed::BadEventName)?;
