@@ -135,9 +135,11 @@ impl OutgoingEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PageLimits {
-    /// The most events in the page; `0` reads only the position.
+    /// The most events in the page; `0` reads only the position. A transport that stores events
+    /// in groups (Redis: one stream entry per channel per publish call) may end the page at the
+    /// end of the group that reaches the limit.
     pub events: usize,
-    /// The most bytes of event data in the page, but always one event if one follows.
+    /// The most bytes of event data in the page, but always one event (or group) if one follows.
     pub bytes: usize,
 }
 

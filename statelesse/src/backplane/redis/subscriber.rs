@@ -320,18 +320,26 @@ impl Subscriber {
         let Some(channel) = self.shared.names.channel_of(&name) else {
             return;
         };
-        let decoded = envelope::decode(&Bytes::from(payload))
-            .and_then(|message| envelope::check_not_ahead(&message, now_ms()).map(|()| message));
-        let message = match decoded {
-            Ok(message) => Arc::new(message),
+        // The events of an envelope share their entry's id, so one check covers them all.
+        let decoded = envelope::decode(&Bytes::from(payload)).and_then(|messages| {
+            match messages.last() {
+                Some(last) => envelope::check_not_ahead(last, now_ms()),
+                None => Ok(()),
+            }
+            .map(|()| messages)
+        });
+        let messages = match decoded {
+            Ok(messages) => messages,
             Err(reason) => {
                 self.shared.stats.count_malformed();
                 self.malformed_log.dropped(channel, &reason);
                 return;
             }
         };
-        if let Some(message) = self.channels.message(channel, message) {
-            self.deliver(channel, message);
+        for message in messages {
+            if let Some(message) = self.channels.message(channel, Arc::new(message)) {
+                self.deliver(channel, message);
+            }
         }
     }
 

@@ -6,7 +6,9 @@
 //!
 //! - **Pages.** A read returns at most [`ReplayConfig::page_events`] events and at most
 //!   [`ReplayConfig::page_bytes`] bytes of payload (a single event larger than that is a page of
-//!   its own). A subscription asks for the next page only when its reader has taken every event of
+//!   its own). The Redis transport stores the events one publish call sent to a channel as one
+//!   stream entry and ends a page at an entry's end, so its pages may exceed either limit by the
+//!   rest of one entry (at most 255 events and 512 KiB). A subscription asks for the next page only when its reader has taken every event of
 //!   the previous one, so a client that stops reading stops the reads.
 //! - **Shared reads.** Reads of the same page (channel and starting id) in flight at the same time
 //!   are one read. A page that stopped at a limit (more events follow) can never change, so it is
