@@ -550,7 +550,9 @@ async fn concurrent_publishes_share_script_calls() {
         calls <= 40,
         "{calls} script calls for 400 concurrent publishes"
     );
-    assert!(ids.iter().all(|id| *id > warm[0]));
+    // Ids order events within a channel; across channels (room 9 then rooms 0..4) only their
+    // milliseconds do.
+    assert!(ids.iter().all(|id| id.millis() >= warm[0].millis()));
     for (room, subscription) in (0..4).zip(&mut rooms) {
         let received = collect(subscription, 100).await;
         assert!(received.windows(2).all(|w| w[0].id < w[1].id));
