@@ -68,7 +68,7 @@ impl Recorded {
                     .histograms
                     .entry(series)
                     .or_default()
-                    .extend(samples.into_iter().map(|s| s.into_inner())),
+                    .extend(samples.into_iter().map(|s| s.0)),
             }
         }
     }
