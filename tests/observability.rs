@@ -16,13 +16,14 @@ use axum::Router;
 use axum::routing::get;
 use metrics::LocalRecorderGuard;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use statelesse::SubscriptionError;
 use statelesse::prelude::*;
 use statelesse::routes::{Denied, readiness};
 use statelesse::{HealthStatus, MemoryConfig, RedisConfig};
 use statelesse_test_redis::RedisServer;
 use statelesse_tests::app::spawn_app;
 use statelesse_tests::sse::SseClient;
-use statelesse_tests::suite::PATIENCE;
+use statelesse_tests::suite::{PATIENCE, Tick, next_event, next_item, publish_all};
 
 /// A series: its name and its labels, sorted.
 type SeriesKey = (String, Vec<(String, String)>);
@@ -68,7 +69,7 @@ impl Recorded {
                     .histograms
                     .entry(series)
                     .or_default()
-                    .extend(samples.into_iter().map(|s| s.into_inner())),
+                    .extend(samples.into_iter().map(|s| s.0)),
             }
         }
     }
@@ -423,12 +424,14 @@ async fn a_redis_blip_moves_the_redis_series() {
             r.gauge("statelesse_redis_connected", &[]) == Some(1.0)
         })
         .await;
+    // The channel is subscribed again, and told to recover, once the connection is back.
+    recorded
+        .eventually("the channel recovered", |r| {
+            r.counter("statelesse_redis_recoveries_total", &[]) == 1
+        })
+        .await;
     assert_eq!(
         recorded.counter("statelesse_redis_reconnects_total", &[]),
-        1
-    );
-    assert_eq!(
-        recorded.counter("statelesse_redis_recoveries_total", &[]),
         1
     );
 
@@ -439,6 +442,43 @@ async fn a_redis_blip_moves_the_redis_series() {
             r.counter("statelesse_redis_malformed_messages_total", &[]) == 1
         })
         .await;
+}
+
+/// A reconnect whose refill cannot read history (an ACL forbids the read): the subscriber gets a
+/// gap, counted by its cause, and the refill given up is counted.
+#[tokio::test]
+async fn a_refill_that_cannot_read_history_counts_a_gap_and_a_refill_given_up() {
+    let mut recorded = Recorded::start();
+    let server = RedisServer::start();
+    let config = RedisConfig::new(&server.url())
+        .unwrap()
+        .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200));
+    let bp = Backplane::redis(config).await.unwrap();
+    let mut subscription = Tick::stream(&bp, &1).await.unwrap();
+    publish_all(&bp, 1, [0]).await;
+    assert_eq!(next_event(&mut subscription).await.event.n, 0);
+
+    // Publishing stays allowed; reading a stream's state (every history read) does not.
+    assert_eq!(server.cmd(&["ACL", "SETUSER", "default", "-xinfo"]), "OK");
+    assert_eq!(server.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]), "1");
+    publish_all(&bp, 1, [1]).await;
+    assert!(matches!(
+        next_item(&mut subscription).await,
+        Err(SubscriptionError::Gap(_))
+    ));
+
+    let [domain, event] = labels("suite", "Tick");
+    assert_eq!(
+        recorded.counter(
+            "statelesse_gaps_total",
+            &[domain, event, ("cause", "history_unavailable")]
+        ),
+        1
+    );
+    assert_eq!(
+        recorded.counter("statelesse_redis_refills_given_up_total", &[]),
+        1
+    );
 }
 
 #[tokio::test]

@@ -141,7 +141,7 @@ impl Backplane {
     /// type takes `E`'s name in its domain.
     pub async fn publish<E: SseEvent>(&self, event: &E) -> Result<EventId, BackplaneError> {
         let metrics = self.metrics.get::<E>();
-        let started = metrics.start();
+        let started = Started::now();
         let span = tracing::debug_span!("publish", domain = E::DOMAIN, event = event.event_name());
         let result = async {
             // The name alone: a publish has no use for a shareable `Channel`.
@@ -199,7 +199,7 @@ impl Backplane {
             return Ok(Vec::new());
         };
         let metrics = self.metrics.get::<E>();
-        let started = metrics.start();
+        let started = Started::now();
         let span = tracing::debug_span!(
             "publish",
             domain = E::DOMAIN,
@@ -266,7 +266,7 @@ impl Backplane {
         events: &[E],
     ) -> Result<Vec<Result<EventId, BackplaneError>>, BackplaneError> {
         let metrics = self.metrics.get::<E>();
-        let started = metrics.start();
+        let started = Started::now();
         let span = tracing::debug_span!("publish", domain = E::DOMAIN, events = events.len());
         let results = async {
             let mut outgoing = Vec::with_capacity(events.len());

@@ -156,6 +156,14 @@
 //! channel, from the moment the route subscribes until the stream ends, the client goes away, or
 //! its write timeout releases it. Events a route drops are counted in
 //! [`Diagnostics::malformed_events`](crate::Diagnostics::malformed_events).
+//!
+//! # Observability
+//!
+//! Each request runs in an `sse_connection` span (route, domain, event, resume) recording its
+//! rejection, resume, gaps and close with its reason; with the `metrics` feature each route counts
+//! its open connections, rejections by reason and bytes written. [`readiness`] is a probe route
+//! over [`Backplane::health`]. The series, spans and probes are listed in
+//! [`docs/observability.md`](https://github.com/statelesse/statelesse/blob/main/docs/observability.md).
 
 mod error;
 pub(crate) mod frame;
