@@ -62,18 +62,8 @@ async function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promi
   }
 }
 
-test("the game page shows live events through the generated client, across a lost connection", { timeout: 60_000 }, async (t) => {
-  const app = await startGame();
-  let proxy: Proxy | undefined;
-  let browser: Browser | undefined;
-  // The browser first, so that it does not reconnect to a stopped server meanwhile.
-  t.after(async () => {
-    await browser?.close();
-    await proxy?.close();
-    await app.stop();
-  });
-  proxy = await startProxy(app.url);
-  browser = await chromium.launch({
+function launch(): Promise<Browser> {
+  return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: [
@@ -86,28 +76,21 @@ test("the game page shows live events through the generated client, across a los
       "--disable-sync",
     ],
   });
-  const page = await browser.newPage({ locale: "en-GB" });
-  // Counts the page's open EventSources, and the most it ever held at once.
-  await page.addInitScript(() => {
-    const counts = { open: 0, most: 0 };
-    (window as unknown as { sseCounts: typeof counts }).sseCounts = counts;
-    const Native = window.EventSource;
-    window.EventSource = class extends Native {
-      #open = true;
-      constructor(url: string | URL, init?: EventSourceInit) {
-        super(url, init);
-        counts.open += 1;
-        counts.most = Math.max(counts.most, counts.open);
-      }
-      override close() {
-        if (this.#open) counts.open -= 1;
-        this.#open = false;
-        super.close();
-      }
-    };
+}
+
+test("the game page shows live events through the generated client, across a lost connection", { timeout: 60_000 }, async (t) => {
+  const app = await startGame();
+  let proxy: Proxy | undefined;
+  let browser: Browser | undefined;
+  // The browser first, so that it does not reconnect to a stopped server meanwhile.
+  t.after(async () => {
+    await browser?.close();
+    await proxy?.close();
+    await app.stop();
   });
-  const sseCounts = () =>
-    page.evaluate(() => (window as unknown as { sseCounts: { open: number; most: number } }).sseCounts);
+  proxy = await startProxy(app.url);
+  browser = await launch();
+  const page = await browser.newPage({ locale: "en-GB" });
   const problems: string[] = [];
   page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
 
@@ -163,12 +146,98 @@ test("the game page shows live events through the generated client, across a los
   });
   assert.equal((await shown(page)).snapshots, 1, "a resuming stream gets no snapshot");
   // One connection for the game, the announcements and the notifications, reopened with the
-  // cursor of all three.
-  assert.deepEqual(await sseCounts(), { open: 1, most: 1 });
-  const streams = proxy.requests.filter((line) => line.startsWith("GET /sse/"));
-  for (const line of streams) assert.ok(line.startsWith("GET /sse/page?SystemAnnouncement"), line);
-  const reopened = `GET /sse/page?SystemAnnouncement&Notification=ada&GameEvent=${gameId}&lastEventId=`;
-  assert.ok(streams.at(-1)?.startsWith(reopened), `the page reopened its stream with ${reopened}..`);
+  // cursor of all three (the last event's id, then the cursor) in `Last-Event-ID`.
+  const streams = proxy.received.filter((request) => request.line.startsWith("GET /sse/"));
+  for (const request of streams) assert.ok(request.line.startsWith("GET /sse/page?SystemAnnouncement"), request.line);
+  const reopened = streams.at(-1);
+  assert.equal(reopened?.line, `GET /sse/page?SystemAnnouncement&Notification=ada&GameEvent=${gameId} HTTP/1.1`);
+  assert.match(String(reopened?.headers["last-event-id"]), /^\d+-\d+(-\d+)?\.[A-Za-z0-9_-]+$/);
   // Chromium reports the lost connections as console errors; only errors of the page's own code count.
   assert.deepEqual(problems, []);
+});
+
+/** Opens a keyless stream from the page with the page's client, recording its statuses and errors in `window`. */
+async function subscribeInPage(page: Page): Promise<void> {
+  await page.evaluate(async () => {
+    const url = "/events.js";
+    const client = (await import(url)) as typeof import("#game/events.js");
+    const record = window as unknown as { statuses: string[]; errors: number };
+    record.statuses = [];
+    record.errors = 0;
+    client.subscribeSystemAnnouncement({
+      onStatusChange: (status) => record.statuses.push(status),
+      onError: () => (record.errors += 1),
+    });
+  });
+}
+
+async function recorded(page: Page): Promise<{ statuses: string[]; errors: number }> {
+  return page.evaluate(() => {
+    const record = window as unknown as { statuses: string[]; errors: number };
+    return { statuses: [...record.statuses], errors: record.errors };
+  });
+}
+
+/**
+ * Sets `document.visibilityState` as a browser does when its tab is hidden or shown, and fires
+ * `visibilitychange`: a headless browser has no tab strip to hide a page with.
+ */
+async function setVisibility(page: Page, state: "hidden" | "visible"): Promise<void> {
+  await page.evaluate((state) => {
+    Object.defineProperty(document, "visibilityState", { configurable: true, get: () => state });
+    Object.defineProperty(document, "hidden", { configurable: true, get: () => state === "hidden" });
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, state);
+}
+
+test("a hidden tab does not reconnect until it is visible again", { timeout: 60_000 }, async (t) => {
+  const app = await startGame();
+  const proxy = await startProxy(app.url);
+  const browser = await launch();
+  t.after(async () => {
+    await browser.close();
+    await proxy.close();
+    await app.stop();
+  });
+  const page = await browser.newPage();
+  await page.goto(proxy.url);
+  await subscribeInPage(page);
+  await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open"]));
+  const streams = () => proxy.received.filter((request) => request.line.startsWith("GET /sse/system/")).length;
+  // The page's own announcement stream and this one.
+  await eventually(async () => assert.equal(streams(), 2));
+
+  await setVisibility(page, "hidden");
+  proxy.cut();
+  proxy.restore();
+  await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open", "reconnecting"]));
+  await new Promise((resolve) => setTimeout(resolve, 1000)); // ten retry windows of the server's 100 ms
+  assert.equal(streams(), 2, "no request while hidden");
+  assert.deepEqual((await recorded(page)).statuses, ["open", "reconnecting"]);
+
+  await setVisibility(page, "visible");
+  await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open", "reconnecting", "open"]));
+  assert.equal(streams(), 4, "both streams reopened once visible");
+});
+
+test("an offline page waits for the network instead of retrying", { timeout: 60_000 }, async (t) => {
+  const app = await startGame();
+  const browser = await launch();
+  t.after(async () => {
+    await browser.close();
+    await app.stop();
+  });
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(app.url);
+  await subscribeInPage(page);
+  await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open"]));
+
+  await context.setOffline(true);
+  await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open", "reconnecting"]));
+  await new Promise((resolve) => setTimeout(resolve, 1000)); // ten retry windows of the server's 100 ms
+  assert.equal((await recorded(page)).errors, 1, "one error: no attempt while offline");
+
+  await context.setOffline(false);
+  await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open", "reconnecting", "open"]));
 });

@@ -57,7 +57,7 @@ function render() {
   );
 }
 
-/** @param {"open" | "reconnecting" | "closed"} state */
+/** @param {import("./events.js").SseStatus} state */
 function status(state) {
   $("status").textContent = state;
   $("status").dataset["state"] = state;
@@ -132,12 +132,12 @@ function channels() {
 
 const stream = subscribeMux("/sse/page", channels(), {
   onOpen() {
-    status("open");
     log("log", "stream open (resuming after the last event seen, if any)");
   },
+  onStatusChange: status,
   onError(error) {
-    if (error.kind === "connection") status(error.willRetry ? "reconnecting" : "closed");
-    else log("log", `undecodable ${error.event} event`);
+    if (error.kind === "decode") log("log", `undecodable ${error.event} event`);
+    else if (error.kind === "http") log("log", `the server answered ${error.status}`);
   },
 });
 

@@ -156,10 +156,19 @@
 //! channel, from the moment the route subscribes until the stream ends, the client goes away, or
 //! its write timeout releases it. Events a route drops are counted in
 //! [`Diagnostics::malformed_events`](crate::Diagnostics::malformed_events).
+//!
+//! # Observability
+//!
+//! Each request runs in an `sse_connection` span (route, domain, event, resume) recording its
+//! rejection, resume, gaps and close with its reason; with the `metrics` feature each route counts
+//! its open connections, rejections by reason and bytes written. [`readiness`] is a probe route
+//! over [`Backplane::health`]. The series, spans and probes are listed in
+//! [`docs/observability.md`](https://github.com/statelesse/statelesse/blob/main/docs/observability.md).
 
 mod cursor;
 mod error;
 pub(crate) mod frame;
+mod health;
 mod limit;
 mod mux;
 mod serve;
@@ -183,12 +192,14 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
+use tracing::{Instrument as _, Span};
 
 use crate::backplane::transport::BoxFuture;
 use crate::protocol::{LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY};
+use crate::telemetry::{EventMetrics, Rejection, RouteMetrics};
 use crate::{Backplane, Channel, ChannelKey, EventId, SseEvent};
 use bytes::Bytes;
-use stream::{Cancelled, EventStream, Events, Source, Watchdog};
+use stream::{Cancelled, EventStream, Events, Feed, Source, Watchdog};
 use tokio::sync::OwnedSemaphorePermit;
 
 pub use cursor::CursorError;
@@ -196,6 +207,7 @@ pub use error::{
     BackplaneUnavailable, Denied, InvalidChannels, InvalidCursor, InvalidKey, InvalidLastEventId,
     MissingKeyParam, SnapshotFailed, TooManyConnections,
 };
+pub use health::readiness;
 pub use limit::ConnectionLimit;
 pub use mux::{DEFAULT_MAX_CHANNELS, MuxRoutes};
 pub use serve::{serve, serve_with_write_deadline};
@@ -354,29 +366,29 @@ impl Default for Settings {
 impl Settings {
     /// The connection's slot, or the answer when there is none: a stream of only the retry hint
     /// and the shutdown comment while shutting down, 503 past the connection limit.
-    #[expect(
-        clippy::result_large_err,
-        reason = "the refusal is the response, returned at once by its only callers"
-    )]
-    fn admit(&self) -> Result<Option<OwnedSemaphorePermit>, Response> {
+    fn admit(&self) -> Result<Option<OwnedSemaphorePermit>, Rejected> {
         if self.shutdown.as_ref().is_some_and(Shutdown::is_triggered) {
             let head = VecDeque::from([frame::retry(self.retry), frame::shutdown()]);
-            return Err(event_stream(EventStream::with_source(
-                head,
-                None,
-                None,
-                Duration::ZERO,
-                None,
-                None,
-            )));
+            let stream = EventStream::new(head, None, None, Duration::ZERO, None, None);
+            return Err(Rejected(Rejection::ShuttingDown, event_stream(stream)));
         }
         match &self.limit {
             None => Ok(None),
-            Some(limit) => limit
-                .try_acquire()
-                .map(Some)
-                .ok_or_else(|| TooManyConnections::new(self.retry).into_response()),
+            Some(limit) => limit.try_acquire().map(Some).ok_or_else(|| {
+                Rejected(
+                    Rejection::TooManyConnections,
+                    TooManyConnections::new(self.retry).into_response(),
+                )
+            }),
         }
+    }
+
+    /// The answer when the backplane could not subscribe.
+    fn unavailable(&self, err: crate::BackplaneError) -> Rejected {
+        Rejected(
+            Rejection::BackplaneUnavailable,
+            BackplaneUnavailable::new(err, self.retry).into_response(),
+        )
     }
 
     /// The head every stream starts with, the retry hint, with room for `more` frames.
@@ -386,11 +398,11 @@ impl Settings {
         head
     }
 
-    /// The `200 OK` response streaming `head`, then `source`.
+    /// The `200 OK` response streaming `head`, then `feed`.
     fn stream(
         &self,
         head: VecDeque<Bytes>,
-        source: Source,
+        feed: Feed,
         watchdog: Option<&Watchdog>,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Response {
@@ -398,9 +410,9 @@ impl Settings {
             .shutdown
             .as_ref()
             .map(|shutdown| -> Cancelled { Box::pin(shutdown.clone().triggered_owned()) });
-        event_stream(EventStream::with_source(
+        event_stream(EventStream::new(
             head,
-            Some(source),
+            Some(feed),
             shutdown,
             self.keep_alive,
             watchdog,
@@ -663,58 +675,120 @@ where
                 "the event's `PATH` must start with `/`"
             );
         }
-        // One watchdog task for all the route's connections, not one each.
-        let watchdog = Watchdog::new(self.settings.write_timeout);
-        let config = Arc::new(self);
+        let route = Arc::new(Route {
+            // One watchdog task for all the route's connections, not one each.
+            watchdog: Watchdog::new(self.settings.write_timeout),
+            metrics: EventMetrics::of::<E>().route(),
+            config: self,
+        });
         let handler = move |State(state): State<S>, request: Request| {
-            let config = Arc::clone(&config);
-            let watchdog = watchdog.clone();
-            async move { config.serve(state, request, watchdog.as_ref()).await }
+            let route = Arc::clone(&route);
+            async move { route.serve(state, request).await }
         };
         Router::new().route(E::PATH, get(handler))
     }
+}
 
-    async fn serve(&self, state: S, request: Request, watchdog: Option<&Watchdog>) -> Response {
+/// One route as it serves: its settings, and what it shares among its connections.
+struct Route<E: SseEvent, S> {
+    config: SseRoutes<E, S>,
+    watchdog: Option<Watchdog>,
+    /// The route's series, shared by its connections.
+    metrics: RouteMetrics,
+}
+
+/// A request answered without a stream: why, and the answer.
+pub(crate) struct Rejected(pub(crate) Rejection, pub(crate) Response);
+
+/// Serves one request of a route, single or multiplexed, in the connection's `span`: runs
+/// `open` in it, and counts and logs a rejection by its reason.
+async fn observed(
+    metrics: &RouteMetrics,
+    span: Span,
+    open: impl Future<Output = Result<Response, Rejected>>,
+) -> Response {
+    match open.instrument(span.clone()).await {
+        Ok(response) => response,
+        Err(Rejected(reason, response)) => {
+            metrics.rejected(reason);
+            tracing::info!(
+                parent: &span,
+                reason = reason.label(),
+                status = response.status().as_u16(),
+                "SSE connection rejected"
+            );
+            response
+        }
+    }
+}
+
+impl<E, S> Route<E, S>
+where
+    E: SseEvent,
+    S: Clone + Send + Sync + 'static,
+    Backplane: FromRef<S>,
+{
+    /// Serves one request, in the connection's span; counts and logs a rejection.
+    async fn serve(&self, state: S, request: Request) -> Response {
+        let span = tracing::info_span!(
+            "sse_connection",
+            route = E::PATH,
+            domain = E::DOMAIN,
+            event = E::KIND.name(),
+            resume = tracing::field::Empty,
+        );
+        observed(&self.metrics, span.clone(), self.open(state, request, span)).await
+    }
+
+    async fn open(&self, state: S, request: Request, span: Span) -> Result<Response, Rejected> {
+        let config = &self.config;
         let (mut parts, _body) = request.into_parts();
-        let key = match key_of::<E>(&mut parts).await {
-            Ok(key) => key,
-            Err(rejection) => return rejection,
-        };
-        let last_id = match last_event_id(&parts) {
-            Ok(id) => id,
-            Err(rejection) => return rejection.into_response(),
-        };
-        let permit = match self.settings.admit() {
-            Ok(permit) => permit,
-            Err(response) => return response,
-        };
-        if let Some(authorize) = &self.authorize
-            && let Err(denied) = authorize(parts, &key, &state).await
-        {
-            return denied;
+        let key = key_of::<E>(&mut parts)
+            .await
+            .map_err(|rejection| Rejected(Rejection::InvalidKey, rejection))?;
+        let last_id = last_event_id(&parts).map_err(|rejection| {
+            Rejected(Rejection::InvalidLastEventId, rejection.into_response())
+        })?;
+        span.record("resume", last_id.is_some());
+        let permit = config.settings.admit()?;
+        if let Some(authorize) = &config.authorize {
+            authorize(parts, &key, &state)
+                .await
+                .map_err(|denied| Rejected(Rejection::Denied, denied))?;
         }
         let backplane = Backplane::from_ref(&state);
         let channel = Channel::<E>::new(&key);
-        let subscription = match backplane.subscribe_raw(&channel, last_id).await {
-            Ok(subscription) => subscription,
-            Err(err) => return BackplaneUnavailable::new(err, self.settings.retry).into_response(),
-        };
-        let mut head = self.settings.head(1);
+        let subscription = backplane
+            .subscribe_raw(&channel, last_id)
+            .await
+            .map_err(|err| config.settings.unavailable(err))?;
+        if let Some(id) = last_id {
+            tracing::info!(after = %id, "SSE connection resumed");
+        }
+        let mut head = config.settings.head(1);
         if last_id.is_none()
-            && let Some(initial_state) = &self.initial_state
+            && let Some(initial_state) = &config.initial_state
         {
-            match initial_state(&key, &state).await {
-                Ok(data) => head.push_back(frame::snapshot(&data)),
-                Err(response) => return response,
-            }
+            let data = initial_state(&key, &state)
+                .await
+                .map_err(|response| Rejected(Rejection::SnapshotFailed, response))?;
+            head.push_back(frame::snapshot(&data));
         }
         let events = Events {
             subscription,
             kind: E::KIND,
             malformed: Arc::clone(backplane.malformed_counter()),
         };
-        self.settings
-            .stream(head, Source::One(events), watchdog, permit)
+        Ok(config.settings.stream(
+            head,
+            Feed {
+                source: Source::One(events),
+                metrics: self.metrics.clone(),
+                span,
+            },
+            self.watchdog.as_ref(),
+            permit,
+        ))
     }
 }
 

@@ -16,16 +16,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use futures_core::Stream;
+use tracing::Span;
 
 use super::cursor::{self, Cursor, Encoder};
 use super::error::{ChannelsProblem, InvalidChannels, InvalidCursor};
-use super::stream::{Chunk, Source, Watchdog};
+use super::stream::{Chunk, Feed, Source, Watchdog};
 use super::{
-    BackplaneUnavailable, ConnectionLimit, SNAPSHOT_EVENT, Settings, Shutdown, SseRoutes, frame,
+    ConnectionLimit, Rejected, SNAPSHOT_EVENT, Settings, Shutdown, SseRoutes, frame, observed,
 };
 use crate::backplane::subscription::RawSubscription;
 use crate::backplane::transport::BoxFuture;
 use crate::protocol::{CURSOR_EVENT, GAP_EVENT, LAST_EVENT_ID_QUERY};
+use crate::telemetry::{Rejection, RouteMetrics};
 use crate::{Backplane, BackplaneError, Channel, ChannelKey, EventId, EventKind, Gap, SseEvent};
 
 /// The default maximum number of channels on one connection of a multiplexed route: 32.
@@ -219,81 +221,19 @@ where
 
     /// The router serving `GET` at the route's path, to merge into the app.
     pub fn into_router(self) -> Router<S> {
-        let watchdog = Watchdog::new(self.settings.write_timeout);
         let path = self.path.clone();
-        let route = cursor::route_fingerprint(self.types.iter().map(|ty| ty.kind().name()));
-        let config = Arc::new((self, route));
+        let route = Arc::new(Route {
+            // One watchdog task for all the route's connections, not one each.
+            watchdog: Watchdog::new(self.settings.write_timeout),
+            fingerprint: cursor::route_fingerprint(self.types.iter().map(|ty| ty.kind().name())),
+            metrics: RouteMetrics::multiplexed(&self.path),
+            config: self,
+        });
         let handler = move |State(state): State<S>, request: Request| {
-            let config = Arc::clone(&config);
-            let watchdog = watchdog.clone();
-            async move {
-                let (routes, route) = &*config;
-                routes
-                    .serve(state, request, *route, watchdog.as_ref())
-                    .await
-            }
+            let route = Arc::clone(&route);
+            async move { route.serve(state, request).await }
         };
         Router::new().route(&path, get(handler))
-    }
-
-    async fn serve(
-        &self,
-        state: S,
-        request: Request,
-        route: u32,
-        watchdog: Option<&Watchdog>,
-    ) -> Response {
-        let (parts, _body) = request.into_parts();
-        let wanted = match self.channels(&parts) {
-            Ok(wanted) => wanted,
-            Err(problem) => return InvalidChannels::new(problem).into_response(),
-        };
-        let cursor = match super::last_event_id_text(&parts) {
-            Ok(None) => None,
-            Ok(Some(text)) => match cursor::decode(&text, route, self.max_channels) {
-                Ok(cursor) => Some(cursor),
-                Err(err) => return InvalidCursor::new(err).into_response(),
-            },
-            Err(rejection) => return rejection.into_response(),
-        };
-        let permit = match self.settings.admit() {
-            Ok(permit) => permit,
-            Err(response) => return response,
-        };
-        for wanted in &wanted {
-            if let Some(decision) = wanted.channel.authorize(parts.clone(), &state)
-                && let Err(denied) = decision.await
-            {
-                return name_denied(denied, wanted).await;
-            }
-        }
-        let backplane = Backplane::from_ref(&state);
-        let opened = match open(&backplane, &wanted, cursor.as_ref()).await {
-            Ok(opened) => opened,
-            Err(err) => return BackplaneUnavailable::new(err, self.settings.retry).into_response(),
-        };
-        let mut channels = Channels::new(opened, route, Arc::clone(backplane.malformed_counter()));
-        let mut head = self.settings.head(wanted.len() + 1);
-        head.push_back(channels.start());
-        for (n, wanted) in wanted.iter().enumerate() {
-            // Indexed, not borrowed across the await: a subscription is `Send` but not `Sync`.
-            if channels.open[n].resumed {
-                continue;
-            }
-            if let Some(initial_state) = wanted.channel.initial_state(&state) {
-                match initial_state.await {
-                    Ok(json) => head.push_back(frame::tagged(
-                        None,
-                        &channels.open[n].label,
-                        SNAPSHOT_EVENT,
-                        &frame::data_line(&json),
-                    )),
-                    Err(response) => return response,
-                }
-            }
-        }
-        self.settings
-            .stream(head, Source::Many(channels), watchdog, permit)
     }
 
     /// The channels the query asks for, parsed and checked, in its order.
@@ -338,6 +278,116 @@ where
             });
         }
         Ok(wanted)
+    }
+}
+
+/// A multiplexed route as it serves: its settings, and what it shares among its connections.
+struct Route<S> {
+    config: MuxRoutes<S>,
+    watchdog: Option<Watchdog>,
+    /// Its event types' names, hashed: what its cursors are bound to.
+    fingerprint: u32,
+    /// The route's series, shared by its connections.
+    metrics: RouteMetrics,
+}
+
+impl<S> Route<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Backplane: FromRef<S>,
+{
+    /// Serves one request, in the connection's span; counts and logs a rejection.
+    async fn serve(&self, state: S, request: Request) -> Response {
+        let span = tracing::info_span!(
+            "sse_connection",
+            route = self.config.path.as_str(),
+            domain = "mux",
+            channels = tracing::field::Empty,
+            resume = tracing::field::Empty,
+        );
+        observed(&self.metrics, span.clone(), self.open(state, request, span)).await
+    }
+
+    async fn open(&self, state: S, request: Request, span: Span) -> Result<Response, Rejected> {
+        let config = &self.config;
+        let (parts, _body) = request.into_parts();
+        let wanted = config.channels(&parts).map_err(|problem| {
+            Rejected(
+                Rejection::InvalidChannels,
+                InvalidChannels::new(problem).into_response(),
+            )
+        })?;
+        span.record("channels", wanted.len());
+        let cursor = match super::last_event_id_text(&parts) {
+            Ok(None) => None,
+            Ok(Some(text)) => Some(
+                cursor::decode(&text, self.fingerprint, config.max_channels).map_err(|err| {
+                    Rejected(
+                        Rejection::InvalidCursor,
+                        InvalidCursor::new(err).into_response(),
+                    )
+                })?,
+            ),
+            Err(rejection) => {
+                return Err(Rejected(
+                    Rejection::InvalidLastEventId,
+                    rejection.into_response(),
+                ));
+            }
+        };
+        span.record("resume", cursor.is_some());
+        let permit = config.settings.admit()?;
+        for wanted in &wanted {
+            if let Some(decision) = wanted.channel.authorize(parts.clone(), &state)
+                && let Err(denied) = decision.await
+            {
+                return Err(Rejected(
+                    Rejection::Denied,
+                    name_denied(denied, wanted).await,
+                ));
+            }
+        }
+        let backplane = Backplane::from_ref(&state);
+        let opened = open(&backplane, &wanted, cursor.as_ref())
+            .await
+            .map_err(|err| config.settings.unavailable(err))?;
+        if cursor.is_some() {
+            tracing::info!("SSE connection resumed");
+        }
+        let mut channels = Channels::new(
+            opened,
+            self.fingerprint,
+            Arc::clone(backplane.malformed_counter()),
+        );
+        let mut head = config.settings.head(wanted.len() + 1);
+        head.push_back(channels.start());
+        for (n, wanted) in wanted.iter().enumerate() {
+            // Indexed, not borrowed across the await: a subscription is `Send` but not `Sync`.
+            if channels.open[n].resumed {
+                continue;
+            }
+            if let Some(initial_state) = wanted.channel.initial_state(&state) {
+                let json = initial_state
+                    .await
+                    .map_err(|response| Rejected(Rejection::SnapshotFailed, response))?;
+                head.push_back(frame::tagged(
+                    None,
+                    &channels.open[n].label,
+                    SNAPSHOT_EVENT,
+                    &frame::data_line(&json),
+                ));
+            }
+        }
+        Ok(config.settings.stream(
+            head,
+            Feed {
+                source: Source::Many(channels),
+                metrics: self.metrics.clone(),
+                span,
+            },
+            self.watchdog.as_ref(),
+            permit,
+        ))
     }
 }
 
@@ -556,6 +606,7 @@ impl Channels {
                     } else {
                         // One of the channel's events the client will not get: it must know.
                         self.malformed.fetch_add(1, Ordering::Relaxed);
+                        channel.subscription.undeliverable();
                         self.frame(at, GAP_EVENT, &gap_line(Gap { missed: Some(1) }))
                     }
                 }

@@ -14,8 +14,11 @@ use futures_core::Stream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
+use tracing::Span;
+
 use super::frame;
 use crate::backplane::subscription::RawSubscription;
+use crate::telemetry::{OpenConnection, RouteMetrics};
 use crate::{EventKind, Gap};
 
 /// A future completing when the stream must end: the [`Shutdown`](super::Shutdown) signal.
@@ -39,6 +42,14 @@ pub(crate) struct Events {
     pub(crate) subscription: RawSubscription,
     pub(crate) kind: EventKind,
     pub(crate) malformed: Arc<AtomicU64>,
+}
+
+/// What a connection streams after its head, and what observes it: its route's series and its
+/// span.
+pub(crate) struct Feed {
+    pub(crate) source: Source,
+    pub(crate) metrics: RouteMetrics,
+    pub(crate) span: Span,
 }
 
 /// Where a connection's frames come from after its head: one channel (a single route), or several
@@ -77,6 +88,7 @@ impl Events {
                     }
                     // One of the route's events the client will not get: it must know.
                     malformed.fetch_add(1, Ordering::Relaxed);
+                    subscription.undeliverable();
                     frame::gap(Gap { missed: Some(1) }, Some(message.id()))
                 }
                 Poll::Ready(Some(Err(gap))) => frame::gap(gap, subscription.last_id()),
@@ -120,6 +132,12 @@ pub(crate) struct EventStream {
     carry: Option<Bytes>,
     shutdown: Option<Cancelled>,
     keep_alive: Option<KeepAlive>,
+    /// The route's series, for a stream with events (a connection, not a refusal).
+    metrics: Option<RouteMetrics>,
+    /// The connection's span: its events (gaps, close) are recorded in it.
+    span: Span,
+    /// Why the stream ended, once it did: logged on drop.
+    ended: Option<&'static str>,
 }
 
 /// The keep-alive timer: it ticks every half interval, and a tick that finds nothing sent since
@@ -150,10 +168,25 @@ struct SlotState {
     source: Option<Source>,
     /// Held for the connection's life: the slot of a [`ConnectionLimit`](super::ConnectionLimit).
     permit: Option<OwnedSemaphorePermit>,
+    /// Held for the connection's life: its place in `statelesse_connections_open`.
+    open: Option<OpenConnection>,
     /// The watchdog released the connection: the stream ends at its next poll.
     timed_out: bool,
     /// The stream was dropped: the watchdog stops watching it.
     dropped: bool,
+}
+
+impl SlotState {
+    /// Takes what the connection holds, to drop once the lock is released.
+    fn release(
+        &mut self,
+    ) -> (
+        Option<Source>,
+        Option<OwnedSemaphorePermit>,
+        Option<OpenConnection>,
+    ) {
+        (self.source.take(), self.permit.take(), self.open.take())
+    }
 }
 
 impl Slot {
@@ -225,25 +258,12 @@ impl Chunk {
 }
 
 impl EventStream {
-    /// A stream sending `head`, then `events` if any, with keep-alive comments every
-    /// `keep_alive` (`ZERO`: none), watched by `watchdog` if any; must be created within a Tokio
-    /// runtime when it has one.
+    /// A stream sending `head`, then `feed` if any, with keep-alive comments every `keep_alive`
+    /// (`ZERO`: none), watched by `watchdog` if any; must be created within a Tokio runtime when
+    /// it has one.
     pub(crate) fn new(
         head: VecDeque<Bytes>,
-        events: Option<Events>,
-        shutdown: Option<Cancelled>,
-        keep_alive: Duration,
-        watchdog: Option<&Watchdog>,
-        permit: Option<OwnedSemaphorePermit>,
-    ) -> Self {
-        let source = events.map(Source::One);
-        Self::with_source(head, source, shutdown, keep_alive, watchdog, permit)
-    }
-
-    /// [`new`](Self::new), with frames from any [`Source`].
-    pub(crate) fn with_source(
-        head: VecDeque<Bytes>,
-        source: Option<Source>,
+        feed: Option<Feed>,
         shutdown: Option<Cancelled>,
         keep_alive: Duration,
         watchdog: Option<&Watchdog>,
@@ -259,10 +279,16 @@ impl EventStream {
                 sent: true,
             }
         });
+        let (source, metrics, span) = match feed {
+            Some(feed) => (Some(feed.source), Some(feed.metrics), feed.span),
+            None => (None, None, Span::none()),
+        };
+        let open = metrics.as_ref().map(RouteMetrics::open);
         let slot = Arc::new(Slot {
             state: Mutex::new(SlotState {
                 source,
                 permit,
+                open,
                 timed_out: false,
                 dropped: false,
             }),
@@ -280,20 +306,27 @@ impl EventStream {
             carry: None,
             shutdown,
             keep_alive,
+            metrics,
+            span,
+            ended: None,
         }
     }
 
-    /// Sends `last` and ends: releases the subscription and the connection slot now, not when the
-    /// client finally goes away.
-    fn finish(&mut self, last: Bytes) -> Poll<Option<Result<Bytes, Infallible>>> {
+    /// Sends `last` and ends, for `reason`: releases the subscription and the connection slot
+    /// now, not when the client finally goes away.
+    fn finish(
+        &mut self,
+        last: Bytes,
+        reason: &'static str,
+    ) -> Poll<Option<Result<Bytes, Infallible>>> {
         self.head.clear();
         self.carry = None;
-        let mut state = self.slot.lock();
-        let released = (state.source.take(), state.permit.take());
-        drop(state);
+        let released = self.slot.lock().release();
         drop(released);
         self.shutdown = None;
         self.keep_alive = None;
+        self.ended = Some(reason);
+        self.written(&last);
         Poll::Ready(Some(Ok(last)))
     }
 
@@ -301,7 +334,15 @@ impl EventStream {
         if let Some(keep_alive) = &mut self.keep_alive {
             keep_alive.sent = true;
         }
+        self.written(&chunk);
         Poll::Ready(Some(Ok(chunk)))
+    }
+
+    #[inline]
+    fn written(&self, chunk: &Bytes) {
+        if let Some(metrics) = &self.metrics {
+            metrics.written(chunk.len());
+        }
     }
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
@@ -311,12 +352,12 @@ impl EventStream {
             .as_mut()
             .is_some_and(|shutdown| shutdown.as_mut().poll(cx).is_ready())
         {
-            return self.finish(frame::shutdown());
+            return self.finish(frame::shutdown(), "shutdown");
         }
         let mut state = self.slot.lock();
         if std::mem::take(&mut state.timed_out) {
             drop(state);
-            return self.finish(frame::timed_out());
+            return self.finish(frame::timed_out(), "write_timeout");
         }
         if let Some(frame) = self.head.pop_front() {
             drop(state);
@@ -338,7 +379,7 @@ impl EventStream {
             // What was ready, then the final comment.
             chunk.append(&frame::closed());
             let last = chunk.into_bytes().unwrap_or_else(frame::closed);
-            return self.finish(last);
+            return self.finish(last, "backplane_closed");
         }
         if let Some(chunk) = chunk.into_bytes() {
             return self.send(chunk);
@@ -363,7 +404,13 @@ impl Stream for EventStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        // What the subscription logs (gaps, failed reads) belongs to this connection; taken out
+        // for the poll rather than cloned, which would cost a reference count per poll.
+        let span = std::mem::replace(&mut this.span, Span::none());
+        let entered = span.enter();
         let poll = this.poll_frame(cx);
+        drop(entered);
+        this.span = span;
         if this.watched {
             // Sampled by the watchdog when it wakes: no wake-up, lock or clock read per poll.
             this.polls += 1;
@@ -380,10 +427,20 @@ impl Drop for EventStream {
     fn drop(&mut self) {
         // Released here, not when the watchdog (which can reach the slot) next samples it.
         let mut state = self.slot.lock();
-        let released = (state.source.take(), state.permit.take());
+        let released = state.release();
         state.dropped = true;
+        // Released by the watchdog, and never polled again to say so.
+        let timed_out = state.timed_out;
         drop(state);
         drop(released);
+        if self.metrics.is_some() {
+            let reason = match self.ended {
+                Some(reason) => reason,
+                None if timed_out => "write_timeout",
+                None => "client_gone",
+            };
+            tracing::info!(parent: &self.span, reason, "SSE connection closed");
+        }
     }
 }
 
@@ -488,7 +545,7 @@ impl Watched {
             return true;
         }
         state.timed_out = true;
-        let released = (state.source.take(), state.permit.take());
+        let released = state.release();
         drop(state);
         tracing::debug!(
             ?timeout,
@@ -541,16 +598,21 @@ mod tests {
     use crate::backplane::memory::MemoryConfig;
 
     /// The events of `channel` for a route of the event type named `E`.
-    async fn subscription(bp: &Backplane, channel: &str) -> Option<Events> {
-        Some(Events {
+    async fn subscription(bp: &Backplane, channel: &str) -> Option<Feed> {
+        let events = Events {
             subscription: bp.subscribe_name(channel).await,
             kind: EventKind::Keyed { name: "E" },
             malformed: Arc::clone(bp.malformed_counter()),
+        };
+        Some(Feed {
+            source: Source::One(events),
+            metrics: crate::telemetry::EventMetrics::new("test", "E").route(),
+            span: Span::none(),
         })
     }
 
     /// A stream of `sub` alone: no head, shutdown, write timeout or connection slot.
-    fn bare(sub: Option<Events>, keep_alive: Duration) -> EventStream {
+    fn bare(sub: Option<Feed>, keep_alive: Duration) -> EventStream {
         EventStream::new(VecDeque::new(), sub, None, keep_alive, None, None)
     }
 

@@ -2,7 +2,7 @@
 //! the Redis names and scripts, the settings, whether the transport has connected yet, and the
 //! counters behind the diagnostics.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use ::redis::Client;
 use ::redis::aio::ConnectionManager;
@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::config::Settings;
 use super::envelope::{Names, Scripts};
 use crate::backplane::hub::Hub;
+use crate::telemetry::RedisMetrics;
 
 /// What the transport and the subscriber task share.
 #[derive(Debug)]
@@ -42,7 +43,8 @@ pub(super) enum Phase {
     Closed,
 }
 
-/// Counters behind [`RedisDiagnostics`](crate::diagnostics::RedisDiagnostics).
+/// Counters behind [`RedisDiagnostics`](crate::diagnostics::RedisDiagnostics), and the metrics
+/// that follow them (one method per change, so the two never drift apart).
 #[derive(Debug, Default)]
 pub(super) struct Stats {
     pub(super) connected: AtomicBool,
@@ -54,4 +56,32 @@ pub(super) struct Stats {
     /// History refills that local subscribers gave up on, reporting a gap.
     pub(super) refills_given_up: AtomicU64,
     pub(super) published: AtomicU64,
+    metrics: RedisMetrics,
+}
+
+impl Stats {
+    pub(super) fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::Relaxed);
+        self.metrics.connected(up);
+    }
+
+    pub(super) fn count_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.metrics.reconnected();
+    }
+
+    pub(super) fn count_recovery(&self) {
+        self.recoveries.fetch_add(1, Ordering::Relaxed);
+        self.metrics.recovery();
+    }
+
+    pub(super) fn count_malformed(&self) {
+        self.malformed.fetch_add(1, Ordering::Relaxed);
+        self.metrics.malformed();
+    }
+
+    pub(super) fn count_refill_given_up(&self) {
+        self.refills_given_up.fetch_add(1, Ordering::Relaxed);
+        self.metrics.refill_given_up();
+    }
 }
