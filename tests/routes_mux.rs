@@ -190,6 +190,52 @@ async fn a_dropped_connection_resumes_every_channel_on_another_instance_exactly_
     assert_eq!(seen, every_channel(&[4]));
 }
 
+/// The events one `publish_many` stores together in one Redis stream entry have ids of three
+/// parts: a client that stopped inside the entry resumes through the cursor exactly after its
+/// last event, the rest of the entry then what follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_from_inside_a_redis_stream_entry_is_exact() {
+    let server = RedisServer::start();
+    let config = RedisConfig::new(&server.url()).unwrap().with_prefix("mux");
+    let bp = Backplane::redis(config).await.unwrap();
+    let app = spawn_app(app(&bp)).await;
+    let url = app.url("/sse/page?GameEvent=1");
+    let mut client = connect(&url, None).await;
+    let scores: Vec<GameEvent> = (1..=5)
+        .map(|score| GameEvent::Scored { game_id: 1, score })
+        .collect();
+    for published in bp.publish_many(&scores).await.unwrap() {
+        published.unwrap();
+    }
+    client.next_event().await.unwrap();
+    let second = client.next_event().await.unwrap();
+    let (event_id, _cursor) = second.id().split_once('.').unwrap();
+    assert_eq!(
+        event_id.split('-').count(),
+        3,
+        "inside an entry: {event_id}"
+    );
+    drop(client);
+    GameEvent::publish(
+        &bp,
+        GameEvent::Scored {
+            game_id: 1,
+            score: 6,
+        },
+    )
+    .await
+    .unwrap();
+
+    let mut client = connect(&url, Some(second.id())).await;
+    let mut resumed = Vec::new();
+    for _ in 0..4 {
+        let frame = client.next_event().await.unwrap();
+        assert_eq!(frame.event(), "0:GameEvent.score", "{frame:?}");
+        resumed.push(frame.json()["score"].as_i64().unwrap());
+    }
+    assert_eq!(resumed, [3, 4, 5, 6]);
+}
+
 #[tokio::test]
 async fn resuming_from_any_frame_misses_and_repeats_nothing() {
     let bp = Backplane::in_memory();
@@ -370,7 +416,7 @@ async fn a_cursor_of_another_route_truncated_or_tampered_is_a_400() {
     connect(&url, Some(&good)).await;
 
     let foreign = cursor_of("/sse/other?Announcement").await;
-    let truncated = good[..good.len() - 3].to_owned();
+    let truncated = good[..good.len() - 4].to_owned();
     let mut tampered = good.clone().into_bytes();
     let at = tampered.len() / 2;
     tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };

@@ -7,7 +7,7 @@
 //! alone is also accepted. The cursor is URL-safe base64 (no padding, so no `.`) of these bytes:
 //!
 //! ```text
-//! version    1 byte, 1
+//! version    1 byte, 2
 //! route      4 bytes, little-endian: the fingerprint of the route's event types
 //! base       varint: the smallest millisecond part of the positions
 //! count      varint: the number of channels, at most the route's channel maximum
@@ -15,6 +15,8 @@
 //!   channel  8 bytes, little-endian: the fingerprint of the channel's name
 //!   millis   varint: the position's millisecond part, minus `base`
 //!   seq      varint: the position's sequence part
+//!   before   varint: how many events of its stream entry follow the position's event (`0` for
+//!            an id of two parts; see [`EventId`](crate::EventId))
 //! check      4 bytes, little-endian: the FNV-1a hash of every byte before it
 //! ```
 //!
@@ -32,17 +34,18 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::EventId;
 
-/// The cursor format's version: the first byte.
-const VERSION: u8 = 1;
+/// The cursor format's version: the first byte (2: positions with their `before` part).
+const VERSION: u8 = 2;
 
-/// The most bytes one channel takes: a fingerprint and two 10-byte varints.
-const MAX_CHANNEL_BYTES: usize = 8 + 10 + 10;
+/// The most bytes one channel takes: a fingerprint, two 10-byte varints and a 5-byte one.
+const MAX_CHANNEL_BYTES: usize = 8 + 10 + 10 + 5;
 
 /// The most bytes around the channels: version, route, base, count and check.
 const MAX_FRAME_BYTES: usize = 1 + 4 + 10 + 10 + 4;
 
-/// The longest event id before the cursor, with its `.`: two 20-digit numbers and a `-`.
-const MAX_EVENT_ID_LEN: usize = 20 + 1 + 20 + 1;
+/// The longest event id before the cursor, with its `.`: two 20-digit numbers, a 10-digit one
+/// and their `-`s.
+const MAX_EVENT_ID_LEN: usize = 20 + 1 + 20 + 1 + 10 + 1;
 
 /// Why a cursor was refused (the body of a 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -236,6 +239,7 @@ impl Encoder {
             bytes.extend_from_slice(&channel.to_le_bytes());
             put_varint(bytes, id.millis() - base);
             put_varint(bytes, id.seq());
+            put_varint(bytes, u64::from(id.before()));
         }
         let check = fnv1a32(bytes);
         bytes.extend_from_slice(&check.to_le_bytes());
@@ -301,10 +305,16 @@ pub(crate) fn decode(text: &str, route: u32, max_channels: usize) -> Result<Curs
             .and_then(|delta| base.checked_add(delta))
             .ok_or(CursorError::Malformed)?;
         let seq = take_varint(&mut bytes).ok_or(CursorError::Malformed)?;
+        let before = take_varint(&mut bytes)
+            .and_then(|before| u32::try_from(before).ok())
+            .ok_or(CursorError::Malformed)?;
         if positions.iter().any(|(seen, _)| *seen == channel) {
             return Err(CursorError::Malformed);
         }
-        positions.push((channel, EventId::new(millis, seq)));
+        positions.push((
+            channel,
+            EventId::in_entry(EventId::new(millis, seq), before),
+        ));
     }
     if !bytes.is_empty() {
         return Err(CursorError::Malformed);
@@ -327,13 +337,18 @@ mod tests {
     }
 
     fn positions() -> impl Strategy<Value = Vec<(u64, EventId)>> {
-        prop::collection::btree_map(any::<u64>(), (any::<u64>(), any::<u64>()), 0..=32).prop_map(
-            |map| {
-                map.into_iter()
-                    .map(|(ch, (ms, seq))| (ch, EventId::new(ms, seq)))
-                    .collect()
-            },
-        )
+        let id = (
+            any::<u64>(),
+            any::<u64>(),
+            prop_oneof![Just(0), any::<u32>()],
+        );
+        prop::collection::btree_map(any::<u64>(), id, 0..=32).prop_map(|map| {
+            map.into_iter()
+                .map(|(ch, (ms, seq, before))| {
+                    (ch, EventId::in_entry(EventId::new(ms, seq), before))
+                })
+                .collect()
+        })
     }
 
     #[test]
@@ -368,6 +383,17 @@ mod tests {
             decode(&format!("x.{}", encode(&positions)), ROUTE, 32),
             Err(CursorError::Malformed)
         );
+    }
+
+    #[test]
+    fn an_id_inside_a_stream_entry_keeps_its_three_parts() {
+        let inside = EventId::in_entry(EventId::new(7, 1), 2);
+        let positions = [(1, EventId::new(5, 0)), (2, inside)];
+        let mut id = Vec::new();
+        Encoder::new(ROUTE).encode_id(inside, &positions, &mut id);
+        let id = String::from_utf8(id).unwrap();
+        assert!(id.starts_with("7-1-2."), "{id}");
+        assert_eq!(decode(&id, ROUTE, 32).unwrap().position(2), Some(inside));
     }
 
     #[test]
