@@ -260,6 +260,11 @@ function sseConnect(
         fail(error, retry ? 0 : null);
       } else if (code === 429 || code === 503) {
         fail(error, sseRetryAfter(response.headers.get("retry-after")) ?? backoff());
+      } else if (code === 400 && lastId !== "" && on.onRefusedId) {
+        // An id the server no longer accepts (its routes changed): start again from now.
+        lastId = "";
+        on.onRefusedId();
+        fail(error, 0);
       } else {
         fail(error, code >= 500 || code === 408 ? backoff() : null);
       }
@@ -400,48 +405,14 @@ function sseOpen(
   );
 }
 
-/** The default transport: one `EventSource` per connection, the last id in the `lastEventId` query parameter. */
-export function sseEventSourceTransport(options) {
-  const opts = options ?? {};
-  return {
-    connect(url, lastEventId, names, sink) {
-      const Source = opts.EventSource ?? (globalThis).EventSource;
-      if (Source === undefined) {
-        throw new Error("statelesse: no EventSource implementation; pass one in options.EventSource");
-      }
-      if (lastEventId !== null) {
-        url += (url.indexOf("?") < 0 ? "?" : "&") + "lastEventId=" + encodeURIComponent(lastEventId);
-      }
-      const es = new Source(url, { withCredentials: opts.withCredentials === true });
-      let closed = false;
-      es.addEventListener("open", () => {
-        if (!closed) sink.open();
-      });
-      es.addEventListener("error", (event) => {
-        if (closed) return;
-        // The client reconnects itself, with the last cursor it saw: not the EventSource.
-        closed = true;
-        es.close();
-        sink.error(event);
-      });
-      for (const name of names) {
-        es.addEventListener(name, (event) => {
-          if (!closed) sink.event(name, event.data, event.lastEventId);
-        });
-      }
-      return () => {
-        closed = true;
-        es.close();
-      };
-    },
-  };
-}
-
 /**
  * Opens a multiplexed stream at `path` (a `MuxRoutes` route of the server) carrying `channels`,
  * each made by a `mux<Event>` function: one connection, whose every event id is a cursor of
- * every channel's position. After an error it connects again with the last cursor, and every
- * channel resumes where it was; `update` changes the channels the same way.
+ * every channel's position. It connects as a single stream does (`fetch`, or `options.EventSource`;
+ * the same statuses, headers and reconnects), and after an error every channel resumes where it
+ * was; `update` changes the channels the same way. A cursor the server refuses (a 400: its route
+ * no longer carries the same event types) is dropped: the stream starts again from now, each
+ * channel first told of a gap of unknown size, then sent its snapshot.
  */
 export function subscribeMux(
   path,
@@ -451,102 +422,97 @@ export function subscribeMux(
 ) {
   const opts = options ?? {};
   const on = handlers ?? {};
-  const transport = opts.transport ?? sseEventSourceTransport(opts);
   const base = (opts.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "");
-  const firstDelay = opts.reconnectDelayMs ?? 1000;
-  const maxDelay = opts.maxReconnectDelayMs ?? 30000;
   let current = channels;
-  let lastId = opts.lastEventId ?? null;
-  let disconnect = null;
-  let timer = null;
-  let delay = firstDelay;
-  let closed = false;
+  // The last cursor seen: what the next connection (after `update`) resumes from.
+  let lastId = opts.lastEventId ?? "";
+  let connection = null;
+  let status = "connecting";
 
-  const report = (error) => {
-    if (on.onError) on.onError(error);
+  const setStatus = (next) => {
+    if (status === next) return;
+    status = next;
+    if (on.onStatusChange) on.onStatusChange(next);
   };
 
   const connect = () => {
-    timer = null;
-    if (closed) return;
     const query = [];
     // Each frame's event name is `<channel>:<param>.<event>`, the channel numbered in query order.
     const routes = new Map();
     current.forEach((channel, n) => {
       query.push(encodeURIComponent(channel.param) + (channel.key === null ? "" : "=" + encodeURIComponent(channel.key)));
       const label = n + ":" + channel.param + ".";
-      const decode = (name, data) => {
-        try {
-          return { ok: true, value: JSON.parse(data) };
-        } catch (error) {
-          report({ kind: "decode", event: name, data, error });
-          return { ok: false };
-        }
-      };
       for (const name of channel.names) {
-        routes.set(label + name, (data, id) => {
-          if (id) lastId = id;
-          const value = decode(name, data);
-          // The id is `<event id>.<cursor>`: handlers get the event's own id.
-          if (value.ok) channel.deliver(name, value.value, id.slice(0, Math.max(0, id.indexOf("."))));
-        });
+        // The id is `<event id>.<cursor>`: handlers get the event's own id.
+        routes.set(label + name, (data, id) => channel.deliver(name, data, id.slice(0, Math.max(0, id.indexOf(".")))));
       }
-      routes.set(label + "snapshot", (data) => {
-        const value = decode("snapshot", data);
-        if (value.ok) channel.snapshot(value.value);
-      });
-      routes.set(label + "gap", (data, id) => {
-        // The gap's id is the cursor after it: reconnecting with it brings no second gap.
-        if (id) lastId = id;
-        const value = decode("gap", data);
-        if (value.ok) channel.gap(value.value);
-      });
+      routes.set(label + "snapshot", (data) => channel.snapshot(data));
+      routes.set(label + "gap", (data) => channel.gap(data));
     });
     // The stream's first frame: the positions it starts from, so that a reconnect before any
     // event (or an `update`) loses nothing published meanwhile.
-    routes.set("cursor", (_data, id) => {
-      if (id) lastId = id;
-    });
+    routes.set("cursor", () => {});
     const url = base + path + (path.indexOf("?") < 0 ? "?" : "&") + query.join("&");
-    disconnect = transport.connect(url, lastId, Array.from(routes.keys()), {
-      open() {
-        delay = firstDelay;
-        if (on.onOpen) on.onOpen();
+    const gaps = current;
+    // Callbacks of a connection `update` or `close` replaced are not the stream's any more.
+    let mine = null;
+    const live = () => connection === mine;
+    mine = sseConnect(
+      url,
+      Array.from(routes.keys()),
+      {
+        onEvent(event) {
+          const route = routes.get(event.event);
+          if (route === undefined || !live()) return;
+          // Every frame of the route carries a cursor (a snapshot, the one before it).
+          lastId = event.id;
+          let data;
+          try {
+            data = JSON.parse(event.data);
+          } catch (error) {
+            if (on.onError) on.onError({ kind: "decode", event: event.event, data: event.data, error });
+            return;
+          }
+          route(data, event.id);
+        },
+        onOpen() {
+          if (live() && on.onOpen) on.onOpen();
+        },
+        onError(error) {
+          if (live() && on.onError) on.onError(error);
+        },
+        onStatusChange(next) {
+          if (live()) setStatus(next);
+        },
+        onAuthError: on.onAuthError,
+        onRefusedId() {
+          lastId = "";
+          for (const channel of gaps) channel.gap({ missed: null });
+        },
       },
-      event(name, data, id) {
-        const route = routes.get(name);
-        if (route) route(data, id);
-      },
-      error(event) {
-        disconnect = null;
-        const willRetry = !closed && opts.reconnect !== false;
-        report({ kind: "connection", willRetry, event });
-        if (willRetry) {
-          timer = setTimeout(connect, delay);
-          delay = Math.min(delay * 2, maxDelay);
-        }
-      },
-    });
-  };
-
-  const stop = () => {
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    if (disconnect !== null) disconnect();
-    disconnect = null;
+      { ...opts, lastEventId: lastId },
+    );
+    connection = mine;
   };
 
   connect();
   return {
     update(channels) {
-      if (closed) return;
+      if (status === "closed" || connection === null) return;
       current = channels;
-      stop();
+      const old = connection;
+      connection = null;
+      old.close();
+      setStatus("connecting");
       connect();
     },
     close() {
-      closed = true;
-      stop();
+      if (connection !== null) connection.close();
+      connection = null;
+      setStatus("closed");
+    },
+    get status() {
+      return status;
     },
   };
 }
