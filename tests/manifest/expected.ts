@@ -858,8 +858,8 @@ export function subscribeMessagePosted<S = unknown>(room: string, handlers: Mess
 /**
  * The `message-posted` channel of one `room` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeMessagePosted`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeMessagePosted`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxMessagePosted<S = unknown>(room: string, handlers: MessagePostedHandlers<S>): SseMuxChannel {
   return {
@@ -917,8 +917,8 @@ export function subscribeGameEvent<S = unknown>(gameId: number, handlers: GameEv
 /**
  * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeGameEvent`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeGameEvent`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>): SseMuxChannel {
   return {
@@ -975,8 +975,8 @@ export function subscribePlayerJoined<S = unknown>(gameId: number, handlers: Pla
 /**
  * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribePlayerJoined`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribePlayerJoined`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxPlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>): SseMuxChannel {
   return {
@@ -1018,8 +1018,8 @@ export function subscribePlayerLeft<S = unknown>(gameId: number, handlers: Playe
 /**
  * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribePlayerLeft`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribePlayerLeft`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxPlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>): SseMuxChannel {
   return {
@@ -1061,8 +1061,8 @@ export function subscribeAnnouncement<S = unknown>(handlers: AnnouncementHandler
 /**
  * The `Announcement` channel on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeAnnouncement`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeAnnouncement`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxAnnouncement<S = unknown>(handlers: AnnouncementHandlers<S>): SseMuxChannel {
   return {

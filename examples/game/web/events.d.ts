@@ -453,10 +453,10 @@ export declare function subscribeGameEvent(gameId: number, handlers: GameEventHa
 /**
  * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeGameEvent`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeGameEvent`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
-export declare function muxGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>): SseMuxChannel;
+export declare function muxGameEvent(gameId: number, handlers: GameEventHandlers): SseMuxChannel;
 
 /**
  * Opens the `PlayerJoined` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-joined`.
@@ -471,8 +471,8 @@ export declare function subscribePlayerJoined<S = unknown>(gameId: number, handl
 /**
  * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribePlayerJoined`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribePlayerJoined`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export declare function muxPlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>): SseMuxChannel;
 
@@ -489,8 +489,8 @@ export declare function subscribePlayerLeft<S = unknown>(gameId: number, handler
 /**
  * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribePlayerLeft`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribePlayerLeft`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export declare function muxPlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>): SseMuxChannel;
 
@@ -507,8 +507,8 @@ export declare function subscribeRoundStarted<S = unknown>(gameId: number, handl
 /**
  * The `RoundStarted` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeRoundStarted`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeRoundStarted`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export declare function muxRoundStarted<S = unknown>(gameId: number, handlers: RoundStartedHandlers<S>): SseMuxChannel;
 
@@ -525,8 +525,8 @@ export declare function subscribeScoreChanged<S = unknown>(gameId: number, handl
 /**
  * The `ScoreChanged` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeScoreChanged`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeScoreChanged`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export declare function muxScoreChanged<S = unknown>(gameId: number, handlers: ScoreChangedHandlers<S>): SseMuxChannel;
 
@@ -543,8 +543,8 @@ export declare function subscribeSystemAnnouncement<S = unknown>(handlers: Syste
 /**
  * The `SystemAnnouncement` channel on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeSystemAnnouncement`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeSystemAnnouncement`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export declare function muxSystemAnnouncement<S = unknown>(handlers: SystemAnnouncementHandlers<S>): SseMuxChannel;
 
@@ -561,7 +561,7 @@ export declare function subscribeNotification<S = unknown>(userId: string, handl
 /**
  * The `Notification` channel of one `user_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeNotification`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeNotification`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export declare function muxNotification<S = unknown>(userId: string, handlers: NotificationHandlers<S>): SseMuxChannel;

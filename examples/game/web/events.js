@@ -574,8 +574,8 @@ export function subscribeGameEvent(gameId, handlers, options) {
 /**
  * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeGameEvent`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeGameEvent`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxGameEvent(gameId, handlers) {
   return {
@@ -632,8 +632,8 @@ export function subscribePlayerJoined(gameId, handlers, options) {
 /**
  * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribePlayerJoined`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribePlayerJoined`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxPlayerJoined(gameId, handlers) {
   return {
@@ -675,8 +675,8 @@ export function subscribePlayerLeft(gameId, handlers, options) {
 /**
  * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribePlayerLeft`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribePlayerLeft`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxPlayerLeft(gameId, handlers) {
   return {
@@ -718,8 +718,8 @@ export function subscribeRoundStarted(gameId, handlers, options) {
 /**
  * The `RoundStarted` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeRoundStarted`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeRoundStarted`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxRoundStarted(gameId, handlers) {
   return {
@@ -761,8 +761,8 @@ export function subscribeScoreChanged(gameId, handlers, options) {
 /**
  * The `ScoreChanged` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeScoreChanged`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeScoreChanged`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxScoreChanged(gameId, handlers) {
   return {
@@ -804,8 +804,8 @@ export function subscribeSystemAnnouncement(handlers, options) {
 /**
  * The `SystemAnnouncement` channel on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeSystemAnnouncement`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeSystemAnnouncement`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxSystemAnnouncement(handlers) {
   return {
@@ -847,8 +847,8 @@ export function subscribeNotification(userId, handlers, options) {
 /**
  * The `Notification` channel of one `user_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeNotification`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeNotification`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxNotification(userId, handlers) {
   return {

@@ -386,22 +386,27 @@ fn mux_client(out: &mut String, event: &EventModel, form: Form) {
     let _ = writeln!(
         out,
         "/**\n * The `{name}` channel{of_key} on a multiplexed stream: pass it to `subscribeMux`.\n *\n \
-         * Its handlers are those of `subscribe{client}`; `onError` and `onOpen` are the stream's\n \
-         * (`subscribeMux`'s `handlers`).\n */",
+         * Its handlers are those of `subscribe{client}`; `onError`, `onOpen`, `onStatusChange` and\n \
+         * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).\n */",
         name = comment(info.name()),
     );
     let key = event
         .key_param
         .as_ref()
         .map(|param| (param.as_str(), info.key_ts_type));
+    // As `subscribe<Event>`: a declared snapshot type, or one the caller names.
+    let (generic, handlers_type, snapshot_type) = match &event.snapshot {
+        Some(snapshot) => ("", format!("{client}Handlers"), snapshot.as_str()),
+        None => ("<S = unknown>", format!("{client}Handlers<S>"), "S"),
+    };
     let (typed_params, plain_params, key_value) = match key {
         Some((param, ts_type)) => (
-            format!("{param}: {ts_type}, handlers: {client}Handlers<S>"),
+            format!("{param}: {ts_type}, handlers: {handlers_type}"),
             format!("{param}, handlers"),
             format!("String({param})"),
         ),
         None => (
-            format!("handlers: {client}Handlers<S>"),
+            format!("handlers: {handlers_type}"),
             "handlers".to_owned(),
             "null".to_owned(),
         ),
@@ -410,14 +415,14 @@ fn mux_client(out: &mut String, event: &EventModel, form: Form) {
         Form::Declarations => {
             let _ = writeln!(
                 out,
-                "export declare function mux{client}<S = unknown>({typed_params}): SseMuxChannel;"
+                "export declare function mux{client}{generic}({typed_params}): SseMuxChannel;"
             );
             return;
         }
         Form::TypeScript => {
             let _ = writeln!(
                 out,
-                "export function mux{client}<S = unknown>({typed_params}): SseMuxChannel {{"
+                "export function mux{client}{generic}({typed_params}): SseMuxChannel {{"
             );
         }
         Form::JavaScript => {
@@ -434,7 +439,7 @@ fn mux_client(out: &mut String, event: &EventModel, form: Form) {
         body,
         "  return {{\n    param: {param},\n    key: {key_value},\n    names: [{names}],\n    \
          deliver: {deliver},\n    \
-         snapshot: (data) => {{\n      if (handlers.onSnapshot) handlers.onSnapshot(data« as S»);\n    }},\n    \
+         snapshot: (data) => {{\n      if (handlers.onSnapshot) handlers.onSnapshot(data« as {snapshot_type}»);\n    }},\n    \
          gap: (gap) => {{\n      if (handlers.onGap) handlers.onGap(gap);\n    }},\n  }};\n}}",
         param = string(info.name()),
         names = names.join(", "),

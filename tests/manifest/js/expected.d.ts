@@ -355,8 +355,8 @@ export declare function subscribeMessagePosted<S = unknown>(room: string, handle
 /**
  * The `message-posted` channel of one `room` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeMessagePosted`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeMessagePosted`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export declare function muxMessagePosted<S = unknown>(room: string, handlers: MessagePostedHandlers<S>): SseMuxChannel;
 
@@ -374,8 +374,8 @@ export declare function subscribeGameEvent<S = unknown>(gameId: number, handlers
 /**
  * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeGameEvent`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeGameEvent`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export declare function muxGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>): SseMuxChannel;
 
@@ -392,8 +392,8 @@ export declare function subscribePlayerJoined<S = unknown>(gameId: number, handl
 /**
  * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribePlayerJoined`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribePlayerJoined`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export declare function muxPlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>): SseMuxChannel;
 
@@ -410,8 +410,8 @@ export declare function subscribePlayerLeft<S = unknown>(gameId: number, handler
 /**
  * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribePlayerLeft`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribePlayerLeft`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export declare function muxPlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>): SseMuxChannel;
 
@@ -428,7 +428,7 @@ export declare function subscribeAnnouncement<S = unknown>(handlers: Announcemen
 /**
  * The `Announcement` channel on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeAnnouncement`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeAnnouncement`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export declare function muxAnnouncement<S = unknown>(handlers: AnnouncementHandlers<S>): SseMuxChannel;

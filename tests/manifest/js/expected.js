@@ -540,8 +540,8 @@ export function subscribeMessagePosted(room, handlers, options) {
 /**
  * The `message-posted` channel of one `room` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeMessagePosted`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeMessagePosted`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxMessagePosted(room, handlers) {
   return {
@@ -599,8 +599,8 @@ export function subscribeGameEvent(gameId, handlers, options) {
 /**
  * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeGameEvent`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeGameEvent`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxGameEvent(gameId, handlers) {
   return {
@@ -657,8 +657,8 @@ export function subscribePlayerJoined(gameId, handlers, options) {
 /**
  * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribePlayerJoined`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribePlayerJoined`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxPlayerJoined(gameId, handlers) {
   return {
@@ -700,8 +700,8 @@ export function subscribePlayerLeft(gameId, handlers, options) {
 /**
  * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribePlayerLeft`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribePlayerLeft`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxPlayerLeft(gameId, handlers) {
   return {
@@ -743,8 +743,8 @@ export function subscribeAnnouncement(handlers, options) {
 /**
  * The `Announcement` channel on a multiplexed stream: pass it to `subscribeMux`.
  *
- * Its handlers are those of `subscribeAnnouncement`; `onError` and `onOpen` are the stream's
- * (`subscribeMux`'s `handlers`).
+ * Its handlers are those of `subscribeAnnouncement`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
  */
 export function muxAnnouncement(handlers) {
   return {
