@@ -203,8 +203,9 @@ test("a hidden tab does not reconnect until it is visible again", { timeout: 60_
   await page.goto(proxy.url);
   await subscribeInPage(page);
   await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open"]));
-  const streams = () => proxy.received.filter((request) => request.line.startsWith("GET /sse/system/")).length;
-  // The page's own announcement stream and this one.
+  const streams = () =>
+    proxy.received.filter((request) => /^GET \/sse\/(system\/|page\?)/.test(request.line)).length;
+  // The page's own multiplexed stream and this one.
   await eventually(async () => assert.equal(streams(), 2));
 
   await setVisibility(page, "hidden");
