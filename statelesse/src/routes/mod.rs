@@ -366,6 +366,10 @@ impl Default for Settings {
 impl Settings {
     /// The connection's slot, or the answer when there is none: a stream of only the retry hint
     /// and the shutdown comment while shutting down, 503 past the connection limit.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the refusal is the response, returned at once by its only callers"
+    )]
     fn admit(&self) -> Result<Option<OwnedSemaphorePermit>, Rejected> {
         if self.shutdown.as_ref().is_some_and(Shutdown::is_triggered) {
             let head = VecDeque::from([frame::retry(self.retry), frame::shutdown()]);
