@@ -1,5 +1,7 @@
 //! The game example's server: an HTTP API whose every change is published as a typed event, the
-//! SSE routes generated for those events, and a page that uses the generated TypeScript client.
+//! SSE routes generated for those events, and a page that uses the generated TypeScript client,
+//! its game, the announcements and its user's notifications on one multiplexed connection
+//! ([`PAGE_STREAM`]).
 //!
 //! A game's state is not stored anywhere but in its event stream: the snapshot sent first on the
 //! game stream (and answered by `GET /api/games/{id}`) is the fold of the game's events still in
