@@ -22,6 +22,7 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use statelesse::__bench::{decode_envelope, encode_envelope, sse_frame};
 use statelesse::prelude::*;
+use statelesse::routes::MuxRoutes;
 use statelesse::{Channel, EventId, Message, escape_key, unescape_key};
 use statelesse_tests::event_stream::{Dispatched, parse};
 use tower::ServiceExt as _;
@@ -736,6 +737,73 @@ proptest! {
             };
             prop_assert_eq!(parsed.events, expected);
             prop_assert_eq!(parsed.retries, vec![3000]);
+            Ok(())
+        })?;
+    }
+}
+
+/// A multiplexed route of this file's three event types.
+fn mux_app(backplane: &Backplane) -> Router {
+    Router::new()
+        .merge(
+            MuxRoutes::new("/sse/mux")
+                .event(PlayerJoined::sse_routes())
+                .event(Notification::sse_routes())
+                .event(RoomEvent::sse_routes()),
+        )
+        .with_state(backplane.clone())
+}
+
+/// A multiplexed route's stream: `200` and a retry hint, or a `4xx`; never a panic or a `5xx`.
+async fn send_mux(router: Router, request: Request<Body>) -> Result<StatusCode, TestCaseError> {
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    if status == StatusCode::OK {
+        let mut body = response.into_body().into_data_stream();
+        let first = tokio::time::timeout(Duration::from_secs(2), body.next()).await;
+        let first = first.ok().flatten().map(Result::unwrap);
+        prop_assert_eq!(first, Some(Bytes::from_static(b"retry: 3000\n\n")));
+    } else {
+        prop_assert!(status.is_client_error(), "{status}");
+    }
+    Ok(status)
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn a_multiplexed_route_refuses_any_cursor_it_did_not_write_with_a_400(
+        bytes in hostile_bytes(),
+        as_base64 in any::<bool>(),
+    ) {
+        // Random bytes, as they are or as URL-safe base64 (the cursor's alphabet, past its
+        // first check), in the query parameter (the header cannot hold every byte).
+        let text = if as_base64 {
+            bytes
+                .iter()
+                .map(|byte| char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[usize::from(byte % 64)]))
+                .collect()
+        } else {
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        prop_assume!(!text.is_empty());
+        let uri = format!(
+            "/sse/mux?PlayerJoined=7&Notification=ada&lastEventId={}",
+            utf8_percent_encode(&text, NON_ALPHANUMERIC)
+        );
+        run(|bp| async move {
+            let status = send_mux(mux_app(&bp), get(&uri).body(Body::empty()).unwrap()).await?;
+            prop_assert_eq!(status, StatusCode::BAD_REQUEST, "{}", text);
+            Ok(())
+        })?;
+    }
+
+    #[test]
+    fn a_multiplexed_route_answers_any_query_with_a_stream_or_a_400(query in hostile_text()) {
+        let uri = format!("/sse/mux?{}", utf8_percent_encode(&query, NON_ALPHANUMERIC).to_string().replace("%3D", "=").replace("%26", "&"));
+        run(|bp| async move {
+            send_mux(mux_app(&bp), get(&uri).body(Body::empty()).unwrap()).await?;
             Ok(())
         })?;
     }

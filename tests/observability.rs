@@ -18,7 +18,7 @@ use metrics::LocalRecorderGuard;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use statelesse::SubscriptionError;
 use statelesse::prelude::*;
-use statelesse::routes::{Denied, readiness};
+use statelesse::routes::{Denied, MuxRoutes, readiness};
 use statelesse::{HealthStatus, MemoryConfig, RedisConfig};
 use statelesse_test_redis::RedisServer;
 use statelesse_tests::app::spawn_app;
@@ -395,6 +395,67 @@ async fn a_rejected_request_is_counted_by_its_reason() {
     assert_eq!(rejected(&mut recorded, "denied"), 1);
     assert_eq!(rejected(&mut recorded, "invalid_key"), 1);
     assert_eq!(rejected(&mut recorded, "too_many_connections"), 1);
+}
+
+/// A multiplexed route is observed as a single one is: its connection counted open under its
+/// path, its rejections by reason (including its own, a bad query or a cursor it did not write),
+/// and each delivery under the channel's event type.
+#[tokio::test]
+async fn a_multiplexed_route_counts_its_connections_rejections_and_deliveries_per_event_type() {
+    let mut recorded = Recorded::start();
+    let bp = Backplane::in_memory();
+    let route = MuxRoutes::new("/sse/mux")
+        .event(Streamed::sse_routes())
+        .event(Posted::sse_routes());
+    let app = spawn_app(Router::new().merge(route).with_state(bp.clone())).await;
+    let mux = labels("mux", "/sse/mux");
+
+    let mut client = SseClient::subscribe(&app.url("/sse/mux?Streamed=1&Posted=2")).await;
+    assert_eq!(
+        recorded.gauge("statelesse_connections_open", &mux),
+        Some(1.0)
+    );
+    Streamed::publish(&bp, Streamed { room: 1, n: 7 })
+        .await
+        .unwrap();
+    Posted::publish(&bp, Posted { room: 2 }).await.unwrap();
+    client.next_event().await.unwrap();
+    client.next_event().await.unwrap();
+    let streamed = labels("connected", "Streamed");
+    assert_eq!(
+        recorded.counter("statelesse_deliveries_total", &streamed),
+        1
+    );
+    let posted = labels("published", "Posted");
+    assert_eq!(recorded.counter("statelesse_deliveries_total", &posted), 1);
+    let written = recorded.counter("statelesse_written_bytes_total", &mux);
+    assert!(written > 40, "{written}");
+
+    let unknown = SseClient::request(&app.url("/sse/mux?Unknown=1"))
+        .send()
+        .await;
+    assert_eq!(unknown.status(), 400);
+    let foreign = SseClient::request(&app.url("/sse/mux?Streamed=1"))
+        .last_event_id("1-0.AAAAAAAAAAAAAAAA")
+        .send()
+        .await;
+    assert_eq!(foreign.status(), 400);
+    let [domain, event] = mux;
+    let rejected = |recorded: &mut Recorded, reason| {
+        recorded.counter(
+            "statelesse_connections_rejected_total",
+            &[domain, event, ("reason", reason)],
+        )
+    };
+    assert_eq!(rejected(&mut recorded, "invalid_channels"), 1);
+    assert_eq!(rejected(&mut recorded, "invalid_cursor"), 1);
+
+    drop(client);
+    recorded
+        .eventually("the connection is no longer counted", |r| {
+            r.gauge("statelesse_connections_open", &mux) == Some(0.0)
+        })
+        .await;
 }
 
 /// Redis that stops and comes back: the connection gauge drops and returns, the reconnect and

@@ -69,17 +69,20 @@ pub fn sse_body(
     keep_alive: std::time::Duration,
     write_timeout: std::time::Duration,
 ) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + Unpin {
-    use crate::routes::stream::{EventStream, Events, Watchdog};
+    use crate::routes::stream::{EventStream, Events, Feed, Source, Watchdog};
     let events = Events {
         subscription,
         kind,
         malformed: std::sync::Arc::default(),
+    };
+    let feed = Feed {
+        source: Source::One(events),
         metrics: crate::telemetry::EventMetrics::new("bench", kind.name()).route(),
         span: tracing::Span::none(),
     };
     EventStream::new(
         std::collections::VecDeque::new(),
-        Some(events),
+        Some(feed),
         None,
         keep_alive,
         Watchdog::new(write_timeout).as_ref(),

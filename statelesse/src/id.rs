@@ -76,7 +76,7 @@ impl EventId {
     }
 
     /// How many events of its stream entry follow this one (`0` for the entry's last event).
-    #[cfg(feature = "redis")]
+    #[cfg(any(feature = "redis", feature = "axum"))]
     pub(crate) const fn before(self) -> u32 {
         self.before
     }

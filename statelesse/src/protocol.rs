@@ -17,6 +17,15 @@ pub const GAP_EVENT: &str = "gap";
 /// an event or variant so named.
 pub const SNAPSHOT_EVENT: &str = "snapshot";
 
+/// The SSE event name of the first frame of a multiplexed stream, after the `retry` hint:
+/// `cursor`.
+///
+/// Its `id` is the cursor of every channel's position when the stream opened and its data `{}`,
+/// so that a client that reconnects (or changes its channels) before any event resumes every
+/// channel from there. Never an event type's name on a multiplexed stream, whose event names are
+/// all `<channel>:<Type>.<event>`.
+pub const CURSOR_EVENT: &str = "cursor";
+
 /// Every SSE event name that a route sends for itself, and no event type may take.
 pub const RESERVED_EVENT_NAMES: [&str; 2] = [GAP_EVENT, SNAPSHOT_EVENT];
 

@@ -100,11 +100,15 @@ pub(crate) enum Rejection {
     Denied,
     BackplaneUnavailable,
     SnapshotFailed,
+    /// A multiplexed route's query named no channel, an unknown type, a bad key or too many.
+    InvalidChannels,
+    /// A multiplexed route's cursor was not one it wrote.
+    InvalidCursor,
 }
 
 impl Rejection {
     #[cfg(feature = "metrics")]
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 9] = [
         Self::InvalidKey,
         Self::InvalidLastEventId,
         Self::ShuttingDown,
@@ -112,6 +116,8 @@ impl Rejection {
         Self::Denied,
         Self::BackplaneUnavailable,
         Self::SnapshotFailed,
+        Self::InvalidChannels,
+        Self::InvalidCursor,
     ];
 
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
@@ -124,6 +130,8 @@ impl Rejection {
             Self::Denied => "denied",
             Self::BackplaneUnavailable => "backplane_unavailable",
             Self::SnapshotFailed => "snapshot_failed",
+            Self::InvalidChannels => "invalid_channels",
+            Self::InvalidCursor => "invalid_cursor",
         }
     }
 }
@@ -336,18 +344,8 @@ impl EventMetrics {
     pub(crate) fn route(&self) -> RouteMetrics {
         #[cfg(feature = "metrics")]
         {
-            let labels = self.series.labels;
-            RouteMetrics {
-                open: metrics::gauge!(names::CONNECTIONS_OPEN, &labels),
-                written: metrics::counter!(names::WRITTEN_BYTES, &labels),
-                rejected: Arc::new(counters(
-                    names::CONNECTIONS_REJECTED,
-                    labels,
-                    "reason",
-                    Rejection::ALL,
-                    Rejection::label,
-                )),
-            }
+            let [(_, domain), (_, event)] = self.series.labels;
+            RouteMetrics::new(domain, event)
         }
         #[cfg(not(feature = "metrics"))]
         RouteMetrics {}
@@ -393,11 +391,41 @@ pub(crate) struct RouteMetrics {
     written: Counter,
     /// By [`Rejection`], in [`Rejection::ALL`]'s order.
     #[cfg(feature = "metrics")]
-    rejected: Arc<[Counter; 7]>,
+    rejected: Arc<[Counter; 9]>,
 }
 
 #[cfg_attr(not(feature = "axum"), allow(dead_code))]
 impl RouteMetrics {
+    /// The series of a route labelled `domain` and `event`, registered with the recorder
+    /// installed now.
+    #[cfg(feature = "metrics")]
+    fn new(domain: &'static str, event: impl Into<metrics::SharedString>) -> Self {
+        let labels = [
+            metrics::Label::new("domain", domain),
+            metrics::Label::new("event", event),
+        ];
+        let rejected = Rejection::ALL.map(|reason| {
+            let mut labels = labels.to_vec();
+            labels.push(metrics::Label::new("reason", reason.label()));
+            metrics::counter!(names::CONNECTIONS_REJECTED, labels)
+        });
+        Self {
+            open: metrics::gauge!(names::CONNECTIONS_OPEN, labels.to_vec()),
+            written: metrics::counter!(names::WRITTEN_BYTES, labels.to_vec()),
+            rejected: Arc::new(rejected),
+        }
+    }
+
+    /// The series of the multiplexed route at `path`: `domain="mux"`, `event=<path>`, a route
+    /// carrying several event types (whose deliveries count under their own types).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn multiplexed(path: &str) -> Self {
+        #[cfg(feature = "metrics")]
+        return Self::new("mux", path.to_owned());
+        #[cfg(not(feature = "metrics"))]
+        Self {}
+    }
+
     /// Counts a connection open until the returned guard drops.
     pub(crate) fn open(&self) -> OpenConnection {
         #[cfg(feature = "metrics")]

@@ -195,6 +195,41 @@ export type SseEventSourceConstructor = new (
   init?: { withCredentials?: boolean },
 ) => SseEventSourceLike;
 
+/** One channel of a multiplexed stream, made by a `mux<Event>` function: the key and handlers of one event type. */
+export interface SseMuxChannel {
+  /** The query parameter naming the channel's event type. */
+  readonly param: string;
+  /** The key, `null` for a keyless event. */
+  readonly key: string | null;
+  /** The type's SSE event names. */
+  readonly names: readonly string[];
+  /** Receives each event of the channel. */
+  readonly deliver: SseDeliver;
+  /** Receives the channel's initial state. */
+  readonly snapshot: (data: unknown) => void;
+  /** Receives the channel's gaps. */
+  readonly gap: (gap: SseGap) => void;
+}
+
+/** Receives one event's name, decoded data and id. */
+export type SseDeliver = (event: string, data: unknown, id: string) => void;
+
+/**
+ * The handlers of a multiplexed stream as a whole, those of a single stream but the channel's
+ * own (each channel has its event, snapshot and gap handlers).
+ */
+export type SseMuxHandlers = Omit<SseHandlers, "onSnapshot" | "onGap">;
+
+/** A multiplexed stream: one connection for many channels. */
+export interface SseMux {
+  /** Carries `channels` from now on: one reconnect with the last cursor, so the channels kept lose and repeat nothing. */
+  update(channels: readonly SseMuxChannel[]): void;
+  /** Closes the stream for good; calling it again does nothing. */
+  close(): void;
+  /** Where the stream stands now. */
+  readonly status: SseStatus;
+}
+
 // Handlers of each stream.
 
 /** Handlers of the `message-posted` stream. */
@@ -296,8 +331,6 @@ export const events = {
   },
 } as const;
 
-type SseDeliver = (event: string, data: unknown, id: string) => void;
-
 /** What a transport hands its user: parsed events, and the stream's life. */
 interface SseTransportHandlers {
   onEvent(event: SseParsedEvent): void;
@@ -305,6 +338,11 @@ interface SseTransportHandlers {
   onError?: ((error: SseError) => void) | undefined;
   onStatusChange?: ((status: SseStatus) => void) | undefined;
   onAuthError?: ((error: SseHttpError) => SseAuthRetry | void | Promise<SseAuthRetry | void>) | undefined;
+  /**
+   * The server refused the last event id sent (a 400 to a request carrying one): the stream
+   * reconnects at once without it. Without this handler a 400 stops the stream.
+   */
+  onRefusedId?: (() => void) | undefined;
 }
 
 /** The parts of `fetch`, the DOM and Node that the transport uses, when they exist. */
@@ -540,6 +578,11 @@ function sseConnect(
         fail(error, retry ? 0 : null);
       } else if (code === 429 || code === 503) {
         fail(error, sseRetryAfter(response.headers.get("retry-after")) ?? backoff());
+      } else if (code === 400 && lastId !== "" && on.onRefusedId) {
+        // An id the server no longer accepts (its routes changed): start again from now.
+        lastId = "";
+        on.onRefusedId();
+        fail(error, 0);
       } else {
         fail(error, code >= 500 || code === 408 ? backoff() : null);
       }
@@ -681,6 +724,118 @@ function sseOpen<S>(
 }
 
 /**
+ * Opens a multiplexed stream at `path` (a `MuxRoutes` route of the server) carrying `channels`,
+ * each made by a `mux<Event>` function: one connection, whose every event id is a cursor of
+ * every channel's position. It connects as a single stream does (`fetch`, or `options.EventSource`;
+ * the same statuses, headers and reconnects), and after an error every channel resumes where it
+ * was; `update` changes the channels the same way. A cursor the server refuses (a 400: its route
+ * no longer carries the same event types) is dropped: the stream starts again from now, each
+ * channel first told of a gap of unknown size, then sent its snapshot.
+ */
+export function subscribeMux(
+  path: string,
+  channels: readonly SseMuxChannel[],
+  handlers?: SseMuxHandlers,
+  options?: SseOptions,
+): SseMux {
+  const opts = options ?? {};
+  const on = handlers ?? {};
+  const base = (opts.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "");
+  let current = channels;
+  // The last cursor seen: what the next connection (after `update`) resumes from.
+  let lastId = opts.lastEventId ?? "";
+  let connection: SseSubscription | null = null;
+  let status: SseStatus = "connecting";
+
+  const setStatus = (next: SseStatus) => {
+    if (status === next) return;
+    status = next;
+    if (on.onStatusChange) on.onStatusChange(next);
+  };
+
+  const connect = () => {
+    const query: string[] = [];
+    // Each frame's event name is `<channel>:<param>.<event>`, the channel numbered in query order.
+    const routes = new Map<string, (data: unknown, id: string) => void>();
+    current.forEach((channel, n) => {
+      query.push(encodeURIComponent(channel.param) + (channel.key === null ? "" : "=" + encodeURIComponent(channel.key)));
+      const label = n + ":" + channel.param + ".";
+      for (const name of channel.names) {
+        // The id is `<event id>.<cursor>`: handlers get the event's own id.
+        routes.set(label + name, (data, id) => channel.deliver(name, data, id.slice(0, Math.max(0, id.indexOf(".")))));
+      }
+      routes.set(label + "snapshot", (data) => channel.snapshot(data));
+      routes.set(label + "gap", (data) => channel.gap(data as SseGap));
+    });
+    // The stream's first frame: the positions it starts from, so that a reconnect before any
+    // event (or an `update`) loses nothing published meanwhile.
+    routes.set("cursor", () => {});
+    const url = base + path + (path.indexOf("?") < 0 ? "?" : "&") + query.join("&");
+    const gaps = current;
+    // Callbacks of a connection `update` or `close` replaced are not the stream's any more.
+    let mine: SseSubscription | null = null;
+    const live = () => connection === mine;
+    mine = sseConnect(
+      url,
+      Array.from(routes.keys()),
+      {
+        onEvent(event) {
+          const route = routes.get(event.event);
+          if (route === undefined || !live()) return;
+          // Every frame of the route carries a cursor (a snapshot, the one before it).
+          lastId = event.id;
+          let data: unknown;
+          try {
+            data = JSON.parse(event.data);
+          } catch (error) {
+            if (on.onError) on.onError({ kind: "decode", event: event.event, data: event.data, error });
+            return;
+          }
+          route(data, event.id);
+        },
+        onOpen() {
+          if (live() && on.onOpen) on.onOpen();
+        },
+        onError(error) {
+          if (live() && on.onError) on.onError(error);
+        },
+        onStatusChange(next) {
+          if (live()) setStatus(next);
+        },
+        onAuthError: on.onAuthError,
+        onRefusedId() {
+          lastId = "";
+          for (const channel of gaps) channel.gap({ missed: null });
+        },
+      },
+      { ...opts, lastEventId: lastId },
+    );
+    connection = mine;
+  };
+
+  connect();
+  return {
+    update(channels) {
+      if (status === "closed" || connection === null) return;
+      current = channels;
+      const old = connection;
+      connection = null;
+      old.close();
+      setStatus("connecting");
+      connect();
+    },
+    close() {
+      if (connection !== null) connection.close();
+      connection = null;
+      setStatus("closed");
+    },
+    get status() {
+      return status;
+    },
+  };
+}
+
+/**
  * Opens the `message-posted` stream of one `room` (domain `chat`): `GET /sse/chat/{room}/message-posted`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -698,6 +853,29 @@ export function subscribeMessagePosted<S = unknown>(room: string, handlers: Mess
     handlers,
     options,
   );
+}
+
+/**
+ * The `message-posted` channel of one `room` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeMessagePosted`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export function muxMessagePosted<S = unknown>(room: string, handlers: MessagePostedHandlers<S>): SseMuxChannel {
+  return {
+    param: "message-posted",
+    key: String(room),
+    names: ["message-posted"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data as ChatMessage, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data as S);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }
 
 /**
@@ -737,6 +915,44 @@ export function subscribeGameEvent<S = unknown>(gameId: number, handlers: GameEv
 }
 
 /**
+ * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeGameEvent`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export function muxGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>): SseMuxChannel {
+  return {
+    param: "GameEvent",
+    key: String(gameId),
+    names: ["Joined", "Left", "ScoreChanged", "game-over"],
+    deliver: (event, data, id) => {
+      const message = { event, data } as GameEventMessage;
+      switch (message.event) {
+        case "Joined":
+          if (handlers.onJoined) handlers.onJoined(message.data, id);
+          break;
+        case "Left":
+          if (handlers.onLeft) handlers.onLeft(message.data, id);
+          break;
+        case "ScoreChanged":
+          if (handlers.onScoreChanged) handlers.onScoreChanged(message.data, id);
+          break;
+        case "game-over":
+          if (handlers.onGameOver) handlers.onGameOver(message.data, id);
+          break;
+      }
+      if (handlers.onEvent) handlers.onEvent(message, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data as S);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
+}
+
+/**
  * Opens the `PlayerJoined` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-joined`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -754,6 +970,29 @@ export function subscribePlayerJoined<S = unknown>(gameId: number, handlers: Pla
     handlers,
     options,
   );
+}
+
+/**
+ * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerJoined`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export function muxPlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>): SseMuxChannel {
+  return {
+    param: "PlayerJoined",
+    key: String(gameId),
+    names: ["PlayerJoined"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data as PlayerJoined, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data as S);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }
 
 /**
@@ -777,6 +1016,29 @@ export function subscribePlayerLeft<S = unknown>(gameId: number, handlers: Playe
 }
 
 /**
+ * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerLeft`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export function muxPlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>): SseMuxChannel {
+  return {
+    param: "PlayerLeft",
+    key: String(gameId),
+    names: ["PlayerLeft"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data as PlayerLeft, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data as S);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
+}
+
+/**
  * Opens the `Announcement` stream (domain `lobby`): `GET /sse/lobby/announcement`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -794,4 +1056,27 @@ export function subscribeAnnouncement<S = unknown>(handlers: AnnouncementHandler
     handlers,
     options,
   );
+}
+
+/**
+ * The `Announcement` channel on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeAnnouncement`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export function muxAnnouncement<S = unknown>(handlers: AnnouncementHandlers<S>): SseMuxChannel {
+  return {
+    param: "Announcement",
+    key: null,
+    names: ["Announcement"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data as Announcement, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data as S);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }

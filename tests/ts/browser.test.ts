@@ -114,7 +114,7 @@ test("the game page shows live events through the generated client, across a los
   events.push(`${await app.join(gameId, "bob")} bob joined`);
   events.push(`${await app.score(gameId, "bob", 5)} bob has 5 points`);
   events.push(`${await app.startRound(gameId)} round 1 started`);
-  events.push(`${await app.score(gameId, "ada", 1)} ada has 1 points`);
+  events.push(`${await app.score(gameId, "ada", 1)} ada has 1 point`);
   await app.announce("hello everyone");
   await eventually(async () => {
     const now = await shown(page);
@@ -122,7 +122,7 @@ test("the game page shows live events through the generated client, across a los
     assert.equal(now.round, "1");
     assert.deepEqual(now.events, events);
     assert.deepEqual(now.announcements, [`game ${gameId} is open`, "hello everyone"]);
-    assert.deepEqual(now.notifications, [`you have 1 points in game ${gameId}`]);
+    assert.deepEqual(now.notifications, [`you have 1 point in game ${gameId}`]);
   });
 
   // The connection is lost; what is published meanwhile arrives once the page has reconnected.
@@ -140,18 +140,18 @@ test("the game page shows live events through the generated client, across a los
     assert.deepEqual(now.events, events, "every event once, in order");
     assert.deepEqual(now.announcements, [`game ${gameId} is open`, "hello everyone", "while you were away"]);
     assert.deepEqual(now.notifications, [
-      `you have 1 points in game ${gameId}`,
+      `you have 1 point in game ${gameId}`,
       `you have 2 points in game ${gameId}`,
     ]);
   });
   assert.equal((await shown(page)).snapshots, 1, "a resuming stream gets no snapshot");
-  const lastSeen = events[4]?.split(" ")[0];
-  assert.ok(
-    proxy.received.some(
-      (request) => request.line === `GET /sse/game/${gameId} HTTP/1.1` && request.headers["last-event-id"] === lastSeen,
-    ),
-    `the page reopened its stream with Last-Event-ID: ${lastSeen}`,
-  );
+  // One connection for the game, the announcements and the notifications, reopened with the
+  // cursor of all three (the last event's id, then the cursor) in `Last-Event-ID`.
+  const streams = proxy.received.filter((request) => request.line.startsWith("GET /sse/"));
+  for (const request of streams) assert.ok(request.line.startsWith("GET /sse/page?SystemAnnouncement"), request.line);
+  const reopened = streams.at(-1);
+  assert.equal(reopened?.line, `GET /sse/page?SystemAnnouncement&Notification=ada&GameEvent=${gameId} HTTP/1.1`);
+  assert.match(String(reopened?.headers["last-event-id"]), /^\d+-\d+(-\d+)?\.[A-Za-z0-9_-]+$/);
   // Chromium reports the lost connections as console errors; only errors of the page's own code count.
   assert.deepEqual(problems, []);
 });
@@ -203,8 +203,9 @@ test("a hidden tab does not reconnect until it is visible again", { timeout: 60_
   await page.goto(proxy.url);
   await subscribeInPage(page);
   await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open"]));
-  const streams = () => proxy.received.filter((request) => request.line.startsWith("GET /sse/system/")).length;
-  // The page's own announcement stream and this one.
+  const streams = () =>
+    proxy.received.filter((request) => /^GET \/sse\/(system\/|page\?)/.test(request.line)).length;
+  // The page's own multiplexed stream and this one.
   await eventually(async () => assert.equal(streams(), 2));
 
   await setVisibility(page, "hidden");

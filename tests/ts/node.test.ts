@@ -7,7 +7,11 @@ import { test } from "node:test";
 import { EventSource } from "eventsource";
 
 import {
+  muxGameEvent,
+  muxNotification,
+  muxSystemAnnouncement,
   subscribeGameEvent,
+  subscribeMux,
   subscribeNotification,
   subscribeScoreChanged,
   subscribeSystemAnnouncement,
@@ -539,4 +543,117 @@ test("100 clients reconnecting after a server restart spread over the backoff wi
     `100 clients, retry ${retryMs} ms: reconnects arrived ${arrivals[0]}..${arrivals.at(-1)} ms after the restart ` +
       `(p10 ${quantile(0.1)}, p50 ${quantile(0.5)}, p90 ${quantile(0.9)}); planned waits ${waits[0]}..${waits.at(-1)} ms`,
   );
+});
+
+for (const [transport, transportOptions] of Object.entries(TRANSPORTS)) {
+  // `EventSource` sends no header: the notifications, which need the login cookie, go by `fetch` only.
+  const withNotes = transport === "fetch";
+  test(`${transport}: one multiplexed connection for a game, the announcements${withNotes ? " and a user's notifications" : ""} survives a dropped connection: every event once`, async (t) => {
+    const app = await game(t);
+    const proxy = await startProxy(app.url);
+    t.after(() => proxy.close());
+    const cookie = await app.login("ada");
+    const gameId = await app.createGame();
+
+    const seen: string[] = [];
+    const errors: SseError[] = [];
+    const statuses: SseStatus[] = [];
+    let opened = 0;
+    let snapshots = 0;
+    let gaps = 0;
+    const mux = subscribeMux(
+      "/sse/page",
+      [
+        muxSystemAnnouncement({ onEvent: (announcement, id) => seen.push(`${id} ${announcement.text}`) }),
+        ...(withNotes ? [muxNotification("ada", { onEvent: (note) => seen.push(`note ${note.text}`) })] : []),
+        muxGameEvent(gameId, {
+          onSnapshot: () => (snapshots += 1),
+          onEvent: (message, id) => seen.push(`${id} ${describe(message)}`),
+          onGap: () => (gaps += 1),
+        }),
+      ],
+      {
+        onOpen: () => (opened += 1),
+        onError: (error) => errors.push(error),
+        onStatusChange: (status) => statuses.push(status),
+      },
+      options(proxy.url, { ...transportOptions, headers: { cookie } }),
+    );
+    t.after(() => mux.close());
+    await until(() => opened === 1 && snapshots === 1, "the stream to open");
+    assert.equal(mux.status, "open");
+
+    const expected: string[] = [];
+    expected.push(`${await app.join(gameId, "ada")} ada joined`);
+    expected.push(`${await app.announce("hello")} hello`);
+    await until(() => seen.length === 2, "the first 2 events");
+
+    proxy.cut();
+    await until(() => errors.length === 1, "the client to see the connection fail");
+    // Published straight to the server while the client is cut off: it must get them from history.
+    expected.push(`${await app.join(gameId, "bob")} bob joined`);
+    expected.push(`${await app.score(gameId, "ada", 3)} ada has 3`);
+    if (withNotes) expected.push("note you have 3 points in game " + gameId);
+    expected.push(`${await app.announce("while away")} while away`);
+    proxy.restore();
+    await until(() => seen.length >= expected.length, "the events published while away");
+    expected.push(`${await app.leave(gameId, "bob")} bob left`);
+    await until(() => seen.length >= expected.length, "live events after the resume");
+    await sleep(100); // and no more
+
+    // Per channel in publish order, each once; channels interleave as the server sent them.
+    const only = (list: string[], test: (line: string) => boolean) => list.filter(test);
+    for (const channel of [/ (ada|bob) /, /^note /, /^\d+-\d+(-\d+)? (hello|while away)$/]) {
+      const pick = (line: string) => channel.test(line);
+      assert.deepEqual(only(seen, pick), only(expected, pick));
+    }
+    assert.equal(seen.length, expected.length, "no event twice");
+    assert.equal(gaps, 0);
+    assert.equal(snapshots, 1, "a resuming connection gets no snapshot");
+    assert.deepEqual(statuses, ["open", "reconnecting", "open"]);
+    const streams = streamRequests(proxy, "/sse/page");
+    assert.ok(streams.length >= 2);
+    const query = withNotes
+      ? `/sse/page?SystemAnnouncement&Notification=ada&GameEvent=${gameId}`
+      : `/sse/page?SystemAnnouncement&GameEvent=${gameId}`;
+    for (const request of streams) assert.ok(request.line.startsWith(`GET ${query}`), request.line);
+    // The reconnect carried the cursor: the last frame's event id, then the cursor.
+    assert.match(sentId(streams.at(-1)) ?? "", /^\d+-\d+(-\d+)?\.[A-Za-z0-9_-]+$/);
+  });
+}
+
+test("a cursor the server refuses is dropped: each channel gets a gap, then the stream starts live with its snapshot", async (t) => {
+  const app = await game(t);
+  const gameId = await app.createGame();
+
+  const errors: SseError[] = [];
+  const gaps: unknown[] = [];
+  let snapshots = 0;
+  let opened = 0;
+  const mux = subscribeMux(
+    "/sse/page",
+    [
+      muxSystemAnnouncement({ onGap: (gap) => gaps.push(gap) }),
+      muxGameEvent(gameId, { onSnapshot: () => (snapshots += 1), onGap: (gap) => gaps.push(gap) }),
+    ],
+    { onOpen: () => (opened += 1), onError: (error) => errors.push(error) },
+    // A cursor of another route (or of an older version of this one): not one this route wrote.
+    options(app.url, { lastEventId: "1700000000000-0.AAAAAAAAAAAAAAAA" }),
+  );
+  t.after(() => mux.close());
+  await until(() => opened === 1 && snapshots === 1, "the stream to open afresh");
+  assert.deepEqual(errors, [{ kind: "http", status: 400, willRetry: true, retryInMs: 0 }]);
+  assert.deepEqual(gaps, [{ missed: null }, { missed: null }]);
+  assert.equal(mux.status, "open");
+});
+
+test("a multiplexed request the server refuses without a cursor stops: 400, no retry", async (t) => {
+  const app = await game(t);
+  const errors: SseError[] = [];
+  // A key that is not a game id: the query is refused whatever the cursor.
+  const mux = subscribeMux("/sse/page", [muxGameEvent(Number.NaN, {})], { onError: (error) => errors.push(error) }, options(app.url));
+  t.after(() => mux.close());
+  await until(() => errors.length === 1, "the refusal");
+  assert.deepEqual(errors, [{ kind: "http", status: 400, willRetry: false, retryInMs: null }]);
+  assert.equal(mux.status, "closed");
 });

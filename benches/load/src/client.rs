@@ -151,24 +151,38 @@ struct Probe {
     sent_ns: u64,
 }
 
-/// One SSE connection to `addr` for `position.room`, until `stop` or the end of the stream;
-/// returns the position reached. `gate` limits how many connect at once.
+/// One SSE connection to `addr` for the rooms of `positions` (a room's route for one, the
+/// multiplexed route for more), until `stop` or the end of the stream; returns the positions
+/// reached. `gate` limits how many connect at once.
 pub(crate) async fn subscriber(
     addr: SocketAddr,
-    mut position: Position,
+    mut positions: Vec<Position>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     gate: Option<Arc<Semaphore>>,
-) -> Position {
-    if let Err(err) = subscribe(addr, &mut position, &shared, &mut stop, gate).await {
-        shared.error(format!("subscriber of room {}: {err}", position.room));
+) -> Vec<Position> {
+    if let Err(err) = subscribe(addr, &mut positions, &shared, &mut stop, gate).await {
+        let rooms: Vec<u32> = positions.iter().map(|p| p.room).collect();
+        shared.error(format!("subscriber of rooms {rooms:?}: {err}"));
     }
-    position
+    positions
+}
+
+/// The path of the stream of `positions`' rooms.
+fn path(positions: &[Position]) -> String {
+    if let [position] = positions {
+        return format!("/sse/bench/{}/tick", position.room);
+    }
+    let query: Vec<String> = positions
+        .iter()
+        .map(|p| format!("Tick={}", p.room))
+        .collect();
+    format!("/sse/bench/mux?{}", query.join("&"))
 }
 
 async fn subscribe(
     addr: SocketAddr,
-    position: &mut Position,
+    positions: &mut [Position],
     shared: &Shared,
     stop: &mut watch::Receiver<bool>,
     gate: Option<Arc<Semaphore>>,
@@ -181,10 +195,12 @@ async fn subscribe(
     stream.set_nodelay(true)?;
     let (mut sender, conn) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
     let mut conn = pin!(conn);
-    let mut request = Request::get(format!("/sse/bench/{}/tick", position.room))
+    let mut request = Request::get(path(positions))
         .header(HOST, "127.0.0.1")
         .header(ACCEPT, "text/event-stream");
-    if let Some(id) = &position.last_id {
+    // The connection's last id (a cursor of every room, on the multiplexed route) is kept by its
+    // first position.
+    if let Some(id) = positions.first().and_then(|p| p.last_id.as_ref()) {
         request = request.header("last-event-id", id.as_ref());
     }
     let request = request.body(Empty::new())?;
@@ -206,7 +222,7 @@ async fn subscribe(
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         buffer.extend_from_slice(&data);
-                        read_events(&mut buffer, position, shared)?;
+                        read_events(&mut buffer, positions, shared)?;
                     }
                 }
                 Some(Err(err)) => return Err(err.into()),
@@ -218,10 +234,11 @@ async fn subscribe(
     }
 }
 
-/// Takes every complete event out of `buffer` and checks it.
+/// Takes every complete event out of `buffer` and checks it: `Tick` and `gap` on a room's route,
+/// `<n>:Tick.Tick` and `<n>:Tick.gap` for the `n`th room on the multiplexed route.
 fn read_events(
     buffer: &mut BytesMut,
-    position: &mut Position,
+    positions: &mut [Position],
     shared: &Shared,
 ) -> Result<(), BoxError> {
     while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
@@ -236,6 +253,20 @@ fn read_events(
                 data = value;
             }
         }
+        let (channel, event) = match event.iter().position(|&b| b == b':') {
+            Some(colon) => {
+                let channel: usize = std::str::from_utf8(&event[..colon])?.parse()?;
+                let name = &event[colon + 1..];
+                (channel, name.strip_prefix(b"Tick.").unwrap_or(name))
+            }
+            None => (0, event),
+        };
+        if id.is_some() && matches!(event, b"Tick" | b"gap" | b"cursor") {
+            positions[0].last_id.clone_from(&id);
+        }
+        let Some(position) = positions.get_mut(channel) else {
+            return Err(format!("an event of channel {channel}").into());
+        };
         match event {
             b"Tick" => {
                 let probe: Probe = serde_json::from_slice(data)?;
@@ -245,9 +276,6 @@ fn read_events(
                     );
                 }
                 on_tick(&probe, position, shared);
-                if id.is_some() {
-                    position.last_id = id;
-                }
             }
             b"gap" => shared.stats().gaps += 1,
             _ => {}

@@ -44,6 +44,9 @@ pub(crate) struct Load {
     pub(crate) seconds: f64,
     /// Drop every subscriber at this fraction of the publishing time and reconnect (S4).
     pub(crate) storm_at: Option<f64>,
+    /// Channels per connection: more than one opens statelesse's multiplexed route (S7), each
+    /// connection carrying that many keys.
+    pub(crate) channels: usize,
 }
 
 /// CPU seconds of the processes of a run.
@@ -100,6 +103,9 @@ pub(crate) struct Run {
     pub(crate) cpu: Cpu,
     /// Resident memory of instance A per open connection, KiB.
     pub(crate) rss_per_connection: f64,
+    /// Resident memory of instance A per channel subscription (per connection when each carries
+    /// one channel), KiB.
+    pub(crate) rss_per_channel: f64,
     /// S4: per subscriber, from the reconnect to its first event published after it.
     pub(crate) resume: Histogram<u64>,
     pub(crate) resumed: usize,
@@ -138,11 +144,12 @@ async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     true
 }
 
-type Subscribers = (Vec<JoinHandle<Position>>, watch::Sender<bool>);
+type Subscribers = (Vec<JoinHandle<Vec<Position>>>, watch::Sender<bool>);
 
+/// One subscriber per group of positions: one connection for its channels.
 fn spawn_subscribers(
     addr: std::net::SocketAddr,
-    positions: Vec<Position>,
+    positions: Vec<Vec<Position>>,
     shared: &Arc<Shared>,
     gate: Option<&Arc<Semaphore>>,
 ) -> Subscribers {
@@ -162,7 +169,7 @@ fn spawn_subscribers(
     (handles, stop)
 }
 
-async fn stop_subscribers((handles, stop): Subscribers) -> Result<Vec<Position>, BoxError> {
+async fn stop_subscribers((handles, stop): Subscribers) -> Result<Vec<Vec<Position>>, BoxError> {
     stop.send_replace(true);
     let mut positions = Vec::with_capacity(handles.len());
     for handle in handles {
@@ -181,7 +188,7 @@ pub(crate) async fn memory_floor(env: &Env, n: usize) -> Result<f64, BoxError> {
     let gate = Arc::new(Semaphore::new(256));
     let subscribers = spawn_subscribers(
         server.addr(),
-        (0..n).map(|_| Position::new(0)).collect(),
+        (0..n).map(|_| vec![Position::new(0)]).collect(),
         &shared,
         Some(&gate),
     );
@@ -224,16 +231,34 @@ async fn reconnect_all(
     let storm = Instant::now();
     let positions = positions
         .into_iter()
-        .map(|position| Position {
-            resuming: true,
-            ..position
+        .map(|group| {
+            group
+                .into_iter()
+                .map(|position| Position {
+                    resuming: true,
+                    ..position
+                })
+                .collect()
         })
         .collect();
     Ok((spawn_subscribers(addr, positions, shared, None), storm))
 }
 
+/// The starting positions of each connection of `load`: connection i carries keys i·c to
+/// i·c + c - 1 (modulo the keys), distinct for c channels per connection up to the number of keys.
+fn connection_positions(load: &Load) -> Vec<Vec<Position>> {
+    let keys = load.keys as usize;
+    (0..load.subscribers)
+        .map(|i| {
+            (0..load.channels)
+                .map(|j| Position::new(u32::try_from((i * load.channels + j) % keys).unwrap_or(0)))
+                .collect()
+        })
+        .collect()
+}
+
 /// Starts two instances of `kind`, connects `load.subscribers` to A, publishes through B.
-async fn load_run(env: &Env, kind: Impl, load: &Load) -> Result<Run, BoxError> {
+pub(crate) async fn load_run(env: &Env, kind: Impl, load: &Load) -> Result<Run, BoxError> {
     env.redis.try_cmd(&["FLUSHALL"])?;
     let history = env.options.history;
     let a = ServerProcess::start(env.pinning, Role::A, kind, &env.redis.url(), history)?;
@@ -242,17 +267,10 @@ async fn load_run(env: &Env, kind: Impl, load: &Load) -> Result<Run, BoxError> {
     let rss_before = procfs::rss_kib(a.pid())?;
 
     let shared = Shared::new(load.keys)?;
-    let keys = load.keys as usize;
-    let rooms: Vec<u32> = (0..load.subscribers)
-        .map(|i| u32::try_from(i % keys).unwrap_or(0))
-        .collect();
+    let groups = connection_positions(load);
+    let rooms: Vec<u32> = groups.iter().flatten().map(|p| p.room).collect();
     let gate = Arc::new(Semaphore::new(256));
-    let mut subscribers = spawn_subscribers(
-        a.addr(),
-        rooms.iter().map(|&room| Position::new(room)).collect(),
-        &shared,
-        Some(&gate),
-    );
+    let mut subscribers = spawn_subscribers(a.addr(), groups, &shared, Some(&gate));
     let n = load.subscribers;
     all_connected(&shared, n).await?;
     // Let the servers settle (allocations freed, timers armed) before reading memory.
@@ -312,6 +330,7 @@ async fn load_run(env: &Env, kind: Impl, load: &Load) -> Result<Run, BoxError> {
     let positions = stop_subscribers(subscribers).await?;
     let tail: u64 = positions
         .iter()
+        .flatten()
         .map(|p| shared.published_on(p.room).saturating_sub(p.next))
         .sum();
     let stats = shared.stats();
@@ -329,6 +348,7 @@ async fn load_run(env: &Env, kind: Impl, load: &Load) -> Result<Run, BoxError> {
         publish: stats.publish.clone(),
         cpu,
         rss_per_connection: rss_after.saturating_sub(rss_before) as f64 / n as f64,
+        rss_per_channel: rss_after.saturating_sub(rss_before) as f64 / rooms.len() as f64,
         resume: stats.resume.clone(),
         resumed: shared.resumed.load(Ordering::Relaxed),
         all_resumed,

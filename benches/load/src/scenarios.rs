@@ -12,7 +12,7 @@ use statelesse_test_redis::RedisServer;
 
 use crate::catch_up::{self, Storm};
 use crate::client;
-use crate::measure::{Env, Load, Run, compare, memory_floor};
+use crate::measure::{Env, Load, Run, compare, load_run, memory_floor};
 use crate::options::{Options, USAGE};
 use crate::procfs::{self, Pinning};
 use crate::report::{
@@ -69,6 +69,7 @@ async fn run(options: Options, pinning: Pinning) -> Result<(), BoxError> {
             "s4" => s4(&env).await?,
             "s5" => s5(&env).await?,
             "s6" => s6(&env).await?,
+            "s7" => s7(&env).await?,
             other => return Err(format!("unknown scenario `{other}`").into()),
         };
         let mut table = table;
@@ -98,6 +99,7 @@ async fn s1(env: &Env) -> Result<Table, BoxError> {
         publishers: 10,
         seconds: env.options.seconds,
         storm_at: None,
+        channels: 1,
     };
     let runs = compare(env, "S1", &load, |run| run.latency_us(0.5)).await?;
     let mut table = Table::new(
@@ -119,6 +121,7 @@ async fn s2(env: &Env) -> Result<Table, BoxError> {
         publishers: env.options.publishers,
         seconds: env.options.seconds,
         storm_at: None,
+        channels: 1,
     };
     let per_cpu = |run: &Run| run.delivered as f64 / run.cpu.server().max(1e-9);
     let runs = compare(env, "S2", &load, per_cpu).await?;
@@ -145,6 +148,7 @@ async fn s2_at_rate(env: &Env) -> Result<Table, BoxError> {
         publishers: 20,
         seconds: env.options.seconds,
         storm_at: None,
+        channels: 1,
     };
     let per_cpu = |run: &Run| run.delivered as f64 / run.cpu.server().max(1e-9);
     let runs = compare(env, "S2r", &load, per_cpu).await?;
@@ -161,6 +165,83 @@ async fn s2_at_rate(env: &Env) -> Result<Table, BoxError> {
     Ok(table)
 }
 
+/// S7: the same events to 10,000 channel subscriptions over 1,000 keys, once as 10,000
+/// single-channel connections and once as 1,000 connections of 10 channels (the multiplexed
+/// route), both statelesse: CPU per delivery and memory per channel.
+async fn s7(env: &Env) -> Result<Table, BoxError> {
+    let rate = env.options.rate.unwrap_or(1000.0);
+    let single = Load {
+        subscribers: 10_000,
+        keys: 1000,
+        rate: Some(rate),
+        publishers: 10,
+        seconds: env.options.seconds,
+        storm_at: None,
+        channels: 1,
+    };
+    let mux = Load {
+        subscribers: 1000,
+        channels: 10,
+        ..single.clone()
+    };
+    let per_cpu = |run: &Run| run.delivered as f64 / run.cpu.server().max(1e-9);
+    let mut runs = Vec::new();
+    for (name, load) in [("single", &single), ("multiplexed", &mux)] {
+        let mut rounds = Vec::new();
+        for round in 0..env.options.rounds {
+            eprintln!("S7: {name} (round {})", round + 1);
+            let run = load_run(env, Impl::Statelesse, load).await?;
+            eprintln!(
+                "  {:.0} deliveries/s, lost {}, dup {}, server CPU {:.2} s (A {:.2}), {:.0} deliveries per server CPU-second",
+                run.per_second(),
+                run.lost,
+                run.duplicated,
+                run.cpu.server(),
+                run.cpu.a,
+                per_cpu(&run),
+            );
+            rounds.push(run);
+        }
+        rounds.sort_by(|x, y| per_cpu(x).total_cmp(&per_cpu(y)));
+        runs.push(rounds.swap_remove(rounds.len() / 2));
+    }
+    let multiplexed = runs.pop().ok_or("no multiplexed run")?;
+    let single_run = runs.pop().ok_or("no single-channel run")?;
+    // The report's two columns, relabelled: both are statelesse.
+    let runs = [
+        (Impl::Baseline, single_run),
+        (Impl::Statelesse, multiplexed),
+    ];
+    let mut table = Table::new(
+        &format!(
+            "S7 multiplexed: 10,000 channel subscriptions over 1,000 keys, {rate:.0} publishes/s: 10,000 connections of 1 channel, or 1,000 of 10"
+        ),
+        "S7: none (a comparison)",
+    );
+    table.columns = [
+        "",
+        "10,000 × 1 channel",
+        "1,000 × 10 channels",
+        "multiplexed / single",
+    ];
+    cpu_rows(&mut table, &runs, per_cpu);
+    table.row(
+        "resident memory per connection (KiB, instance A)",
+        Better::Neither,
+        &runs,
+        |run| Some(run.rss_per_connection),
+    );
+    table.row(
+        "resident memory per channel (KiB, instance A)",
+        Better::Lower,
+        &runs,
+        |run| Some(run.rss_per_channel),
+    );
+    delivery_rows(&mut table, &runs);
+    latency_rows(&mut table, &runs);
+    Ok(table)
+}
+
 async fn s3(env: &Env) -> Result<Table, BoxError> {
     let load = Load {
         subscribers: 10_000,
@@ -169,6 +250,7 @@ async fn s3(env: &Env) -> Result<Table, BoxError> {
         publishers: 10,
         seconds: env.options.seconds,
         storm_at: None,
+        channels: 1,
     };
     let runs = compare(env, "S3", &load, |run| run.rss_per_connection).await?;
     let mut table = Table::new(
@@ -202,6 +284,7 @@ async fn s4(env: &Env) -> Result<Table, BoxError> {
         publishers: 10,
         seconds: env.options.seconds,
         storm_at: Some(0.3),
+        channels: 1,
     };
     let runs = compare(env, "S4", &load, |run| {
         run.all_resumed.map_or(f64::MAX, |d| d.as_secs_f64())

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use statelesse::RedisConfig;
 use statelesse::prelude::*;
+use statelesse::routes::MuxRoutes;
 use std::convert::Infallible;
 
 use crate::procfs::Pinning;
@@ -217,11 +218,15 @@ async fn statelesse_app(url: &str, history: usize, knobs: &Knobs) -> Result<Rout
     }
     let backplane = Backplane::redis(config).await?;
     let mut routes = Tick::sse_routes::<Backplane>();
+    // S7: many rooms on one connection, `?Tick=1&Tick=2..`.
+    let mut mux = MuxRoutes::new("/sse/bench/mux").event(Tick::sse_routes());
     if let Some(timeout) = knobs.write_timeout {
         routes = routes.write_timeout(timeout);
+        mux = mux.write_timeout(timeout);
     }
     let app = Router::new()
         .merge(routes.into_router())
+        .merge(mux)
         .route("/publish", post(publish));
     #[cfg(feature = "metrics")]
     let app = app.route(

@@ -1,5 +1,7 @@
 //! The game example's server: an HTTP API whose every change is published as a typed event, the
-//! SSE routes generated for those events, and a page that uses the generated TypeScript client.
+//! SSE routes generated for those events, and a page that uses the generated TypeScript client,
+//! its game, the announcements and its user's notifications on one multiplexed connection
+//! ([`PAGE_STREAM`]).
 //!
 //! A game's state is not stored anywhere but in its event stream: the snapshot sent first on the
 //! game stream (and answered by `GET /api/games/{id}`) is the fold of the game's events still in
@@ -37,7 +39,8 @@ use serde::Serialize;
 use statelesse::RedisDiagnostics;
 use statelesse::prelude::*;
 use statelesse::routes::{
-    ConnectionLimit, DEFAULT_WRITE_TIMEOUT, Denied, Shutdown, SseRoutes, WriteDeadline, readiness,
+    ConnectionLimit, DEFAULT_WRITE_TIMEOUT, Denied, MuxRoutes, Shutdown, SseRoutes, WriteDeadline,
+    readiness,
 };
 
 /// How the game runs, from flags or environment variables.
@@ -269,32 +272,47 @@ impl Game {
     }
 }
 
+/// The path of the page's one stream: its game, the announcements and its user's notifications.
+pub const PAGE_STREAM: &str = "/sse/page";
+
+/// The game stream's route: its snapshot first.
+fn game_routes() -> SseRoutes<GameEvent, App> {
+    GameEvent::sse_routes().initial_state(|game_id: GameId, app: App| async move {
+        snapshot(&app.backplane, game_id).await
+    })
+}
+
+/// The notification stream's route: only for the user the signed cookie (or bearer token) names.
+fn notification_routes() -> SseRoutes<Notification, App> {
+    Notification::sse_routes().authorize(|parts, user_id: String, app: App| async move {
+        match user(&parts.headers, app.key) {
+            None => Err(Denied::Unauthorized),
+            Some(user) if user == user_id => Ok(()),
+            Some(_) => Err(Denied::Forbidden),
+        }
+    })
+}
+
 fn router(app: App, settings: &Streams, shutdown: &Shutdown) -> Router {
     let limit = ConnectionLimit::new(settings.max);
     let streams = Router::new()
-        .merge(settings.apply(
-            GameEvent::sse_routes().initial_state(|game_id: GameId, app: App| async move {
-                snapshot(&app.backplane, game_id).await
-            }),
-            &limit,
-            shutdown,
-        ))
+        // What the page uses: one connection for all its channels.
+        .merge(
+            MuxRoutes::new(PAGE_STREAM)
+                .event(game_routes())
+                .event(SystemAnnouncement::sse_routes())
+                .event(notification_routes())
+                .connection_limit(&limit)
+                .retry(settings.retry)
+                .shutdown(shutdown),
+        )
+        .merge(settings.apply(game_routes(), &limit, shutdown))
         .merge(settings.apply(PlayerJoined::sse_routes(), &limit, shutdown))
         .merge(settings.apply(PlayerLeft::sse_routes(), &limit, shutdown))
         .merge(settings.apply(RoundStarted::sse_routes(), &limit, shutdown))
         .merge(settings.apply(ScoreChanged::sse_routes(), &limit, shutdown))
         .merge(settings.apply(SystemAnnouncement::sse_routes(), &limit, shutdown))
-        .merge(settings.apply(
-            Notification::sse_routes().authorize(|parts, user_id: String, app: App| async move {
-                match user(&parts.headers, app.key) {
-                    None => Err(Denied::Unauthorized),
-                    Some(user) if user == user_id => Ok(()),
-                    Some(_) => Err(Denied::Forbidden),
-                }
-            }),
-            &limit,
-            shutdown,
-        ));
+        .merge(settings.apply(notification_routes(), &limit, shutdown));
     Router::new()
         .merge(streams)
         .route("/api/login", post(login))
@@ -498,7 +516,8 @@ async fn score(
         },
     )
     .await?;
-    let text = format!("you have {score} points in game {game_id}");
+    let points = if score.abs() == 1 { "point" } else { "points" };
+    let text = format!("you have {score} {points} in game {game_id}");
     Notification::publish(
         &app.backplane,
         Notification {

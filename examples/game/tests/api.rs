@@ -727,7 +727,7 @@ async fn redis_a_notification_caused_on_one_instance_reaches_its_owner_on_anothe
     b.score(game, "ada", 1).await;
     assert_eq!(
         expect_event(&mut notifications, "Notification").await["text"],
-        format!("you have 1 points in game {game}")
+        format!("you have 1 point in game {game}")
     );
 }
 

@@ -1,7 +1,7 @@
 // @ts-check
 // The page's script: plain JavaScript with no build step, typed (in editors, and by `npm test`)
 // by events.d.ts, which the example's build.rs generates beside events.js from the Rust types.
-import { subscribeGameEvent, subscribeNotification, subscribeSystemAnnouncement } from "./events.js";
+import { muxGameEvent, muxNotification, muxSystemAnnouncement, subscribeMux } from "./events.js";
 
 /** @typedef {import("./events.js").GameSnapshot} GameSnapshot */
 
@@ -19,6 +19,11 @@ function log(list, text) {
   $(list).prepend(item);
 }
 
+/** @param {number} score */
+function points(score) {
+  return `${score} ${Math.abs(score) === 1 ? "point" : "points"}`;
+}
+
 /** @param {string} path @param {unknown} [body] */
 async function post(path, body) {
   const response = await fetch(path, {
@@ -34,10 +39,8 @@ async function post(path, body) {
 let game = null;
 /** Who is logged in: the login cookie is `HttpOnly`, so the page asks the server (`whoAmI`). */
 let me = "";
-/** @type {(() => void) | null} */
-let closeGame = null;
-/** @type {(() => void) | null} */
-let closeNotifications = null;
+/** The game the page follows. @type {number | null} */
+let gameId = null;
 
 function render() {
   if (game === null) return;
@@ -60,58 +63,95 @@ function status(state) {
   $("status").dataset["state"] = state;
 }
 
-/** Opens the game's stream: a snapshot first, then every event; resumes by itself. @param {number} gameId */
-function openGame(gameId) {
-  closeGame?.();
-  history.replaceState(null, "", `?game=${gameId}`);
-  closeGame = subscribeGameEvent(gameId, {
-    onSnapshot(snapshot) {
-      game = snapshot;
-      log("log", `snapshot: ${snapshot.players.length} players, round ${snapshot.round}`);
-      render();
-    },
-    onPlayerJoined(joined, id) {
-      game?.players.some((p) => p.player === joined.player) || game?.players.push({ player: joined.player, score: 0 });
-      log("log", `#${id} ${joined.player} joined`);
-    },
-    onPlayerLeft(left, id) {
-      if (game) game.players = game.players.filter((p) => p.player !== left.player);
-      log("log", `#${id} ${left.player} left`);
-    },
-    onRoundStarted(started, id) {
-      if (game) game.round = Math.max(game.round, started.round);
-      log("log", `#${id} round ${started.round} started`);
-    },
-    onScoreChanged(changed, id) {
-      const player = game?.players.find((p) => p.player === changed.player);
-      if (player) player.score = changed.score;
-      log("log", `#${id} ${changed.player} has ${changed.score} points`);
-    },
-    onEvent: render,
-    onGap() {
-      log("log", "missed events no longer in history: reloading the game");
-      openGame(gameId);
-    },
-    onOpen() {
-      log("log", "stream open (resuming after the last event seen, if any)");
-    },
-    onStatusChange: status,
-    onError(error) {
-      if (error.kind === "decode") log("log", `undecodable ${error.event} event`);
-      else if (error.kind === "http") log("log", `the server answered ${error.status}`);
-    },
-  });
+/** Refetches the game's state, after events were lost. @param {number} id */
+async function reloadGame(id) {
+  const response = await fetch(`/api/games/${id}`);
+  if (!response.ok || gameId !== id) return;
+  game = /** @type {GameSnapshot} */ (await response.json());
+  render();
+}
+
+/**
+ * The page's channels, all on one connection: the announcements, the user's notifications once
+ * logged in, and the game it follows (a snapshot first, then every event).
+ */
+function channels() {
+  const list = [
+    muxSystemAnnouncement({
+      onEvent(announcement) {
+        log("announcements", announcement.text);
+      },
+    }),
+  ];
+  if (me) {
+    list.push(
+      muxNotification(me, {
+        onEvent(notification) {
+          log("notifications", notification.text);
+        },
+      }),
+    );
+  }
+  if (gameId !== null) {
+    const id = gameId;
+    list.push(
+      muxGameEvent(id, {
+        /** @param {GameSnapshot} snapshot */
+        onSnapshot(snapshot) {
+          game = snapshot;
+          log("log", `snapshot: ${snapshot.players.length} players, round ${snapshot.round}`);
+          render();
+        },
+        onPlayerJoined(joined, eventId) {
+          game?.players.some((p) => p.player === joined.player) || game?.players.push({ player: joined.player, score: 0 });
+          log("log", `#${eventId} ${joined.player} joined`);
+        },
+        onPlayerLeft(left, eventId) {
+          if (game) game.players = game.players.filter((p) => p.player !== left.player);
+          log("log", `#${eventId} ${left.player} left`);
+        },
+        onRoundStarted(started, eventId) {
+          if (game) game.round = Math.max(game.round, started.round);
+          log("log", `#${eventId} round ${started.round} started`);
+        },
+        onScoreChanged(changed, eventId) {
+          const player = game?.players.find((p) => p.player === changed.player);
+          if (player) player.score = changed.score;
+          log("log", `#${eventId} ${changed.player} has ${points(changed.score)}`);
+        },
+        onEvent: render,
+        onGap() {
+          log("log", "missed events no longer in history: reloading the game");
+          reloadGame(id).catch((error) => log("log", `error: ${error}`));
+        },
+      }),
+    );
+  }
+  return list;
+}
+
+const stream = subscribeMux("/sse/page", channels(), {
+  onOpen() {
+    log("log", "stream open (resuming after the last event seen, if any)");
+  },
+  onStatusChange: status,
+  onError(error) {
+    if (error.kind === "decode") log("log", `undecodable ${error.event} event`);
+    else if (error.kind === "http") log("log", `the server answered ${error.status}`);
+  },
+});
+
+/** Follows game `id` instead of the one followed so far. @param {number} id */
+function openGame(id) {
+  history.replaceState(null, "", `?game=${id}`);
+  gameId = id;
+  stream.update(channels());
 }
 
 function openNotifications() {
-  closeNotifications?.();
   if (!me) return;
   $("me").textContent = `logged in as ${me}`;
-  closeNotifications = subscribeNotification(me, {
-    onEvent(notification) {
-      log("notifications", notification.text);
-    },
-  });
+  stream.update(channels());
 }
 
 /** Asks the server who is logged in, e.g. after a reload, and opens their notifications. */
@@ -150,11 +190,6 @@ $("leave").addEventListener("click", () => game && post(`/api/games/${game.gameI
 $("round-start").addEventListener("click", () => game && post(`/api/games/${game.gameId}/rounds`));
 $("point").addEventListener("click", () => game && post(`/api/games/${game.gameId}/score`, { player: me, points: 1 }));
 
-subscribeSystemAnnouncement({
-  onEvent(announcement) {
-    log("announcements", announcement.text);
-  },
-});
 whoAmI().catch((error) => log("log", `error: ${error}`));
 const initial = new URLSearchParams(location.search).get("game");
 if (initial) openGame(Number(initial));

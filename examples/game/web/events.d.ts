@@ -262,6 +262,41 @@ export type SseEventSourceConstructor = new (
   init?: { withCredentials?: boolean },
 ) => SseEventSourceLike;
 
+/** One channel of a multiplexed stream, made by a `mux<Event>` function: the key and handlers of one event type. */
+export interface SseMuxChannel {
+  /** The query parameter naming the channel's event type. */
+  readonly param: string;
+  /** The key, `null` for a keyless event. */
+  readonly key: string | null;
+  /** The type's SSE event names. */
+  readonly names: readonly string[];
+  /** Receives each event of the channel. */
+  readonly deliver: SseDeliver;
+  /** Receives the channel's initial state. */
+  readonly snapshot: (data: unknown) => void;
+  /** Receives the channel's gaps. */
+  readonly gap: (gap: SseGap) => void;
+}
+
+/** Receives one event's name, decoded data and id. */
+export type SseDeliver = (event: string, data: unknown, id: string) => void;
+
+/**
+ * The handlers of a multiplexed stream as a whole, those of a single stream but the channel's
+ * own (each channel has its event, snapshot and gap handlers).
+ */
+export type SseMuxHandlers = Omit<SseHandlers, "onSnapshot" | "onGap">;
+
+/** A multiplexed stream: one connection for many channels. */
+export interface SseMux {
+  /** Carries `channels` from now on: one reconnect with the last cursor, so the channels kept lose and repeat nothing. */
+  update(channels: readonly SseMuxChannel[]): void;
+  /** Closes the stream for good; calling it again does nothing. */
+  close(): void;
+  /** Where the stream stands now. */
+  readonly status: SseStatus;
+}
+
 // Handlers of each stream.
 
 /** An event of the `GameEvent` stream, discriminated by its SSE event name. */
@@ -401,6 +436,9 @@ export declare function sseParser(
   maxChars?: number,
 ): (chunk: string) => void;
 
+/** Opens a multiplexed stream at `path` (a `MuxRoutes` route of the server) carrying `channels`, each made by a `mux<Event>` function: see the `.js` module. */
+export declare function subscribeMux(path: string, channels: readonly SseMuxChannel[], handlers?: SseMuxHandlers, options?: SseOptions): SseMux;
+
 /**
  * Opens the `GameEvent` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}`.
  *
@@ -413,6 +451,14 @@ export declare function sseParser(
 export declare function subscribeGameEvent(gameId: number, handlers: GameEventHandlers, options?: SseOptions): SseSubscription;
 
 /**
+ * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeGameEvent`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export declare function muxGameEvent(gameId: number, handlers: GameEventHandlers): SseMuxChannel;
+
+/**
  * Opens the `PlayerJoined` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-joined`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -421,6 +467,14 @@ export declare function subscribeGameEvent(gameId: number, handlers: GameEventHa
  * where it stands.
  */
 export declare function subscribePlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>, options?: SseOptions): SseSubscription;
+
+/**
+ * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerJoined`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export declare function muxPlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>): SseMuxChannel;
 
 /**
  * Opens the `PlayerLeft` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-left`.
@@ -433,6 +487,14 @@ export declare function subscribePlayerJoined<S = unknown>(gameId: number, handl
 export declare function subscribePlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>, options?: SseOptions): SseSubscription;
 
 /**
+ * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerLeft`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export declare function muxPlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>): SseMuxChannel;
+
+/**
  * Opens the `RoundStarted` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/round-started`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -441,6 +503,14 @@ export declare function subscribePlayerLeft<S = unknown>(gameId: number, handler
  * where it stands.
  */
 export declare function subscribeRoundStarted<S = unknown>(gameId: number, handlers: RoundStartedHandlers<S>, options?: SseOptions): SseSubscription;
+
+/**
+ * The `RoundStarted` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeRoundStarted`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export declare function muxRoundStarted<S = unknown>(gameId: number, handlers: RoundStartedHandlers<S>): SseMuxChannel;
 
 /**
  * Opens the `ScoreChanged` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/score-changed`.
@@ -453,6 +523,14 @@ export declare function subscribeRoundStarted<S = unknown>(gameId: number, handl
 export declare function subscribeScoreChanged<S = unknown>(gameId: number, handlers: ScoreChangedHandlers<S>, options?: SseOptions): SseSubscription;
 
 /**
+ * The `ScoreChanged` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeScoreChanged`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export declare function muxScoreChanged<S = unknown>(gameId: number, handlers: ScoreChangedHandlers<S>): SseMuxChannel;
+
+/**
  * Opens the `SystemAnnouncement` stream (domain `system`): `GET /sse/system/system-announcement`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -463,6 +541,14 @@ export declare function subscribeScoreChanged<S = unknown>(gameId: number, handl
 export declare function subscribeSystemAnnouncement<S = unknown>(handlers: SystemAnnouncementHandlers<S>, options?: SseOptions): SseSubscription;
 
 /**
+ * The `SystemAnnouncement` channel on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeSystemAnnouncement`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export declare function muxSystemAnnouncement<S = unknown>(handlers: SystemAnnouncementHandlers<S>): SseMuxChannel;
+
+/**
  * Opens the `Notification` stream of one `user_id` (domain `user`): `GET /sse/user/{user_id}/notification`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -471,3 +557,11 @@ export declare function subscribeSystemAnnouncement<S = unknown>(handlers: Syste
  * where it stands.
  */
 export declare function subscribeNotification<S = unknown>(userId: string, handlers: NotificationHandlers<S>, options?: SseOptions): SseSubscription;
+
+/**
+ * The `Notification` channel of one `user_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeNotification`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export declare function muxNotification<S = unknown>(userId: string, handlers: NotificationHandlers<S>): SseMuxChannel;

@@ -133,6 +133,15 @@ impl RawSubscription {
         self.last
     }
 
+    /// Where a resume of this subscription would start: after the last event it yielded (or
+    /// resumed after), else after the channel's last event when it opened. Unlike
+    /// [`last_id`](Self::last_id) it is known from the start, so a client can resume a channel
+    /// that has had no event yet.
+    #[cfg(feature = "axum")]
+    pub(crate) fn position(&self) -> EventId {
+        self.last.unwrap_or(self.floor)
+    }
+
     /// Records one of the subscription's events that its reader cannot pass on (an SSE route's
     /// event that cannot be framed), which the reader reports as a gap.
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]

@@ -142,7 +142,11 @@ impl EventModel {
     /// The names this event's client exports.
     fn exported_names(&self) -> Vec<String> {
         let client = &self.client;
-        let mut names = vec![format!("subscribe{client}"), format!("{client}Handlers")];
+        let mut names = vec![
+            format!("subscribe{client}"),
+            format!("mux{client}"),
+            format!("{client}Handlers"),
+        ];
         if self.is_stream() {
             names.push(format!("{client}Message"));
         }

@@ -22,6 +22,9 @@ pub(super) const RUNTIME_NAMES: &[&str] = &[
     "SseHttpError",
     "SseListenable",
     "SseMessageEventLike",
+    "SseMux",
+    "SseMuxChannel",
+    "SseMuxHandlers",
     "SseOptions",
     "SseParsedEvent",
     "SseReader",
@@ -34,6 +37,7 @@ pub(super) const RUNTIME_NAMES: &[&str] = &[
     "sseOpen",
     "sseParser",
     "sseRetryAfter",
+    "subscribeMux",
 ];
 
 /// Handlers every stream accepts; an enum stream's variant handlers must not take these names.

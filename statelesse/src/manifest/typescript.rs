@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use super::error::ManifestError;
 use super::model::{EventModel, Model, PathPart, TypeDecl};
 use super::syntax::string;
-use crate::protocol::{GAP_EVENT, LAST_EVENT_ID_QUERY, SNAPSHOT_EVENT};
+use crate::protocol::{CURSOR_EVENT, GAP_EVENT, LAST_EVENT_ID_QUERY, SNAPSHOT_EVENT};
 
 /// The first line of every generated file.
 ///
@@ -28,6 +28,10 @@ const RUNTIME_TYPES: &str = include_str!("runtime/types.ts");
 /// The runtime's code, with its type-only parts between `«` and `»`.
 const RUNTIME_CODE: &str = include_str!("runtime/client.ts.in");
 
+/// The multiplexed client's runtime, built on the same transport (`sseConnect`): the same
+/// markers.
+const MUX_RUNTIME_CODE: &str = include_str!("runtime/mux.ts.in");
+
 /// The `.d.ts` declarations of the runtime's exported values.
 const RUNTIME_DECLARATIONS: &str = "\
 /** Parses the `text/event-stream` format (WHATWG HTML): see the `.js` module. */
@@ -37,6 +41,9 @@ export declare function sseParser(
   lastEventId?: string,
   maxChars?: number,
 ): (chunk: string) => void;
+
+/** Opens a multiplexed stream at `path` (a `MuxRoutes` route of the server) carrying `channels`, each made by a `mux<Event>` function: see the `.js` module. */
+export declare function subscribeMux(path: string, channels: readonly SseMuxChannel[], handlers?: SseMuxHandlers, options?: SseOptions): SseMux;
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,19 +229,29 @@ fn values(out: &mut String, model: &Model, form: Form) {
     if form == Form::Declarations {
         out.push_str(RUNTIME_DECLARATIONS);
     } else {
-        out.push_str(&typed(&runtime_code(), form == Form::TypeScript));
+        out.push_str(&typed(
+            &runtime_code(RUNTIME_CODE),
+            form == Form::TypeScript,
+        ));
+        out.push('\n');
+        out.push_str(&typed(
+            &runtime_code(MUX_RUNTIME_CODE),
+            form == Form::TypeScript,
+        ));
     }
 
     for event in &model.events {
         out.push('\n');
         client(out, event, form);
+        out.push('\n');
+        mux_client(out, event, form);
     }
 }
 
-fn runtime_code() -> String {
-    RUNTIME_CODE
-        .replace("__GAP_EVENT__", &string(GAP_EVENT))
+fn runtime_code(code: &str) -> String {
+    code.replace("__GAP_EVENT__", &string(GAP_EVENT))
         .replace("__SNAPSHOT_EVENT__", &string(SNAPSHOT_EVENT))
+        .replace("__CURSOR_EVENT__", &string(CURSOR_EVENT))
         .replace(
             "__LAST_EVENT_ID_QUERY__",
             &string(&format!("{LAST_EVENT_ID_QUERY}=")),
@@ -320,10 +337,20 @@ fn client(out: &mut String, event: &EventModel, form: Form) {
         "  return sseOpen(\n    {path},\n    [{}],",
         names.join(", ")
     );
+    let _ = writeln!(body, "    {},", deliver(event));
+    body.push_str("    handlers,\n    options,\n  );\n}\n");
+    out.push_str(&typed(&body, form == Form::TypeScript));
+}
+
+/// The function a client hands each decoded event to: the variant's handler then `onEvent` for
+/// an enum stream, `onEvent` otherwise; written for a client body's first level of indentation.
+fn deliver(event: &EventModel) -> String {
+    let client = &event.client;
+    let mut body = String::new();
     if event.is_stream() {
         let _ = writeln!(
             body,
-            "    (event, data, id) => {{\n      \
+            "(event, data, id) => {{\n      \
              const message = {{ event, data }}« as {client}Message»;\n      \
              switch (message.event) {{"
         );
@@ -336,18 +363,88 @@ fn client(out: &mut String, event: &EventModel, form: Form) {
                 string(payload.event)
             );
         }
-        body.push_str(
-            "      }\n      if (handlers.onEvent) handlers.onEvent(message, id);\n    },\n",
-        );
+        body.push_str("      }\n      if (handlers.onEvent) handlers.onEvent(message, id);\n    }");
     } else {
-        let _ = writeln!(
+        let _ = write!(
             body,
-            "    (_event, data, id) => {{\n      \
-             if (handlers.onEvent) handlers.onEvent(data« as {}», id);\n    }},",
+            "(_event, data, id) => {{\n      \
+             if (handlers.onEvent) handlers.onEvent(data« as {}», id);\n    }}",
             event.ts_type
         );
     }
-    body.push_str("    handlers,\n    options,\n  );\n}\n");
+    body
+}
+
+/// The `mux<Event>` function of one event: its channel of one key on a multiplexed stream.
+fn mux_client(out: &mut String, event: &EventModel, form: Form) {
+    let info = &event.info;
+    let client = &event.client;
+    let of_key = info
+        .key_field
+        .map(|field| format!(" of one `{}`", comment(field)))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "/**\n * The `{name}` channel{of_key} on a multiplexed stream: pass it to `subscribeMux`.\n *\n \
+         * Its handlers are those of `subscribe{client}`; `onError`, `onOpen`, `onStatusChange` and\n \
+         * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).\n */",
+        name = comment(info.name()),
+    );
+    let key = event
+        .key_param
+        .as_ref()
+        .map(|param| (param.as_str(), info.key_ts_type));
+    // As `subscribe<Event>`: a declared snapshot type, or one the caller names.
+    let (generic, handlers_type, snapshot_type) = match &event.snapshot {
+        Some(snapshot) => ("", format!("{client}Handlers"), snapshot.as_str()),
+        None => ("<S = unknown>", format!("{client}Handlers<S>"), "S"),
+    };
+    let (typed_params, plain_params, key_value) = match key {
+        Some((param, ts_type)) => (
+            format!("{param}: {ts_type}, handlers: {handlers_type}"),
+            format!("{param}, handlers"),
+            format!("String({param})"),
+        ),
+        None => (
+            format!("handlers: {handlers_type}"),
+            "handlers".to_owned(),
+            "null".to_owned(),
+        ),
+    };
+    match form {
+        Form::Declarations => {
+            let _ = writeln!(
+                out,
+                "export declare function mux{client}{generic}({typed_params}): SseMuxChannel;"
+            );
+            return;
+        }
+        Form::TypeScript => {
+            let _ = writeln!(
+                out,
+                "export function mux{client}{generic}({typed_params}): SseMuxChannel {{"
+            );
+        }
+        Form::JavaScript => {
+            let _ = writeln!(out, "export function mux{client}({plain_params}) {{");
+        }
+    }
+    let names: Vec<String> = event
+        .payloads
+        .iter()
+        .map(|payload| string(payload.event))
+        .collect();
+    let mut body = String::new();
+    let _ = writeln!(
+        body,
+        "  return {{\n    param: {param},\n    key: {key_value},\n    names: [{names}],\n    \
+         deliver: {deliver},\n    \
+         snapshot: (data) => {{\n      if (handlers.onSnapshot) handlers.onSnapshot(data« as {snapshot_type}»);\n    }},\n    \
+         gap: (gap) => {{\n      if (handlers.onGap) handlers.onGap(gap);\n    }},\n  }};\n}}",
+        param = string(info.name()),
+        names = names.join(", "),
+        deliver = deliver(event),
+    );
     out.push_str(&typed(&body, form == Form::TypeScript));
 }
 

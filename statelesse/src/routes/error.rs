@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::cursor::CursorError;
 use crate::{BackplaneError, KeyParseError};
 
 /// A `(status, text/plain body)` response, logged like axum's own rejections.
@@ -224,6 +225,69 @@ define_rejection! {
             Self::Forbidden => "forbidden",
         })
     };
+}
+
+define_rejection! {
+    /// The `Last-Event-ID` header or `lastEventId` query parameter of a
+    /// [multiplexed route](super::MuxRoutes) is not one of its cursors (from another route,
+    /// truncated or altered): `400 Bad Request`.
+    #[derive(Debug)]
+    pub struct InvalidCursor {
+        source: CursorError,
+    }
+    status: BAD_REQUEST, "`400 Bad Request`";
+    display: |this, f| write!(f, "invalid Last-Event-ID: {}", this.source);
+    source: |this| Some(&this.source);
+}
+
+define_rejection! {
+    /// The channels asked of a [multiplexed route](super::MuxRoutes) are not a valid set: none,
+    /// more than its maximum, an unknown event type, a key that does not parse (the body names
+    /// it), a key given to a keyless type or one channel twice: `400 Bad Request`.
+    #[derive(Debug)]
+    pub struct InvalidChannels {
+        problem: ChannelsProblem,
+    }
+    status: BAD_REQUEST, "`400 Bad Request`";
+    display: |this, f| fmt::Display::fmt(&this.problem, f);
+    source: |this| match &this.problem {
+        ChannelsProblem::Key { source, .. } => Some(source),
+        _ => None,
+    };
+}
+
+/// What is wrong with the channels of a request: the body of [`InvalidChannels`].
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChannelsProblem {
+    #[error("invalid query string")]
+    Query,
+    #[error("no channel requested: name event types as query parameters")]
+    NoChannel,
+    #[error("too many channels: at most {max} per connection")]
+    TooMany { max: usize },
+    #[error("unknown event type `{name}`")]
+    UnknownType { name: String },
+    #[error("`{event}` is keyless: give it no key")]
+    KeyOfKeyless { event: &'static str },
+    #[error("`{event}`: {source}")]
+    Key {
+        event: &'static str,
+        source: KeyParseError,
+    },
+    #[error("`{event}` key `{key}` requested twice")]
+    Duplicate { event: &'static str, key: String },
+}
+
+impl InvalidCursor {
+    pub(crate) fn new(source: CursorError) -> Self {
+        Self { source }
+    }
+}
+
+impl InvalidChannels {
+    pub(crate) fn new(problem: ChannelsProblem) -> Self {
+        Self { problem }
+    }
 }
 
 impl InvalidKey {

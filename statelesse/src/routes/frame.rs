@@ -74,16 +74,61 @@ pub(crate) fn message_ref(message: &Message) -> Option<&Bytes> {
         .as_ref()
 }
 
+/// The `data:` line of `message`'s frame and the blank line ending it, sliced from the cached
+/// frame (shared, not copied); `None` when the message cannot be framed.
+pub(crate) fn data_of(message: &Message) -> Option<Bytes> {
+    let frame = message_ref(message)?;
+    // The frame is `id: ..\nevent: ..\ndata: ..\n\n`, and neither an id nor a checked event name
+    // holds a line break: the data line starts after the second.
+    let start = frame
+        .iter()
+        .enumerate()
+        .filter(|(_, byte)| **byte == b'\n')
+        .nth(1)
+        .map(|(at, _)| at + 1)?;
+    Some(frame.slice(start..))
+}
+
+/// A frame of a multiplexed stream: `id: <cursor>` when given, `event: <label><event>` (the
+/// label says which channel of the connection, see [`MuxRoutes`](super::MuxRoutes)), then
+/// `data`, the data line(s) and the blank line ending the frame.
+pub(crate) fn tagged(cursor: Option<&[u8]>, label: &str, event: &str, data: &[u8]) -> Bytes {
+    let mut frame = Vec::with_capacity(
+        cursor.map_or(0, |cursor| cursor.len() + 5) + label.len() + event.len() + data.len() + 8,
+    );
+    if let Some(cursor) = cursor {
+        frame.extend_from_slice(b"id: ");
+        frame.extend_from_slice(cursor);
+        frame.push(b'\n');
+    }
+    frame.extend_from_slice(b"event: ");
+    frame.extend_from_slice(label.as_bytes());
+    frame.extend_from_slice(event.as_bytes());
+    frame.push(b'\n');
+    frame.extend_from_slice(data);
+    Bytes::from(frame)
+}
+
+/// The data of a `gap` event: `{"missed":n}`, or `{"missed":null}` when unknown.
+pub(crate) fn gap_json(gap: Gap) -> String {
+    match gap.missed {
+        Some(missed) => format!("{{\"missed\":{missed}}}"),
+        None => "{\"missed\":null}".to_owned(),
+    }
+}
+
+/// `json` (compact, so on one line) as a data line, with the blank line ending the frame.
+pub(crate) fn data_line(json: &str) -> Vec<u8> {
+    [b"data: ", json.as_bytes(), b"\n\n"].concat()
+}
+
 /// The `gap` event: events were lost before the next one (see the module docs of `routes`).
 ///
 /// `resume_after` is the position the stream goes on after, when known: sent as the frame's
 /// `id`, so a client that reconnects before the next event resumes from there, not from an id
 /// the stream moved away from (one ahead of the channel would be a gap on every reconnect).
 pub(crate) fn gap(gap: Gap, resume_after: Option<EventId>) -> Bytes {
-    let data = match gap.missed {
-        Some(missed) => format!("{{\"missed\":{missed}}}"),
-        None => "{\"missed\":null}".to_owned(),
-    };
+    let data = gap_json(gap);
     let event = match resume_after {
         Some(id) => Event::default().id(id.to_string()),
         None => Event::default(),

@@ -165,10 +165,12 @@
 //! over [`Backplane::health`]. The series, spans and probes are listed in
 //! [`docs/observability.md`](https://github.com/statelesse/statelesse/blob/main/docs/observability.md).
 
+mod cursor;
 mod error;
 pub(crate) mod frame;
 mod health;
 mod limit;
+mod mux;
 mod serve;
 mod shutdown;
 pub(crate) mod stream;
@@ -196,14 +198,18 @@ use crate::backplane::transport::BoxFuture;
 use crate::protocol::{LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY};
 use crate::telemetry::{EventMetrics, Rejection, RouteMetrics};
 use crate::{Backplane, Channel, ChannelKey, EventId, SseEvent};
-use stream::{Cancelled, EventStream, Events, Watchdog};
+use bytes::Bytes;
+use stream::{Cancelled, EventStream, Events, Feed, Source, Watchdog};
+use tokio::sync::OwnedSemaphorePermit;
 
+pub use cursor::CursorError;
 pub use error::{
-    BackplaneUnavailable, Denied, InvalidKey, InvalidLastEventId, MissingKeyParam, SnapshotFailed,
-    TooManyConnections,
+    BackplaneUnavailable, Denied, InvalidChannels, InvalidCursor, InvalidKey, InvalidLastEventId,
+    MissingKeyParam, SnapshotFailed, TooManyConnections,
 };
 pub use health::readiness;
 pub use limit::ConnectionLimit;
+pub use mux::{DEFAULT_MAX_CHANNELS, MuxRoutes};
 pub use serve::{serve, serve_with_write_deadline};
 pub use shutdown::Shutdown;
 pub use write_deadline::{WriteDeadline, WriteDeadlineIo};
@@ -330,12 +336,93 @@ type InitialStateHook<K, S> =
 pub struct SseRoutes<E: SseEvent, S> {
     authorize: Option<Arc<AuthorizeHook<E::Key, S>>>,
     initial_state: Option<Arc<InitialStateHook<E::Key, S>>>,
+    settings: Settings,
+    event: PhantomData<fn() -> E>,
+}
+
+/// What every SSE route, single or multiplexed, does the same way around its frames: keep-alive,
+/// retry hint, write timeout, connection limit and shutdown.
+#[derive(Clone, Debug)]
+struct Settings {
     keep_alive: Duration,
     retry: Duration,
     write_timeout: Duration,
     limit: Option<ConnectionLimit>,
     shutdown: Option<Shutdown>,
-    event: PhantomData<fn() -> E>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            retry: DEFAULT_RETRY,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            limit: None,
+            shutdown: None,
+        }
+    }
+}
+
+impl Settings {
+    /// The connection's slot, or the answer when there is none: a stream of only the retry hint
+    /// and the shutdown comment while shutting down, 503 past the connection limit.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the refusal is the response, returned at once by its only callers"
+    )]
+    fn admit(&self) -> Result<Option<OwnedSemaphorePermit>, Rejected> {
+        if self.shutdown.as_ref().is_some_and(Shutdown::is_triggered) {
+            let head = VecDeque::from([frame::retry(self.retry), frame::shutdown()]);
+            let stream = EventStream::new(head, None, None, Duration::ZERO, None, None);
+            return Err(Rejected(Rejection::ShuttingDown, event_stream(stream)));
+        }
+        match &self.limit {
+            None => Ok(None),
+            Some(limit) => limit.try_acquire().map(Some).ok_or_else(|| {
+                Rejected(
+                    Rejection::TooManyConnections,
+                    TooManyConnections::new(self.retry).into_response(),
+                )
+            }),
+        }
+    }
+
+    /// The answer when the backplane could not subscribe.
+    fn unavailable(&self, err: crate::BackplaneError) -> Rejected {
+        Rejected(
+            Rejection::BackplaneUnavailable,
+            BackplaneUnavailable::new(err, self.retry).into_response(),
+        )
+    }
+
+    /// The head every stream starts with, the retry hint, with room for `more` frames.
+    fn head(&self, more: usize) -> VecDeque<Bytes> {
+        let mut head = VecDeque::with_capacity(1 + more);
+        head.push_back(frame::retry(self.retry));
+        head
+    }
+
+    /// The `200 OK` response streaming `head`, then `feed`.
+    fn stream(
+        &self,
+        head: VecDeque<Bytes>,
+        feed: Feed,
+        watchdog: Option<&Watchdog>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Response {
+        let shutdown = self
+            .shutdown
+            .as_ref()
+            .map(|shutdown| -> Cancelled { Box::pin(shutdown.clone().triggered_owned()) });
+        event_stream(EventStream::new(
+            head,
+            Some(feed),
+            shutdown,
+            self.keep_alive,
+            watchdog,
+            permit,
+        ))
+    }
 }
 
 impl<E, S> SseRoutes<E, S>
@@ -351,11 +438,7 @@ where
         Self {
             authorize: None,
             initial_state: None,
-            keep_alive: DEFAULT_KEEP_ALIVE,
-            retry: DEFAULT_RETRY,
-            write_timeout: DEFAULT_WRITE_TIMEOUT,
-            limit: None,
-            shutdown: None,
+            settings: Settings::default(),
             event: PhantomData,
         }
     }
@@ -481,7 +564,7 @@ where
     /// ```
     #[must_use]
     pub fn keep_alive(mut self, interval: Duration) -> Self {
-        self.keep_alive = interval;
+        self.settings.keep_alive = interval;
         self
     }
 
@@ -500,7 +583,7 @@ where
     /// ```
     #[must_use]
     pub fn retry(mut self, after: Duration) -> Self {
-        self.retry = after;
+        self.settings.retry = after;
         self
     }
 
@@ -531,7 +614,7 @@ where
     /// ```
     #[must_use]
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.write_timeout = timeout;
+        self.settings.write_timeout = timeout;
         self
     }
 
@@ -577,14 +660,14 @@ where
     /// ```
     #[must_use]
     pub fn connection_limit(mut self, limit: &ConnectionLimit) -> Self {
-        self.limit = Some(limit.clone());
+        self.settings.limit = Some(limit.clone());
         self
     }
 
     /// Ends every open stream of this route when `shutdown` is triggered; see [`Shutdown`].
     #[must_use]
     pub fn shutdown(mut self, shutdown: &Shutdown) -> Self {
-        self.shutdown = Some(shutdown.clone());
+        self.settings.shutdown = Some(shutdown.clone());
         self
     }
 
@@ -598,7 +681,7 @@ where
         }
         let route = Arc::new(Route {
             // One watchdog task for all the route's connections, not one each.
-            watchdog: Watchdog::new(self.write_timeout),
+            watchdog: Watchdog::new(self.settings.write_timeout),
             metrics: EventMetrics::of::<E>().route(),
             config: self,
         });
@@ -619,7 +702,29 @@ struct Route<E: SseEvent, S> {
 }
 
 /// A request answered without a stream: why, and the answer.
-struct Rejected(Rejection, Response);
+pub(crate) struct Rejected(pub(crate) Rejection, pub(crate) Response);
+
+/// Serves one request of a route, single or multiplexed, in the connection's `span`: runs
+/// `open` in it, and counts and logs a rejection by its reason.
+async fn observed(
+    metrics: &RouteMetrics,
+    span: Span,
+    open: impl Future<Output = Result<Response, Rejected>>,
+) -> Response {
+    match open.instrument(span.clone()).await {
+        Ok(response) => response,
+        Err(Rejected(reason, response)) => {
+            metrics.rejected(reason);
+            tracing::info!(
+                parent: &span,
+                reason = reason.label(),
+                status = response.status().as_u16(),
+                "SSE connection rejected"
+            );
+            response
+        }
+    }
+}
 
 impl<E, S> Route<E, S>
 where
@@ -636,26 +741,10 @@ where
             event = E::KIND.name(),
             resume = tracing::field::Empty,
         );
-        let opened = self
-            .open(state, request, &span)
-            .instrument(span.clone())
-            .await;
-        match opened {
-            Ok(response) => response,
-            Err(Rejected(reason, response)) => {
-                self.metrics.rejected(reason);
-                tracing::info!(
-                    parent: &span,
-                    reason = reason.label(),
-                    status = response.status().as_u16(),
-                    "SSE connection rejected"
-                );
-                response
-            }
-        }
+        observed(&self.metrics, span.clone(), self.open(state, request, span)).await
     }
 
-    async fn open(&self, state: S, request: Request, span: &Span) -> Result<Response, Rejected> {
+    async fn open(&self, state: S, request: Request, span: Span) -> Result<Response, Rejected> {
         let config = &self.config;
         let (mut parts, _body) = request.into_parts();
         let key = key_of::<E>(&mut parts)
@@ -665,20 +754,7 @@ where
             Rejected(Rejection::InvalidLastEventId, rejection.into_response())
         })?;
         span.record("resume", last_id.is_some());
-        if config.shutdown.as_ref().is_some_and(Shutdown::is_triggered) {
-            let head = VecDeque::from([frame::retry(config.retry), frame::shutdown()]);
-            let stream = EventStream::new(head, None, None, Duration::ZERO, None, None);
-            return Err(Rejected(Rejection::ShuttingDown, event_stream(stream)));
-        }
-        let permit = match &config.limit {
-            None => None,
-            Some(limit) => Some(limit.try_acquire().ok_or_else(|| {
-                Rejected(
-                    Rejection::TooManyConnections,
-                    TooManyConnections::new(config.retry).into_response(),
-                )
-            })?),
-        };
+        let permit = config.settings.admit()?;
         if let Some(authorize) = &config.authorize {
             authorize(parts, &key, &state)
                 .await
@@ -689,17 +765,11 @@ where
         let subscription = backplane
             .subscribe_raw(&channel, last_id)
             .await
-            .map_err(|err| {
-                Rejected(
-                    Rejection::BackplaneUnavailable,
-                    BackplaneUnavailable::new(err, config.retry).into_response(),
-                )
-            })?;
+            .map_err(|err| config.settings.unavailable(err))?;
         if let Some(id) = last_id {
             tracing::info!(after = %id, "SSE connection resumed");
         }
-        let mut head = VecDeque::with_capacity(2);
-        head.push_back(frame::retry(config.retry));
+        let mut head = config.settings.head(1);
         if last_id.is_none()
             && let Some(initial_state) = &config.initial_state
         {
@@ -708,25 +778,21 @@ where
                 .map_err(|response| Rejected(Rejection::SnapshotFailed, response))?;
             head.push_back(frame::snapshot(&data));
         }
-        let shutdown = config
-            .shutdown
-            .as_ref()
-            .map(|shutdown| -> Cancelled { Box::pin(shutdown.clone().triggered_owned()) });
         let events = Events {
             subscription,
             kind: E::KIND,
             malformed: Arc::clone(backplane.malformed_counter()),
-            metrics: self.metrics.clone(),
-            span: span.clone(),
         };
-        Ok(event_stream(EventStream::new(
+        Ok(config.settings.stream(
             head,
-            Some(events),
-            shutdown,
-            config.keep_alive,
+            Feed {
+                source: Source::One(events),
+                metrics: self.metrics.clone(),
+                span,
+            },
             self.watchdog.as_ref(),
             permit,
-        )))
+        ))
     }
 }
 
@@ -746,11 +812,7 @@ impl<E: SseEvent, S> Clone for SseRoutes<E, S> {
         Self {
             authorize: self.authorize.clone(),
             initial_state: self.initial_state.clone(),
-            keep_alive: self.keep_alive,
-            retry: self.retry,
-            write_timeout: self.write_timeout,
-            limit: self.limit.clone(),
-            shutdown: self.shutdown.clone(),
+            settings: self.settings.clone(),
             event: PhantomData,
         }
     }
@@ -762,11 +824,11 @@ impl<E: SseEvent, S> fmt::Debug for SseRoutes<E, S> {
             .field("path", &E::PATH)
             .field("authorize", &self.authorize.is_some())
             .field("initial_state", &self.initial_state.is_some())
-            .field("keep_alive", &self.keep_alive)
-            .field("retry", &self.retry)
-            .field("write_timeout", &self.write_timeout)
-            .field("limit", &self.limit)
-            .field("shutdown", &self.shutdown)
+            .field("keep_alive", &self.settings.keep_alive)
+            .field("retry", &self.settings.retry)
+            .field("write_timeout", &self.settings.write_timeout)
+            .field("limit", &self.settings.limit)
+            .field("shutdown", &self.settings.shutdown)
             .finish()
     }
 }
@@ -803,30 +865,33 @@ async fn key_of<E: SseEvent>(parts: &mut Parts) -> Result<E::Key, Response> {
 /// The id to resume after: the `Last-Event-ID` header, else the `lastEventId` query parameter;
 /// an empty value is no id.
 fn last_event_id(parts: &Parts) -> Result<Option<EventId>, InvalidLastEventId> {
-    let parse = |text: &str| {
-        if text.is_empty() {
-            Ok(None)
-        } else {
-            text.parse()
-                .map(Some)
-                .map_err(|_| InvalidLastEventId::new(text))
-        }
+    let Some(text) = last_event_id_text(parts)? else {
+        return Ok(None);
     };
+    text.parse()
+        .map(Some)
+        .map_err(|_| InvalidLastEventId::new(&text))
+}
+
+/// The text of the last id (an event id, or a multiplexed route's cursor): the `Last-Event-ID`
+/// header, else the `lastEventId` query parameter; an empty value is none.
+fn last_event_id_text(parts: &Parts) -> Result<Option<String>, InvalidLastEventId> {
     if let Some(value) = parts.headers.get(LAST_EVENT_ID) {
         let text = value
             .to_str()
             .map_err(|_| InvalidLastEventId::new(&String::from_utf8_lossy(value.as_bytes())))?;
         if !text.is_empty() {
-            return parse(text);
+            return Ok(Some(text.to_owned()));
         }
     }
     let Ok(Query(params)) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri) else {
         return Ok(None);
     };
-    params
-        .iter()
+    Ok(params
+        .into_iter()
         .find(|(name, _)| name == LAST_EVENT_ID_QUERY)
-        .map_or(Ok(None), |(_, text)| parse(text))
+        .map(|(_, text)| text)
+        .filter(|text| !text.is_empty()))
 }
 
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static(LAST_EVENT_ID_HEADER);

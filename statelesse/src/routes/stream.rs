@@ -37,14 +37,71 @@ pub(crate) const MAX_CHUNK_FRAMES: usize = 256;
 const CHECKS_PER_TIMEOUT: u32 = 4;
 
 /// What one connection's stream sends besides its head: the events of `subscription` whose name
-/// is one of `kind`'s, counting the others in `malformed`; and what observes the connection, its
-/// route's series and its span.
+/// is one of `kind`'s, counting the others in `malformed`.
 pub(crate) struct Events {
     pub(crate) subscription: RawSubscription,
     pub(crate) kind: EventKind,
     pub(crate) malformed: Arc<AtomicU64>,
+}
+
+/// What a connection streams after its head, and what observes it: its route's series and its
+/// span.
+pub(crate) struct Feed {
+    pub(crate) source: Source,
     pub(crate) metrics: RouteMetrics,
     pub(crate) span: Span,
+}
+
+/// Where a connection's frames come from after its head: one channel (a single route), or several
+/// (a [multiplexed route](super::MuxRoutes)).
+pub(crate) enum Source {
+    One(Events),
+    Many(super::mux::Channels),
+}
+
+impl Events {
+    /// Adds to `chunk` every frame the subscription has ready, until the chunk is full (a frame
+    /// that does not fit goes to `carry`); `true` when the subscription ended (the backplane
+    /// closed).
+    fn fill(&mut self, cx: &mut Context<'_>, chunk: &mut Chunk, carry: &mut Option<Bytes>) -> bool {
+        let Self {
+            subscription,
+            kind,
+            malformed,
+        } = self;
+        while !chunk.is_full() {
+            let frame = match Pin::new(&mut *subscription).poll_next(cx) {
+                Poll::Ready(Some(Ok(message))) => {
+                    if !kind.has_event(message.event()) {
+                        // Not this route's event: a client must never take it for one (a forged
+                        // `snapshot` or `gap`, or another type's event on the same channel).
+                        malformed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(channel = subscription.channel(), id = %message.id(), event = ?message.event(), "dropping an event not of the route's type");
+                        continue;
+                    }
+                    if let Some(frame) = frame::message_ref(&message) {
+                        if !chunk.push(frame) {
+                            *carry = Some(frame.clone());
+                            break;
+                        }
+                        continue;
+                    }
+                    // One of the route's events the client will not get: it must know.
+                    malformed.fetch_add(1, Ordering::Relaxed);
+                    subscription.undeliverable();
+                    frame::gap(Gap { missed: Some(1) }, Some(message.id()))
+                }
+                Poll::Ready(Some(Err(gap))) => frame::gap(gap, subscription.last_id()),
+                Poll::Ready(None) => return true,
+                Poll::Pending => break,
+            };
+            if !chunk.push(&frame) {
+                *carry = Some(frame);
+                break;
+            }
+        }
+        false
+    }
 }
 
 /// The frames of one SSE connection: the head (retry hint, snapshot), then its subscription's
@@ -64,7 +121,6 @@ pub(crate) struct Events {
 /// followed by another poll for that long.
 pub(crate) struct EventStream {
     head: VecDeque<Bytes>,
-    kind: Option<(EventKind, Arc<AtomicU64>)>,
     /// The subscription and the connection slot, shared with the watchdog.
     slot: Arc<Slot>,
     /// Whether a watchdog runs: only then is progress published to it.
@@ -108,7 +164,8 @@ struct Slot {
 }
 
 struct SlotState {
-    subscription: Option<RawSubscription>,
+    /// The subscription (or subscriptions) the frames come from.
+    source: Option<Source>,
     /// Held for the connection's life: the slot of a [`ConnectionLimit`](super::ConnectionLimit).
     permit: Option<OwnedSemaphorePermit>,
     /// Held for the connection's life: its place in `statelesse_connections_open`.
@@ -124,15 +181,11 @@ impl SlotState {
     fn release(
         &mut self,
     ) -> (
-        Option<RawSubscription>,
+        Option<Source>,
         Option<OwnedSemaphorePermit>,
         Option<OpenConnection>,
     ) {
-        (
-            self.subscription.take(),
-            self.permit.take(),
-            self.open.take(),
-        )
+        (self.source.take(), self.permit.take(), self.open.take())
     }
 }
 
@@ -146,7 +199,7 @@ impl Slot {
 
 /// The frames of one poll, gathered: the first kept as it is, later ones appended to a buffer.
 #[derive(Default)]
-struct Chunk {
+pub(crate) struct Chunk {
     first: Option<Bytes>,
     /// The first frame and those after it, once there are two.
     joined: BytesMut,
@@ -163,12 +216,12 @@ impl Chunk {
     }
 
     /// Whether no further frame may join.
-    fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.frames >= MAX_CHUNK_FRAMES || self.len() >= MAX_CHUNK_BYTES
     }
 
     /// Adds `frame`; `false` when it does not fit (the chunk is not empty then).
-    fn push(&mut self, frame: &Bytes) -> bool {
+    pub(crate) fn push(&mut self, frame: &Bytes) -> bool {
         let fits = self.frames == 0
             || (self.frames < MAX_CHUNK_FRAMES && self.len() + frame.len() <= MAX_CHUNK_BYTES);
         if fits {
@@ -205,12 +258,12 @@ impl Chunk {
 }
 
 impl EventStream {
-    /// A stream sending `head`, then `events` if any, with keep-alive comments every
-    /// `keep_alive` (`ZERO`: none), watched by `watchdog` if any; must be created within a Tokio
-    /// runtime when it has one.
+    /// A stream sending `head`, then `feed` if any, with keep-alive comments every `keep_alive`
+    /// (`ZERO`: none), watched by `watchdog` if any; must be created within a Tokio runtime when
+    /// it has one.
     pub(crate) fn new(
         head: VecDeque<Bytes>,
-        events: Option<Events>,
+        feed: Option<Feed>,
         shutdown: Option<Cancelled>,
         keep_alive: Duration,
         watchdog: Option<&Watchdog>,
@@ -226,19 +279,14 @@ impl EventStream {
                 sent: true,
             }
         });
-        let (subscription, kind, metrics, span) = match events {
-            Some(events) => (
-                Some(events.subscription),
-                Some((events.kind, events.malformed)),
-                Some(events.metrics),
-                events.span,
-            ),
-            None => (None, None, None, Span::none()),
+        let (source, metrics, span) = match feed {
+            Some(feed) => (Some(feed.source), Some(feed.metrics), feed.span),
+            None => (None, None, Span::none()),
         };
         let open = metrics.as_ref().map(RouteMetrics::open);
         let slot = Arc::new(Slot {
             state: Mutex::new(SlotState {
-                subscription,
+                source,
                 permit,
                 open,
                 timed_out: false,
@@ -252,7 +300,6 @@ impl EventStream {
         let watched = watchdog.is_some();
         Self {
             head,
-            kind,
             slot,
             watched,
             polls: 0,
@@ -316,51 +363,17 @@ impl EventStream {
             drop(state);
             return self.send(frame);
         }
-        let Some(subscription) = state.subscription.as_mut() else {
+        let Some(source) = state.source.as_mut() else {
             return Poll::Ready(None);
         };
         let mut chunk = Chunk::default();
         if let Some(carried) = self.carry.take() {
             chunk.push(&carried);
         }
-        let mut closed = false;
-        while !chunk.is_full() {
-            let frame = match Pin::new(&mut *subscription).poll_next(cx) {
-                Poll::Ready(Some(Ok(message))) => {
-                    let Some((kind, malformed)) = &self.kind else {
-                        continue;
-                    };
-                    if !kind.has_event(message.event()) {
-                        // Not this route's event: a client must never take it for one (a forged
-                        // `snapshot` or `gap`, or another type's event on the same channel).
-                        malformed.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(channel = subscription.channel(), id = %message.id(), event = ?message.event(), "dropping an event not of the route's type");
-                        continue;
-                    }
-                    if let Some(frame) = frame::message_ref(&message) {
-                        if !chunk.push(frame) {
-                            self.carry = Some(frame.clone());
-                            break;
-                        }
-                        continue;
-                    }
-                    // One of the route's events the client will not get: it must know.
-                    malformed.fetch_add(1, Ordering::Relaxed);
-                    subscription.undeliverable();
-                    frame::gap(Gap { missed: Some(1) }, Some(message.id()))
-                }
-                Poll::Ready(Some(Err(gap))) => frame::gap(gap, subscription.last_id()),
-                Poll::Ready(None) => {
-                    closed = true;
-                    break;
-                }
-                Poll::Pending => break,
-            };
-            if !chunk.push(&frame) {
-                self.carry = Some(frame);
-                break;
-            }
-        }
+        let closed = match source {
+            Source::One(events) => events.fill(cx, &mut chunk, &mut self.carry),
+            Source::Many(channels) => channels.fill(cx, &mut chunk, &mut self.carry),
+        };
         drop(state);
         if closed {
             // What was ready, then the final comment.
@@ -518,7 +531,7 @@ impl Watched {
             return false;
         };
         let mut state = slot.lock();
-        if state.dropped || state.subscription.is_none() {
+        if state.dropped || state.source.is_none() {
             return false;
         }
         let progress = slot.progress.load(Ordering::Relaxed);
@@ -585,18 +598,21 @@ mod tests {
     use crate::backplane::memory::MemoryConfig;
 
     /// The events of `channel` for a route of the event type named `E`.
-    async fn subscription(bp: &Backplane, channel: &str) -> Option<Events> {
-        Some(Events {
+    async fn subscription(bp: &Backplane, channel: &str) -> Option<Feed> {
+        let events = Events {
             subscription: bp.subscribe_name(channel).await,
             kind: EventKind::Keyed { name: "E" },
             malformed: Arc::clone(bp.malformed_counter()),
+        };
+        Some(Feed {
+            source: Source::One(events),
             metrics: crate::telemetry::EventMetrics::new("test", "E").route(),
             span: Span::none(),
         })
     }
 
     /// A stream of `sub` alone: no head, shutdown, write timeout or connection slot.
-    fn bare(sub: Option<Events>, keep_alive: Duration) -> EventStream {
+    fn bare(sub: Option<Feed>, keep_alive: Duration) -> EventStream {
         EventStream::new(VecDeque::new(), sub, None, keep_alive, None, None)
     }
 

@@ -4,8 +4,12 @@
 import {
   DEFAULT_BASE_URL,
   events,
+  muxAnnouncement,
+  muxGameEvent,
+  muxPlayerJoined,
   subscribeAnnouncement,
   subscribeGameEvent,
+  subscribeMux,
   subscribeMessagePosted,
   subscribePlayerJoined,
   type GameEventMessage,
@@ -230,5 +234,50 @@ seen.push(status);
 // @ts-expect-error: status is read-only
 subscription.status = "open";
 subscription.close();
+
+// One connection for several channels: typed per event type like the single-stream clients.
+const mux = subscribeMux(
+  "/sse/page",
+  [
+    muxGameEvent<Lobby>(7, {
+      onSnapshot: (lobby) => seen.push(lobby.players.length),
+      onScoreChanged: (payload, id) => seen.push(payload.newScore + 1, id),
+      onGap: (gap) => seen.push(gap.missed),
+    }),
+    muxPlayerJoined(42, { onEvent: (payload) => seen.push(payload) }),
+    muxAnnouncement({ onEvent: (payload) => seen.push(payload) }),
+  ],
+  {
+    onOpen: () => seen.push("open"),
+    onError: (error: SseError) => seen.push(error.kind),
+    onStatusChange: (status) => seen.push(status),
+    onAuthError: () => ({ headers: { authorization: "Bearer fresh" } }),
+  },
+  { baseUrl: DEFAULT_BASE_URL, lastEventId: "cursor", headers: { authorization: "Bearer token" } },
+);
+const muxStatus: SseStatus = mux.status;
+seen.push(muxStatus);
+// @ts-expect-error: status is read-only
+mux.status = "open";
+// @ts-expect-error: a multiplexed stream's gaps and snapshots are its channels'
+subscribeMux("/sse/page", [], { onGap: () => {} });
+mux.update([muxAnnouncement({})]);
+// @ts-expect-error: the key of PlayerJoined is a number
+mux.update([muxPlayerJoined("42", {})]);
+// @ts-expect-error: a broadcast event takes no key
+mux.update([muxAnnouncement("lobby", {})]);
+mux.update([
+  muxGameEvent(7, {
+    // @ts-expect-error: newScore is a number
+    onScoreChanged: (payload) => seen.push(payload.newScore.toUpperCase()),
+  }),
+]);
+mux.update([
+  muxPlayerJoined(42, {
+    // @ts-expect-error: a PlayerJoined handler cannot take a PlayerLeft
+    onEvent: (payload: PlayerLeft) => seen.push(payload.reason),
+  }),
+]);
+mux.close();
 
 for (const close of closers) close();

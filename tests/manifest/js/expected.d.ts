@@ -195,6 +195,41 @@ export type SseEventSourceConstructor = new (
   init?: { withCredentials?: boolean },
 ) => SseEventSourceLike;
 
+/** One channel of a multiplexed stream, made by a `mux<Event>` function: the key and handlers of one event type. */
+export interface SseMuxChannel {
+  /** The query parameter naming the channel's event type. */
+  readonly param: string;
+  /** The key, `null` for a keyless event. */
+  readonly key: string | null;
+  /** The type's SSE event names. */
+  readonly names: readonly string[];
+  /** Receives each event of the channel. */
+  readonly deliver: SseDeliver;
+  /** Receives the channel's initial state. */
+  readonly snapshot: (data: unknown) => void;
+  /** Receives the channel's gaps. */
+  readonly gap: (gap: SseGap) => void;
+}
+
+/** Receives one event's name, decoded data and id. */
+export type SseDeliver = (event: string, data: unknown, id: string) => void;
+
+/**
+ * The handlers of a multiplexed stream as a whole, those of a single stream but the channel's
+ * own (each channel has its event, snapshot and gap handlers).
+ */
+export type SseMuxHandlers = Omit<SseHandlers, "onSnapshot" | "onGap">;
+
+/** A multiplexed stream: one connection for many channels. */
+export interface SseMux {
+  /** Carries `channels` from now on: one reconnect with the last cursor, so the channels kept lose and repeat nothing. */
+  update(channels: readonly SseMuxChannel[]): void;
+  /** Closes the stream for good; calling it again does nothing. */
+  close(): void;
+  /** Where the stream stands now. */
+  readonly status: SseStatus;
+}
+
 // Handlers of each stream.
 
 /** Handlers of the `message-posted` stream. */
@@ -304,6 +339,9 @@ export declare function sseParser(
   maxChars?: number,
 ): (chunk: string) => void;
 
+/** Opens a multiplexed stream at `path` (a `MuxRoutes` route of the server) carrying `channels`, each made by a `mux<Event>` function: see the `.js` module. */
+export declare function subscribeMux(path: string, channels: readonly SseMuxChannel[], handlers?: SseMuxHandlers, options?: SseOptions): SseMux;
+
 /**
  * Opens the `message-posted` stream of one `room` (domain `chat`): `GET /sse/chat/{room}/message-posted`.
  *
@@ -313,6 +351,14 @@ export declare function sseParser(
  * where it stands.
  */
 export declare function subscribeMessagePosted<S = unknown>(room: string, handlers: MessagePostedHandlers<S>, options?: SseOptions): SseSubscription;
+
+/**
+ * The `message-posted` channel of one `room` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeMessagePosted`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export declare function muxMessagePosted<S = unknown>(room: string, handlers: MessagePostedHandlers<S>): SseMuxChannel;
 
 /**
  * Opens the `GameEvent` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}`.
@@ -326,6 +372,14 @@ export declare function subscribeMessagePosted<S = unknown>(room: string, handle
 export declare function subscribeGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>, options?: SseOptions): SseSubscription;
 
 /**
+ * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeGameEvent`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export declare function muxGameEvent<S = unknown>(gameId: number, handlers: GameEventHandlers<S>): SseMuxChannel;
+
+/**
  * Opens the `PlayerJoined` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-joined`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -334,6 +388,14 @@ export declare function subscribeGameEvent<S = unknown>(gameId: number, handlers
  * where it stands.
  */
 export declare function subscribePlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>, options?: SseOptions): SseSubscription;
+
+/**
+ * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerJoined`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export declare function muxPlayerJoined<S = unknown>(gameId: number, handlers: PlayerJoinedHandlers<S>): SseMuxChannel;
 
 /**
  * Opens the `PlayerLeft` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-left`.
@@ -346,6 +408,14 @@ export declare function subscribePlayerJoined<S = unknown>(gameId: number, handl
 export declare function subscribePlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>, options?: SseOptions): SseSubscription;
 
 /**
+ * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerLeft`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export declare function muxPlayerLeft<S = unknown>(gameId: number, handlers: PlayerLeftHandlers<S>): SseMuxChannel;
+
+/**
  * Opens the `Announcement` stream (domain `lobby`): `GET /sse/lobby/announcement`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -354,3 +424,11 @@ export declare function subscribePlayerLeft<S = unknown>(gameId: number, handler
  * where it stands.
  */
 export declare function subscribeAnnouncement<S = unknown>(handlers: AnnouncementHandlers<S>, options?: SseOptions): SseSubscription;
+
+/**
+ * The `Announcement` channel on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeAnnouncement`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export declare function muxAnnouncement<S = unknown>(handlers: AnnouncementHandlers<S>): SseMuxChannel;

@@ -260,6 +260,11 @@ function sseConnect(
         fail(error, retry ? 0 : null);
       } else if (code === 429 || code === 503) {
         fail(error, sseRetryAfter(response.headers.get("retry-after")) ?? backoff());
+      } else if (code === 400 && lastId !== "" && on.onRefusedId) {
+        // An id the server no longer accepts (its routes changed): start again from now.
+        lastId = "";
+        on.onRefusedId();
+        fail(error, 0);
       } else {
         fail(error, code >= 500 || code === 408 ? backoff() : null);
       }
@@ -401,6 +406,118 @@ function sseOpen(
 }
 
 /**
+ * Opens a multiplexed stream at `path` (a `MuxRoutes` route of the server) carrying `channels`,
+ * each made by a `mux<Event>` function: one connection, whose every event id is a cursor of
+ * every channel's position. It connects as a single stream does (`fetch`, or `options.EventSource`;
+ * the same statuses, headers and reconnects), and after an error every channel resumes where it
+ * was; `update` changes the channels the same way. A cursor the server refuses (a 400: its route
+ * no longer carries the same event types) is dropped: the stream starts again from now, each
+ * channel first told of a gap of unknown size, then sent its snapshot.
+ */
+export function subscribeMux(
+  path,
+  channels,
+  handlers,
+  options,
+) {
+  const opts = options ?? {};
+  const on = handlers ?? {};
+  const base = (opts.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "");
+  let current = channels;
+  // The last cursor seen: what the next connection (after `update`) resumes from.
+  let lastId = opts.lastEventId ?? "";
+  let connection = null;
+  let status = "connecting";
+
+  const setStatus = (next) => {
+    if (status === next) return;
+    status = next;
+    if (on.onStatusChange) on.onStatusChange(next);
+  };
+
+  const connect = () => {
+    const query = [];
+    // Each frame's event name is `<channel>:<param>.<event>`, the channel numbered in query order.
+    const routes = new Map();
+    current.forEach((channel, n) => {
+      query.push(encodeURIComponent(channel.param) + (channel.key === null ? "" : "=" + encodeURIComponent(channel.key)));
+      const label = n + ":" + channel.param + ".";
+      for (const name of channel.names) {
+        // The id is `<event id>.<cursor>`: handlers get the event's own id.
+        routes.set(label + name, (data, id) => channel.deliver(name, data, id.slice(0, Math.max(0, id.indexOf(".")))));
+      }
+      routes.set(label + "snapshot", (data) => channel.snapshot(data));
+      routes.set(label + "gap", (data) => channel.gap(data));
+    });
+    // The stream's first frame: the positions it starts from, so that a reconnect before any
+    // event (or an `update`) loses nothing published meanwhile.
+    routes.set("cursor", () => {});
+    const url = base + path + (path.indexOf("?") < 0 ? "?" : "&") + query.join("&");
+    const gaps = current;
+    // Callbacks of a connection `update` or `close` replaced are not the stream's any more.
+    let mine = null;
+    const live = () => connection === mine;
+    mine = sseConnect(
+      url,
+      Array.from(routes.keys()),
+      {
+        onEvent(event) {
+          const route = routes.get(event.event);
+          if (route === undefined || !live()) return;
+          // Every frame of the route carries a cursor (a snapshot, the one before it).
+          lastId = event.id;
+          let data;
+          try {
+            data = JSON.parse(event.data);
+          } catch (error) {
+            if (on.onError) on.onError({ kind: "decode", event: event.event, data: event.data, error });
+            return;
+          }
+          route(data, event.id);
+        },
+        onOpen() {
+          if (live() && on.onOpen) on.onOpen();
+        },
+        onError(error) {
+          if (live() && on.onError) on.onError(error);
+        },
+        onStatusChange(next) {
+          if (live()) setStatus(next);
+        },
+        onAuthError: on.onAuthError,
+        onRefusedId() {
+          lastId = "";
+          for (const channel of gaps) channel.gap({ missed: null });
+        },
+      },
+      { ...opts, lastEventId: lastId },
+    );
+    connection = mine;
+  };
+
+  connect();
+  return {
+    update(channels) {
+      if (status === "closed" || connection === null) return;
+      current = channels;
+      const old = connection;
+      connection = null;
+      old.close();
+      setStatus("connecting");
+      connect();
+    },
+    close() {
+      if (connection !== null) connection.close();
+      connection = null;
+      setStatus("closed");
+    },
+    get status() {
+      return status;
+    },
+  };
+}
+
+/**
  * Opens the `message-posted` stream of one `room` (domain `chat`): `GET /sse/chat/{room}/message-posted`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -418,6 +535,29 @@ export function subscribeMessagePosted(room, handlers, options) {
     handlers,
     options,
   );
+}
+
+/**
+ * The `message-posted` channel of one `room` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeMessagePosted`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export function muxMessagePosted(room, handlers) {
+  return {
+    param: "message-posted",
+    key: String(room),
+    names: ["message-posted"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }
 
 /**
@@ -457,6 +597,44 @@ export function subscribeGameEvent(gameId, handlers, options) {
 }
 
 /**
+ * The `GameEvent` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeGameEvent`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export function muxGameEvent(gameId, handlers) {
+  return {
+    param: "GameEvent",
+    key: String(gameId),
+    names: ["Joined", "Left", "ScoreChanged", "game-over"],
+    deliver: (event, data, id) => {
+      const message = { event, data };
+      switch (message.event) {
+        case "Joined":
+          if (handlers.onJoined) handlers.onJoined(message.data, id);
+          break;
+        case "Left":
+          if (handlers.onLeft) handlers.onLeft(message.data, id);
+          break;
+        case "ScoreChanged":
+          if (handlers.onScoreChanged) handlers.onScoreChanged(message.data, id);
+          break;
+        case "game-over":
+          if (handlers.onGameOver) handlers.onGameOver(message.data, id);
+          break;
+      }
+      if (handlers.onEvent) handlers.onEvent(message, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
+}
+
+/**
  * Opens the `PlayerJoined` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}/player-joined`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -474,6 +652,29 @@ export function subscribePlayerJoined(gameId, handlers, options) {
     handlers,
     options,
   );
+}
+
+/**
+ * The `PlayerJoined` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerJoined`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export function muxPlayerJoined(gameId, handlers) {
+  return {
+    param: "PlayerJoined",
+    key: String(gameId),
+    names: ["PlayerJoined"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }
 
 /**
@@ -497,6 +698,29 @@ export function subscribePlayerLeft(gameId, handlers, options) {
 }
 
 /**
+ * The `PlayerLeft` channel of one `game_id` on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribePlayerLeft`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export function muxPlayerLeft(gameId, handlers) {
+  return {
+    param: "PlayerLeft",
+    key: String(gameId),
+    names: ["PlayerLeft"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
+}
+
+/**
  * Opens the `Announcement` stream (domain `lobby`): `GET /sse/lobby/announcement`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
@@ -514,4 +738,27 @@ export function subscribeAnnouncement(handlers, options) {
     handlers,
     options,
   );
+}
+
+/**
+ * The `Announcement` channel on a multiplexed stream: pass it to `subscribeMux`.
+ *
+ * Its handlers are those of `subscribeAnnouncement`; `onError`, `onOpen`, `onStatusChange` and
+ * `onAuthError` are the stream's (`subscribeMux`'s `handlers`).
+ */
+export function muxAnnouncement(handlers) {
+  return {
+    param: "Announcement",
+    key: null,
+    names: ["Announcement"],
+    deliver: (_event, data, id) => {
+      if (handlers.onEvent) handlers.onEvent(data, id);
+    },
+    snapshot: (data) => {
+      if (handlers.onSnapshot) handlers.onSnapshot(data);
+    },
+    gap: (gap) => {
+      if (handlers.onGap) handlers.onGap(gap);
+    },
+  };
 }

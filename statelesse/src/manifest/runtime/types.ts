@@ -133,3 +133,38 @@ export type SseEventSourceConstructor = new (
   url: string,
   init?: { withCredentials?: boolean },
 ) => SseEventSourceLike;
+
+/** One channel of a multiplexed stream, made by a `mux<Event>` function: the key and handlers of one event type. */
+export interface SseMuxChannel {
+  /** The query parameter naming the channel's event type. */
+  readonly param: string;
+  /** The key, `null` for a keyless event. */
+  readonly key: string | null;
+  /** The type's SSE event names. */
+  readonly names: readonly string[];
+  /** Receives each event of the channel. */
+  readonly deliver: SseDeliver;
+  /** Receives the channel's initial state. */
+  readonly snapshot: (data: unknown) => void;
+  /** Receives the channel's gaps. */
+  readonly gap: (gap: SseGap) => void;
+}
+
+/** Receives one event's name, decoded data and id. */
+export type SseDeliver = (event: string, data: unknown, id: string) => void;
+
+/**
+ * The handlers of a multiplexed stream as a whole, those of a single stream but the channel's
+ * own (each channel has its event, snapshot and gap handlers).
+ */
+export type SseMuxHandlers = Omit<SseHandlers, "onSnapshot" | "onGap">;
+
+/** A multiplexed stream: one connection for many channels. */
+export interface SseMux {
+  /** Carries `channels` from now on: one reconnect with the last cursor, so the channels kept lose and repeat nothing. */
+  update(channels: readonly SseMuxChannel[]): void;
+  /** Closes the stream for good; calling it again does nothing. */
+  close(): void;
+  /** Where the stream stands now. */
+  readonly status: SseStatus;
+}
