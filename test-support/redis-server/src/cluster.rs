@@ -1,0 +1,208 @@
+//! [`RedisCluster`]: a private Redis Cluster of three masters with one replica each, on free
+//! ports, for the cluster tests and benchmarks.
+//!
+//! ```no_run
+//! use statelesse_test_redis::RedisCluster;
+//!
+//! let mut cluster = RedisCluster::start();        // 3 masters + 3 replicas, cluster_state:ok
+//! let seeds = cluster.urls();                      // every node's "redis://127.0.0.1:<port>/"
+//! let master = cluster.master_of_slot(0);          // the node index serving slot 0
+//! cluster.kill(master);                            // SIGKILL: its replica takes over
+//! cluster.wait_until_healthy();                    // every slot served again
+//! # drop(seeds);
+//! ```
+
+use std::io;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::RedisServer;
+
+/// How long creating the cluster, or its recovery after a fault, may take.
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running Redis Cluster on `127.0.0.1`: three masters and three replicas, each a
+/// [`RedisServer`] killed when dropped.
+///
+/// Nodes time out after 1 s (`cluster-node-timeout`), so a killed master's replica is promoted
+/// within about two seconds.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts six nodes on free ports, joins them with `redis-cli --cluster create …
+    /// --cluster-replicas 1`, and waits until every node says `cluster_state:ok`.
+    ///
+    /// # Panics
+    ///
+    /// When a node cannot start, or the cluster is not ready within 30 seconds.
+    #[must_use]
+    pub fn start() -> Self {
+        Self::try_start().unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Starts the cluster as [`start`](Self::start) does, returning what went wrong instead.
+    ///
+    /// # Errors
+    ///
+    /// When a node cannot start, `redis-cli` fails, or the cluster is not ready in time.
+    pub fn try_start() -> io::Result<Self> {
+        let args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "1000",
+            // A replica promoted after its master was killed may have missed nothing: there is
+            // no persistence, so any age of its data is fine for the election.
+            "--cluster-replica-validity-factor",
+            "0",
+        ];
+        let nodes = (0..6)
+            .map(|_| RedisServer::try_start_with(&args))
+            .collect::<io::Result<Vec<_>>>()?;
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .collect();
+        let output = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .map_err(|err| io::Error::new(err.kind(), format!("cannot run redis-cli ({err})")))?;
+        if !output.status.success() {
+            return Err(io::Error::other(format!(
+                "redis-cli --cluster create failed: {}",
+                String::from_utf8_lossy(&output.stdout)
+            )));
+        }
+        let cluster = Self { nodes };
+        cluster.try_wait_until_healthy()?;
+        Ok(cluster)
+    }
+
+    /// Every node's URL, `redis://127.0.0.1:<port>/`: seed nodes for a client.
+    #[must_use]
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The nodes, masters and replicas, in the order they were started.
+    #[must_use]
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// The index (in [`nodes`](Self::nodes)) of the running master that serves `slot`.
+    ///
+    /// # Panics
+    ///
+    /// When no running master claims it.
+    #[must_use]
+    pub fn master_of_slot(&self, slot: u16) -> usize {
+        self.masters()
+            .into_iter()
+            .find(|(_, slots)| slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+            .map(|(index, _)| index)
+            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
+    }
+
+    /// The running masters: each one's index and the slot ranges it serves.
+    #[must_use]
+    pub fn masters(&self) -> Vec<(usize, Vec<(u16, u16)>)> {
+        let Some(view) = self
+            .live()
+            .find_map(|(_, node)| node.try_cmd(&["CLUSTER", "NODES"]).ok())
+        else {
+            return Vec::new();
+        };
+        view.lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let flags = *fields.get(2)?;
+                if !flags.contains("master") || flags.contains("fail") {
+                    return None;
+                }
+                let port: u16 = fields.get(1)?.split(['@', ':']).nth(1)?.parse().ok()?;
+                // A killed node may still be listed as a master until the others notice.
+                let index = self
+                    .nodes
+                    .iter()
+                    .position(|node| node.port() == port && node.pid().is_some())?;
+                let slots = fields[8..]
+                    .iter()
+                    .filter(|range| !range.starts_with('['))
+                    .filter_map(|range| match range.split_once('-') {
+                        Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                        None => range.parse().ok().map(|slot| (slot, slot)),
+                    })
+                    .collect();
+                Some((index, slots))
+            })
+            .collect()
+    }
+
+    /// The node id (`CLUSTER MYID`) of node `index`.
+    ///
+    /// # Panics
+    ///
+    /// When the node does not answer.
+    #[must_use]
+    pub fn node_id(&self, index: usize) -> String {
+        self.nodes[index].cmd(&["CLUSTER", "MYID"])
+    }
+
+    /// Kills node `index` with SIGKILL; a master's replica takes over after the node timeout.
+    pub fn kill(&mut self, index: usize) {
+        self.nodes[index].kill();
+    }
+
+    /// Waits until every running node says `cluster_state:ok` and every slot is served by a
+    /// running master.
+    ///
+    /// # Panics
+    ///
+    /// When that does not happen within 30 seconds.
+    pub fn wait_until_healthy(&self) {
+        self.try_wait_until_healthy()
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+
+    fn try_wait_until_healthy(&self) -> io::Result<()> {
+        let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        loop {
+            let all_ok = self.live().all(|(_, node)| {
+                node.try_cmd(&["CLUSTER", "INFO"])
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            });
+            let served: u32 = self
+                .masters()
+                .iter()
+                .flat_map(|(_, slots)| slots)
+                .map(|(a, b)| u32::from(b - a) + 1)
+                .sum();
+            if all_ok && served == 16_384 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the Redis Cluster did not become healthy within 30 seconds",
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn live(&self) -> impl Iterator<Item = (usize, &RedisServer)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, node)| node.pid().is_some())
+    }
+}
