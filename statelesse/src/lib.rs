@@ -70,6 +70,7 @@
 //! | `macros` | `#[derive(SseEvent)]` | yes |
 //! | `axum` | SSE routes for axum | no |
 //! | `redis` | the Redis transport | no |
+//! | `redis-cluster` | the Redis transport on a Redis Cluster, with sharded pub/sub | no |
 //! | `redis-tls` | `rediss://` (TLS) for the Redis transport, with rustls | no |
 //! | `typescript` | the TypeScript manifest and client | no |
 //! | `uuid` | [`ChannelKey`] for `uuid::Uuid` | no |
@@ -105,6 +106,9 @@ pub mod __bench;
 
 pub use backplane::error::{BackplaneError, ErrorKind};
 pub use backplane::memory::{MemoryConfig, MemoryTransport};
+#[cfg(feature = "redis-cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+pub use backplane::redis::RedisClusterTransport;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use backplane::redis::{RedisConfig, RedisTransport};
@@ -112,7 +116,7 @@ pub use backplane::subscription::{Received, Subscription, SubscriptionError};
 pub use backplane::transport::Gap;
 pub use backplane::{Backplane, DEFAULT_MAX_PAYLOAD, Replay, SseEventExt};
 pub use channel::Channel;
-pub use diagnostics::{Diagnostics, RedisDiagnostics};
+pub use diagnostics::{Diagnostics, RedisDiagnostics, ShardDiagnostics};
 pub use event::{EventKind, SseEvent};
 pub use id::{EventId, ParseEventIdError};
 pub use key::{ChannelKey, KeyParseError, escape_key, unescape_key};

@@ -157,6 +157,45 @@ impl RedisCluster {
         self.nodes[index].cmd(&["CLUSTER", "MYID"])
     }
 
+    /// Moves `slot` to the master at `to`, keys and all, as `redis-cli --cluster reshard` does
+    /// for each slot: `SETSLOT … IMPORTING` on the target, `MIGRATING` on the source, `MIGRATE`
+    /// of every key, then `SETSLOT … NODE` on the target, the source and the other masters.
+    ///
+    /// # Panics
+    ///
+    /// When a node refuses a step.
+    pub fn move_slot(&self, slot: u16, to: usize) {
+        let from = self.master_of_slot(slot);
+        let (from_id, to_id) = (self.node_id(from), self.node_id(to));
+        let slot = slot.to_string();
+        let step = |index: usize, args: &[&str]| {
+            self.nodes[index]
+                .try_cmd(args)
+                .unwrap_or_else(|err| panic!("moving slot {slot}: {err}"))
+        };
+        step(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+        step(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+        let port = self.nodes[to].port().to_string();
+        loop {
+            let keys = step(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"]);
+            let keys: Vec<&str> = keys.lines().filter(|key| !key.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            migrate.extend(keys);
+            step(from, &migrate);
+        }
+        step(to, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        step(from, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        for (index, _) in self.masters() {
+            if index != from && index != to {
+                // Gossip would tell it too; this is faster.
+                let _ = self.nodes[index].try_cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+            }
+        }
+    }
+
     /// Kills node `index` with SIGKILL; a master's replica takes over after the node timeout.
     pub fn kill(&mut self, index: usize) {
         self.nodes[index].kill();

@@ -58,6 +58,8 @@ pub struct RedisConfig {
     pub(super) health_check: Duration,
     pub(super) subscriber_buffer: usize,
     pub(super) replay: ReplayConfig,
+    /// Further nodes to ask for a cluster's layout when the first one (`client`) cannot answer.
+    pub(super) seeds: Vec<Client>,
 }
 
 /// The longest timeout, backoff or interval accepted: a day.
@@ -133,7 +135,40 @@ impl RedisConfig {
             health_check: Duration::from_secs(5),
             subscriber_buffer: 1024,
             replay: ReplayConfig::default(),
+            seeds: Vec::new(),
         }
+    }
+
+    /// Settings for a Redis Cluster reached through `urls`, its seed nodes: any of them
+    /// answering is enough to learn which node serves which slots (the others are tried in
+    /// turn). Every node is reached with the first URL's credentials and TLS settings, at the
+    /// address the cluster gives for it. Build the backplane with
+    /// [`Backplane::redis_cluster`](crate::Backplane::redis_cluster) (feature `redis-cluster`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] when `urls` is empty, or as [`new`](Self::new) for any URL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use statelesse::RedisConfig;
+    ///
+    /// let config = RedisConfig::cluster(["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/"])?;
+    /// assert!(RedisConfig::cluster(Vec::<&str>::new()).is_err());
+    /// # drop(config);
+    /// # Ok::<(), statelesse::BackplaneError>(())
+    /// ```
+    pub fn cluster<'a>(urls: impl IntoIterator<Item = &'a str>) -> Result<Self, BackplaneError> {
+        let mut urls = urls.into_iter();
+        let first = urls.next().ok_or_else(|| {
+            BackplaneError::with_source(ErrorKind::Config, "a cluster needs a seed node URL")
+        })?;
+        let mut config = Self::new(first)?;
+        for url in urls {
+            config.seeds.push(Self::new(url)?.client);
+        }
+        Ok(config)
     }
 
     /// Sets the prefix of every Redis key and channel name, isolating environments (`dev`,

@@ -171,6 +171,16 @@ impl Scripts {
         }
     }
 
+    /// The scripts for a Redis Cluster: the publish script `SPUBLISH`es instead of
+    /// `PUBLISH`ing, so that a message reaches only the shard that owns its channel's slot
+    /// (a classic `PUBLISH` in a cluster is broadcast to every node).
+    pub(super) fn sharded() -> Self {
+        Self {
+            publish: Script::new(&sharded(PUBLISH_LUA)),
+            history: Script::new(HISTORY_LUA),
+        }
+    }
+
     /// The `EVALSHA` of [`PUBLISH_LUA`] for a batch of events, in order.
     ///
     /// Built directly rather than through `Script::key(..).arg(..)`, which stores every argument
@@ -219,6 +229,11 @@ impl Scripts {
         }
         cmd
     }
+}
+
+/// `script` with its `PUBLISH` calls made `SPUBLISH`: the same script, on sharded pub/sub.
+fn sharded(script: &str) -> String {
+    script.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
 }
 
 /// One event of a publish batch, as [`Scripts::publish_command`] writes it.
@@ -607,6 +622,14 @@ mod tests {
             .arg(&b"{}"[..])
             .get_packed_command();
         assert_eq!(command.get_packed_command(), expected);
+    }
+
+    #[test]
+    fn the_sharded_publish_script_spublishes_and_never_publishes() {
+        let script = sharded(PUBLISH_LUA);
+        assert!(script.contains("redis.call('SPUBLISH'"));
+        assert!(!script.contains("'PUBLISH'"));
+        assert_eq!(script.replace("SPUBLISH", "PUBLISH"), PUBLISH_LUA);
     }
 
     #[test]

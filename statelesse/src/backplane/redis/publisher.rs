@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use super::config::Settings;
 use super::envelope::{self, Outgoing, StreamState};
 use super::shared::Shared;
+use super::slot;
 use crate::backplane::error::{BackplaneError, ErrorKind};
 use crate::backplane::transport::PageLimits;
 use crate::id::EventId;
@@ -289,19 +290,50 @@ impl Sender {
     }
 
     /// Runs one batch and answers each of its callers.
+    ///
+    /// In a cluster, a script's keys must share a hash slot: the batch becomes one script call
+    /// per slot, all sent at once on the node's connection (pipelined, one round trip), each
+    /// slot's events in their order.
     async fn send(&self, batch: Batch) {
         let shared = &self.shared;
+        let groups = if shared.shard.is_some() {
+            slot_groups(&batch.events)
+        } else {
+            vec![(0..batch.events.len()).collect()]
+        };
+        let answers =
+            futures_util::future::join_all(groups.iter().map(|group| self.call(&batch, group)))
+                .await;
+        let mut replies: Vec<Option<Result<Value, BackplaneError>>> =
+            batch.events.iter().map(|_| None).collect();
+        for (group, answer) in groups.iter().zip(answers) {
+            for (&index, reply) in group.iter().zip(answer) {
+                replies[index] = Some(reply);
+            }
+        }
+        let results: Vec<Result<EventId, BackplaneError>> = replies
+            .into_iter()
+            .map(|reply| {
+                reply
+                    .unwrap_or_else(|| {
+                        Err(BackplaneError::with_source(ErrorKind::Protocol, "no reply"))
+                    })
+                    .and_then(|value| stream_id(&value))
+            })
+            .collect();
+        self.answer(batch, results);
+    }
+
+    /// One script call for the events of `batch` at `indices`: each one's reply, in order.
+    async fn call(&self, batch: &Batch, indices: &[usize]) -> Vec<Result<Value, BackplaneError>> {
+        let shared = &self.shared;
         let settings = &shared.settings;
-        let outgoing = batch
-            .events
-            .iter()
-            .zip(&batch.refresh)
-            .map(|(event, &refresh)| Outgoing {
-                channel: &event.channel,
-                event: &event.event,
-                data: &event.data,
-                refresh,
-            });
+        let outgoing = indices.iter().map(|&i| Outgoing {
+            channel: &batch.events[i].channel,
+            event: &batch.events[i].event,
+            data: &batch.events[i].data,
+            refresh: batch.refresh[i],
+        });
         let command = shared.scripts.publish_command(
             &shared.names,
             (settings.history_len, settings.history_ttl_ms),
@@ -309,11 +341,11 @@ impl Sender {
         );
         let mut con = shared.publisher.clone();
         let script = &shared.scripts.publish;
-        let count = batch.events.len();
+        let count = indices.len();
         let reply =
             tokio::time::timeout(settings.call_timeout(), evalsha(script, &command, &mut con))
                 .await;
-        let mut replies: Vec<Result<Value, BackplaneError>> = match reply {
+        match reply {
             Err(_) => (0..count)
                 .map(|_| Err(BackplaneError::new(ErrorKind::Timeout)))
                 .collect(),
@@ -335,11 +367,12 @@ impl Sender {
                     })
                     .collect()
             }
-        };
-        let results: Vec<Result<EventId, BackplaneError>> = replies
-            .drain(..)
-            .map(|reply| reply.and_then(|value| stream_id(&value)))
-            .collect();
+        }
+    }
+
+    /// Counts the published events and answers each caller of `batch` with its result.
+    fn answer(&self, batch: Batch, results: Vec<Result<EventId, BackplaneError>>) {
+        let shared = &self.shared;
         // Counted before anyone is answered, so a caller sees its publish in the diagnostics.
         let published = results.iter().filter(|result| result.is_ok()).count();
         shared
@@ -364,6 +397,19 @@ impl Sender {
             }
         }
     }
+}
+
+/// The indices of `events` grouped by hash slot, each group in the events' order.
+fn slot_groups(events: &[Pending]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let slot = slot::key_slot(event.channel.as_bytes());
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, group)) => group.push(index),
+            None => groups.push((slot, vec![index])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
 }
 
 /// If the sending task is dropped mid-batch (its runtime shut down), the queue must not stay

@@ -1,12 +1,13 @@
 //! What the transport handle and its subscriber task share: the hub, the publisher connection,
 //! the Redis names and scripts, the settings, whether the transport has connected yet, and the
-//! counters behind the diagnostics.
+//! counters behind the diagnostics. In a cluster, each node has one, sharing the hub.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
 use ::redis::Client;
 use ::redis::aio::ConnectionManager;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::config::Settings;
 use super::envelope::{Names, Scripts};
@@ -15,7 +16,8 @@ use crate::backplane::hub::Hub;
 /// What the transport and the subscriber task share.
 #[derive(Debug)]
 pub(super) struct Shared {
-    pub(super) hub: Hub<()>,
+    /// The local fan-out; in a cluster, one for every node.
+    pub(super) hub: Arc<Hub<()>>,
     pub(super) names: Names,
     pub(super) scripts: Scripts,
     /// The multiplexed connection publishes go through.
@@ -29,6 +31,34 @@ pub(super) struct Shared {
     /// Whether the transport has reached Redis yet: [`Phase::Ready`] from the start when built
     /// eagerly; set by the subscriber task once a lazily built transport first connected.
     pub(super) phase: watch::Sender<Phase>,
+    /// In a cluster, the node this is one shard of: its subscriber uses sharded pub/sub and
+    /// reports to the cluster's router, and its publish batches are split by slot.
+    pub(super) shard: Option<Shard>,
+}
+
+/// One node of a cluster, as its [`Shared`] knows it.
+#[derive(Debug)]
+pub(super) struct Shard {
+    /// `host:port`, as the cluster names it.
+    pub(super) address: Arc<str>,
+    /// Where the node's subscriber tells the router what only the router can handle.
+    pub(super) reports: mpsc::UnboundedSender<ShardReport>,
+}
+
+/// What a shard's subscriber tells the cluster's router.
+#[derive(Debug)]
+// Read only by the cluster transport's router (feature `redis-cluster`).
+#[cfg_attr(not(feature = "redis-cluster"), allow(dead_code))]
+pub(super) enum ShardReport {
+    /// `channel` is no longer served by the shard at `from` (a `MOVED` reply, or an unsolicited
+    /// `SUNSUBSCRIBE`): subscribe it on its owner, and hand it `waiters`.
+    Moved {
+        from: Arc<str>,
+        channel: Box<str>,
+        waiters: Vec<super::subscriber::Reply>,
+    },
+    /// The shard at `from` lost its connection: its slots may have a new owner.
+    Down { from: Arc<str> },
 }
 
 /// How far a transport got in reaching Redis.
@@ -54,4 +84,6 @@ pub(super) struct Stats {
     /// History refills that local subscribers gave up on, reporting a gap.
     pub(super) refills_given_up: AtomicU64,
     pub(super) published: AtomicU64,
+    /// Slot moves seen by a cluster shard: `MOVED` replies and unsolicited `SUNSUBSCRIBE`s.
+    pub(super) migrations: AtomicU64,
 }

@@ -1,0 +1,385 @@
+//! The Redis transport on a Redis Cluster: the shared behaviour suite (two backplanes on one
+//! cluster are two instances), then what only a cluster has: sharded pub/sub per slot owner,
+//! slot migration and master failover under load. Every test starts its own cluster (three
+//! masters, one replica each).
+//!
+//! The fault tests are short by default; `STATELESSE_SOAK=long` runs them longer. Their figures
+//! (recovery time) are printed: `cargo test -p statelesse-tests --test backplane_cluster --
+//! --nocapture`.
+
+// Helpers outside `#[test]` functions unwrap too, as tests do (STYLE §5).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use statelesse::prelude::*;
+use statelesse::{ErrorKind, RedisConfig};
+use statelesse_test_redis::RedisCluster;
+use statelesse_tests::suite::{self, Fleet, PATIENCE, Setup, Tick, next_event};
+use tokio::time::Instant;
+
+/// How long the fault tests publish: `STATELESSE_SOAK=long` for minutes, else seconds.
+fn load_duration() -> Duration {
+    match std::env::var("STATELESSE_SOAK").as_deref() {
+        Err(_) | Ok("" | "short") => Duration::from_secs(3),
+        Ok("long") => Duration::from_secs(60),
+        Ok(other) => panic!("STATELESSE_SOAK={other:?}: expected `long` or `short`"),
+    }
+}
+
+/// One private cluster; each call of [`Fleet::backplanes`] gets a prefix of its own.
+struct OnCluster {
+    cluster: RedisCluster,
+    prefixes: AtomicU32,
+}
+
+impl OnCluster {
+    fn start() -> Self {
+        Self {
+            cluster: RedisCluster::start(),
+            prefixes: AtomicU32::new(0),
+        }
+    }
+
+    fn config(&self, prefix: &str, setup: &Setup) -> RedisConfig {
+        let urls = self.cluster.urls();
+        RedisConfig::cluster(urls.iter().map(String::as_str))
+            .unwrap()
+            .with_prefix(prefix)
+            .with_history_len(setup.history_len)
+            .with_subscriber_buffer(setup.subscriber_buffer)
+            .with_replay(setup.replay.clone())
+            .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
+            .with_health_check_interval(Duration::from_secs(1))
+    }
+
+    async fn instances(&self, prefix: &str, n: usize, setup: Setup) -> Vec<Backplane> {
+        let mut bps = Vec::with_capacity(n);
+        for _ in 0..n {
+            bps.push(
+                Backplane::redis_cluster(self.config(prefix, &setup))
+                    .await
+                    .unwrap(),
+            );
+        }
+        bps
+    }
+}
+
+impl Fleet for OnCluster {
+    async fn backplanes(&self, n: usize, setup: Setup) -> Vec<Backplane> {
+        let prefix = format!("t{}", self.prefixes.fetch_add(1, Ordering::Relaxed));
+        self.instances(&prefix, n, setup).await
+    }
+}
+
+/// The sharded pub/sub channel of room `room`'s `Tick`s under `prefix`, as documented.
+fn pubsub_name(prefix: &str, room: u32) -> String {
+    format!("{prefix}:{{{}}}", Tick::channel(&room).name())
+}
+
+/// The hash slot of room `room`'s channel, as the cluster computes it.
+fn slot_of(cluster: &RedisCluster, prefix: &str, room: u32) -> u16 {
+    cluster.nodes()[0]
+        .cmd(&["CLUSTER", "KEYSLOT", &pubsub_name(prefix, room)])
+        .parse()
+        .unwrap()
+}
+
+/// `PUBSUB SHARDNUMSUB` of `name` on node `index`.
+fn shard_numsub(cluster: &RedisCluster, index: usize, name: &str) -> u64 {
+    let reply = cluster.nodes()[index].cmd(&["PUBSUB", "SHARDNUMSUB", name]);
+    reply.lines().last().unwrap().parse().unwrap()
+}
+
+/// Waits until `condition` holds, checking every 20 ms for at most [`PATIENCE`].
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// The shared suite.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_in_order_exactly_once() {
+    suite::delivers_in_order_exactly_once(&OnCluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolates_channels() {
+    suite::isolates_channels(&OnCluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_after_id() {
+    suite::resumes_after_id(&OnCluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_gap_when_history_trimmed() {
+    suite::reports_gap_when_history_trimmed(&OnCluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_id_from_the_future_is_a_gap_then_live_events() {
+    suite::a_resume_id_from_the_future_is_a_gap_then_live_events(&OnCluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_history_in_pages() {
+    suite::replays_history_in_pages(&OnCluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_lagging_before_its_first_event_is_refilled() {
+    suite::a_subscriber_lagging_before_its_first_event_is_refilled(&OnCluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_in_diagnostics() {
+    suite::counts_in_diagnostics(&OnCluster::start(), "redis-cluster").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribes_on_drop() {
+    suite::unsubscribes_on_drop(&OnCluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes() {
+    suite::shutdown_closes(&OnCluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_subscriber_lags_alone() {
+    suite::slow_subscriber_lags_alone(&OnCluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_many_delivers_in_order_with_each_events_id() {
+    suite::publish_many_delivers_in_order_with_each_events_id(&OnCluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_to_reaches_every_channel_once() {
+    suite::publish_to_reaches_every_channel_once(&OnCluster::start()).await;
+}
+
+// Cluster only.
+
+/// A channel is subscribed (`SSUBSCRIBE`) only on the master that owns its slot, by each
+/// instance with local interest, and its events cross instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_is_subscribed_only_on_the_shard_that_owns_its_slot() {
+    let fleet = OnCluster::start();
+    let bps = fleet.instances("t", 2, Setup::default()).await;
+    let cluster = &fleet.cluster;
+    let mut kept = Vec::new();
+    for room in 0..6 {
+        let name = pubsub_name("t", room);
+        let owner = cluster.master_of_slot(slot_of(cluster, "t", room));
+        let mut a = Tick::stream(&bps[0], &room).await.unwrap();
+        let mut b = Tick::stream(&bps[1], &room).await.unwrap();
+        for index in 0..cluster.nodes().len() {
+            let expected = if index == owner { 2 } else { 0 };
+            assert_eq!(
+                shard_numsub(cluster, index, &name),
+                expected,
+                "node {index}"
+            );
+        }
+        bps[1].publish(&Tick { room, n: 7 }).await.unwrap();
+        assert_eq!(next_event(&mut a).await.event.n, 7);
+        assert_eq!(next_event(&mut b).await.event.n, 7);
+        kept.push((a, b));
+    }
+    let shards = bps[0].diagnostics().redis.unwrap().shards;
+    assert_eq!(shards.len(), 3);
+    assert!(shards.iter().all(|shard| shard.connected));
+    assert_eq!(
+        shards.iter().map(|s| s.subscribed_channels).sum::<usize>(),
+        6
+    );
+}
+
+/// Classic `PUBLISH` is never used: a plain `SUBSCRIBE` on the channel's name, on its owner,
+/// receives nothing, so the cluster does not broadcast our messages to every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_sharded_publishes_not_broadcasts() {
+    let fleet = OnCluster::start();
+    let bps = fleet.instances("t", 1, Setup::default()).await;
+    let cluster = &fleet.cluster;
+    let owner = cluster.master_of_slot(slot_of(cluster, "t", 1));
+    let mut sub = Tick::stream(&bps[0], &1).await.unwrap();
+    bps[0].publish(&Tick { room: 1, n: 0 }).await.unwrap();
+    assert_eq!(next_event(&mut sub).await.event.n, 0);
+    // `PUBLISH` would have counted one receiver on the owner: `cluster-enabled` still answers
+    // PUBSUB NUMSUB for classic channels, and nobody subscribed classically.
+    let reply = cluster.nodes()[owner].cmd(&["PUBSUB", "NUMSUB", &pubsub_name("t", 1)]);
+    assert_eq!(reply.lines().last().unwrap(), "0");
+    let stats = cluster.nodes()[owner].cmd(&["INFO", "commandstats"]);
+    assert!(stats.contains("cmdstat_spublish"), "{stats}");
+    assert!(!stats.contains("cmdstat_publish:"), "{stats}");
+}
+
+/// What a load run saw: per subscriber, the `n`s received, in order.
+struct Load {
+    sent: Vec<u64>,
+    failed: u64,
+    received: Vec<Vec<u64>>,
+}
+
+/// Publishes room `room`'s `Tick`s as fast as it can on `publisher` while `fault` runs (after
+/// a short warm-up) and for [`load_duration`]; `subscribers` receive them. Returns what was
+/// sent (ids increasing), how many publishes failed, and what each subscriber received once it
+/// has caught up with the last successful publish.
+async fn under_load<F: std::future::Future<Output = ()>>(
+    publisher: &Backplane,
+    subscribers: &[Backplane],
+    room: u32,
+    fault: impl FnOnce() -> F,
+) -> Load {
+    let mut streams = Vec::new();
+    for bp in subscribers {
+        streams.push(Tick::stream(bp, &room).await.unwrap());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let bp = publisher.clone();
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let (mut sent, mut failed, mut n) = (Vec::new(), 0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                match bp.publish(&Tick { room, n }).await {
+                    Ok(_) => sent.push(n),
+                    Err(err) => {
+                        assert!(
+                            matches!(
+                                err.kind(),
+                                ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Protocol
+                            ),
+                            "{err}"
+                        );
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+                n += 1;
+                tokio::task::yield_now().await;
+            }
+            (sent, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fault().await;
+    tokio::time::sleep(load_duration()).await;
+    stop.store(true, Ordering::Relaxed);
+    let (sent, failed) = sender.await.unwrap();
+    let last = *sent.last().unwrap();
+    let mut received = Vec::new();
+    for stream in &mut streams {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + PATIENCE;
+        while got.last() != Some(&last) {
+            let item = tokio::time::timeout_at(deadline, stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("never caught up with {last}; got {}", got.len()))
+                .unwrap();
+            got.push(item.unwrap().event.n);
+        }
+        received.push(got);
+    }
+    Load {
+        sent,
+        failed,
+        received,
+    }
+}
+
+/// Every successful publish reached every subscriber exactly once, in order; a failed one
+/// reached none or all (its outcome was unknown, and it was never retried).
+fn assert_every_publish_delivered_once(load: &Load) {
+    for got in &load.received {
+        let mut seen = HashMap::new();
+        for n in got {
+            *seen.entry(*n).or_insert(0) += 1;
+        }
+        assert!(seen.values().all(|&times| times == 1), "a duplicate");
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order");
+        let missing: Vec<_> = load.sent.iter().filter(|n| !seen.contains_key(n)).collect();
+        assert!(
+            missing.is_empty(),
+            "lost {} events: {missing:?}",
+            missing.len()
+        );
+    }
+}
+
+/// Moving a busy channel's slot to another master (`CLUSTER SETSLOT … MIGRATING/IMPORTING`,
+/// `MIGRATE`, `SETSLOT … NODE`) while it is published on loses nothing and duplicates
+/// nothing: its subscriptions follow it to the new owner and refill the gap from its stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resharding_a_busy_channels_slot_loses_and_duplicates_nothing() {
+    let fleet = OnCluster::start();
+    let bps = fleet.instances("t", 2, Setup::default()).await;
+    let cluster = &fleet.cluster;
+    let slot = slot_of(cluster, "t", 3);
+    let from = cluster.master_of_slot(slot);
+    let to = cluster
+        .masters()
+        .into_iter()
+        .map(|(index, _)| index)
+        .find(|&index| index != from)
+        .unwrap();
+    let load = under_load(&bps[0], &bps, 3, || async {
+        cluster.move_slot(slot, to);
+    })
+    .await;
+    assert_eq!(cluster.master_of_slot(slot), to);
+    assert_every_publish_delivered_once(&load);
+    let stats = bps[1].diagnostics().redis.unwrap();
+    assert!(stats.migrations >= 1, "{stats:?}");
+    println!(
+        "reshard under load: {} publishes, {} failed, {} migrations seen",
+        load.sent.len(),
+        load.failed,
+        stats.migrations
+    );
+}
+
+/// Killing (SIGKILL) the master that owns a busy channel's slot: its replica is promoted, the
+/// subscriptions come back on it by themselves, and every publish either failed or was
+/// delivered. Prints how long deliveries stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_fails_over_and_subscriptions_come_back_by_themselves() {
+    let mut fleet = OnCluster::start();
+    let bps = fleet.instances("t", 2, Setup::default()).await;
+    let slot = slot_of(&fleet.cluster, "t", 5);
+    let victim = fleet.cluster.master_of_slot(slot);
+    let killed_at = Arc::new(std::sync::Mutex::new(None));
+    let cluster = &mut fleet.cluster;
+    let load = under_load(&bps[0], &bps, 5, || {
+        let killed_at = Arc::clone(&killed_at);
+        async move {
+            cluster.kill(victim);
+            *killed_at.lock().unwrap() = Some(Instant::now());
+        }
+    })
+    .await;
+    assert_ne!(fleet.cluster.master_of_slot(slot), victim);
+    assert_every_publish_delivered_once(&load);
+    let stats = bps[1].diagnostics().redis.unwrap();
+    assert!(stats.recoveries >= 1, "{stats:?}");
+    println!(
+        "failover under load: {} publishes, {} failed while the slot had no master",
+        load.sent.len(),
+        load.failed,
+    );
+    let _ = killed_at;
+}
