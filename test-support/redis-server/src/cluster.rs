@@ -9,6 +9,7 @@
 //! let master = cluster.master_of_slot(0);          // the node index serving slot 0
 //! cluster.kill(master);                            // SIGKILL: its replica takes over
 //! cluster.wait_until_healthy();                    // every slot served again
+//! cluster.restart(master);                         // back, as the new master's replica
 //! # drop(seeds);
 //! ```
 
@@ -201,8 +202,18 @@ impl RedisCluster {
         self.nodes[index].kill();
     }
 
-    /// Waits until every running node says `cluster_state:ok` and every slot is served by a
-    /// running master.
+    /// Starts node `index` again after [`kill`](Self::kill), empty, on the same port with its
+    /// cluster configuration: a master that was failed over rejoins as its successor's replica.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::restart`].
+    pub fn restart(&mut self, index: usize) {
+        self.nodes[index].restart();
+    }
+
+    /// Waits until every running node says `cluster_state:ok`, every running replica is in
+    /// sync with its master, and every slot is served by a running master.
     ///
     /// # Panics
     ///
@@ -218,6 +229,10 @@ impl RedisCluster {
             let all_ok = self.live().all(|(_, node)| {
                 node.try_cmd(&["CLUSTER", "INFO"])
                     .is_ok_and(|info| info.contains("cluster_state:ok"))
+                    && node.try_cmd(&["INFO", "replication"]).is_ok_and(|info| {
+                        // A replica counts once it is in sync with its master.
+                        info.contains("role:master") || info.contains("master_link_status:up")
+                    })
             });
             let served: u32 = self
                 .masters()

@@ -27,6 +27,7 @@ use crate::backplane::error::{BackplaneError, ErrorKind};
 /// | [reconnect backoff](Self::with_reconnect_backoff) | 100 ms doubling to 5 s, with jitter |
 /// | [health check](Self::with_health_check_interval) of the pub/sub connection | every 5 s |
 /// | [subscriber buffer](Self::with_subscriber_buffer) | 1,024 events |
+/// | [replica acknowledgements](Self::with_replica_acks) awaited by each publish | 0 (none) |
 ///
 /// # Examples
 ///
@@ -57,6 +58,7 @@ pub struct RedisConfig {
     pub(super) reconnect_max: Duration,
     pub(super) health_check: Duration,
     pub(super) subscriber_buffer: usize,
+    pub(super) replica_acks: u32,
     pub(super) replay: ReplayConfig,
     /// Further nodes to ask for a cluster's layout when the first one (`client`) cannot answer.
     pub(super) seeds: Vec<Client>,
@@ -134,6 +136,7 @@ impl RedisConfig {
             reconnect_max: Duration::from_secs(5),
             health_check: Duration::from_secs(5),
             subscriber_buffer: 1024,
+            replica_acks: 0,
             replay: ReplayConfig::default(),
             seeds: Vec::new(),
         }
@@ -233,6 +236,23 @@ impl RedisConfig {
         self
     }
 
+    /// Sets how many replicas must have received each publish before it succeeds: after each
+    /// script call, the publisher sends `WAIT <replicas> <command timeout>`, and when fewer
+    /// replicas acknowledged in time, the call's publishes fail with [`ErrorKind::Timeout`]
+    /// (they were published, and may or may not survive a failover). `0`, the default, waits
+    /// for none, as Redis does.
+    ///
+    /// Redis replicates asynchronously: when a master dies, a publish it acknowledged may not
+    /// have reached the replica promoted in its place, and is lost without anyone knowing. With
+    /// `1` on a cluster whose masters each have a replica, a publish that succeeded survives the
+    /// failover of its master (unless that replica fails too), at the cost of one more round
+    /// trip per script call.
+    #[must_use]
+    pub fn with_replica_acks(mut self, replicas: u32) -> Self {
+        self.replica_acks = replicas;
+        self
+    }
+
     /// Sets how history is replayed: page size, shared reads and the read budget of this instance
     /// (see [`replay`](crate::backplane::replay)). History reads use a connection of their own,
     /// so they never wait behind publishes, nor publishes behind them.
@@ -321,6 +341,7 @@ impl RedisConfig {
             reconnect_max: self.reconnect_max,
             health_check: self.health_check,
             buffer: self.subscriber_buffer,
+            replica_acks: self.replica_acks,
         }
     }
 
@@ -362,6 +383,7 @@ impl fmt::Debug for RedisConfig {
             )
             .field("health_check", &self.health_check)
             .field("subscriber_buffer", &self.subscriber_buffer)
+            .field("replica_acks", &self.replica_acks)
             .field("replay", &self.replay)
             .finish()
     }
@@ -379,6 +401,7 @@ pub(super) struct Settings {
     pub(super) reconnect_max: Duration,
     pub(super) health_check: Duration,
     pub(super) buffer: usize,
+    pub(super) replica_acks: u32,
 }
 
 impl Settings {

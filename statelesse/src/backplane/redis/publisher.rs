@@ -342,9 +342,11 @@ impl Sender {
         let mut con = shared.publisher.clone();
         let script = &shared.scripts.publish;
         let count = indices.len();
-        let reply =
-            tokio::time::timeout(settings.call_timeout(), evalsha(script, &command, &mut con))
-                .await;
+        let reply = tokio::time::timeout(settings.call_timeout(), async {
+            let reply = evalsha(script, &command, &mut con).await?;
+            replicated(&mut con, settings).await.map(|()| reply)
+        })
+        .await;
         match reply {
             Err(_) => (0..count)
                 .map(|_| Err(BackplaneError::new(ErrorKind::Timeout)))
@@ -421,6 +423,32 @@ impl Drop for Sender {
             queue.busy = false;
             queue.waiting.clear();
         }
+    }
+}
+
+/// Waits until the configured number of replicas received every write of `con` so far, when
+/// one is configured (`WAIT`); a timeout error when fewer did within the command timeout.
+async fn replicated(con: &mut ConnectionManager, settings: &Settings) -> Result<(), RedisError> {
+    if settings.replica_acks == 0 {
+        return Ok(());
+    }
+    let timeout_ms = u64::try_from(settings.command_timeout.as_millis()).unwrap_or(u64::MAX);
+    let acked: u64 = ::redis::cmd("WAIT")
+        .arg(settings.replica_acks)
+        .arg(timeout_ms)
+        .query_async(con)
+        .await?;
+    if acked >= u64::from(settings.replica_acks) {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "published, but acknowledged by {acked} of the {} replicas required",
+                settings.replica_acks
+            ),
+        )
+        .into())
     }
 }
 
