@@ -69,6 +69,7 @@ async fn run(options: Options, pinning: Pinning) -> Result<(), BoxError> {
             "s4" => s4(&env).await?,
             "s5" => s5(&env).await?,
             "s6" => s6(&env).await?,
+            "cluster" => crate::cluster::cluster(&env).await?,
             other => return Err(format!("unknown scenario `{other}`").into()),
         };
         let mut table = table;

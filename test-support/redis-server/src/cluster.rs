@@ -51,21 +51,7 @@ impl RedisCluster {
     ///
     /// When a node cannot start, `redis-cli` fails, or the cluster is not ready in time.
     pub fn try_start() -> io::Result<Self> {
-        let args = [
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            "1000",
-            // A replica promoted after its master was killed may have missed nothing: there is
-            // no persistence, so any age of its data is fine for the election.
-            "--cluster-replica-validity-factor",
-            "0",
-        ];
-        let nodes = (0..6)
-            .map(|_| RedisServer::try_start_with(&args))
-            .collect::<io::Result<Vec<_>>>()?;
+        let nodes = start_nodes(6)?;
         let addresses: Vec<String> = nodes
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port()))
@@ -81,6 +67,42 @@ impl RedisCluster {
                 "redis-cli --cluster create failed: {}",
                 String::from_utf8_lossy(&output.stdout)
             )));
+        }
+        let cluster = Self { nodes };
+        cluster.try_wait_until_healthy()?;
+        Ok(cluster)
+    }
+
+    /// Starts `masters` nodes on free ports without replicas, each serving an equal share of
+    /// the slots (`CLUSTER MEET`, `CLUSTER ADDSLOTSRANGE`), and waits until the cluster is
+    /// healthy: one master is a cluster of one shard, for comparing shard counts.
+    ///
+    /// # Errors
+    ///
+    /// When `masters` is 0, a node cannot start or refuses a step, or the cluster is not ready
+    /// within 30 seconds.
+    pub fn try_start_masters(masters: usize) -> io::Result<Self> {
+        let count = u16::try_from(masters)
+            .ok()
+            .filter(|count| (1..=SLOTS).contains(count))
+            .ok_or_else(|| io::Error::other("a cluster needs 1 to 16,384 masters"))?;
+        let nodes = start_nodes(masters)?;
+        for node in &nodes[1..] {
+            nodes[0].try_cmd(&["CLUSTER", "MEET", "127.0.0.1", &node.port().to_string()])?;
+        }
+        for (index, node) in (0..count).zip(&nodes) {
+            let start = (SLOTS / count) * index;
+            let end = if index + 1 == count {
+                SLOTS - 1
+            } else {
+                start + SLOTS / count - 1
+            };
+            node.try_cmd(&[
+                "CLUSTER",
+                "ADDSLOTSRANGE",
+                &start.to_string(),
+                &end.to_string(),
+            ])?;
         }
         let cluster = Self { nodes };
         cluster.try_wait_until_healthy()?;
@@ -109,8 +131,10 @@ impl RedisCluster {
         self.masters()
             .into_iter()
             .find(|(_, slots)| slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
-            .map(|(index, _)| index)
-            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
+            .map_or_else(
+                || panic!("no master serves slot {slot}"),
+                |(index, _)| index,
+            )
     }
 
     /// The running masters: each one's index and the slot ranges it serves.
@@ -253,10 +277,38 @@ impl RedisCluster {
         }
     }
 
+    /// The process ids of the running nodes, for reading their CPU time.
+    #[must_use]
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(RedisServer::pid).collect()
+    }
+
     fn live(&self) -> impl Iterator<Item = (usize, &RedisServer)> {
         self.nodes
             .iter()
             .enumerate()
             .filter(|(_, node)| node.pid().is_some())
     }
+}
+
+/// How many hash slots a Redis Cluster has.
+const SLOTS: u16 = 16_384;
+
+/// Starts `count` cluster-enabled nodes, not yet joined.
+fn start_nodes(count: usize) -> io::Result<Vec<RedisServer>> {
+    let args = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "1000",
+        // A replica promoted after its master was killed may have missed nothing: there is no
+        // persistence, so any age of its data is fine for the election.
+        "--cluster-replica-validity-factor",
+        "0",
+    ];
+    (0..count)
+        .map(|_| RedisServer::try_start_with(&args))
+        .collect()
 }

@@ -405,6 +405,13 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_of_one_master_serves_every_slot() {
+        let cluster = super::RedisCluster::try_start_masters(1).unwrap();
+        assert_eq!(cluster.masters(), [(0, vec![(0, 16_383)])]);
+        assert_eq!(cluster.master_of_slot(12_182), 0);
+    }
+
+    #[test]
     fn a_cluster_has_three_masters_serving_every_slot_and_survives_a_killed_one() {
         let mut cluster = super::RedisCluster::start();
         let masters = cluster.masters();
