@@ -118,7 +118,7 @@ async fn run(env: &Env, shards: usize, count: u64) -> Result<(f64, f64, Vec<f64>
             }
         })
         .await;
-    let published = count as f64 / start.elapsed().as_secs_f64();
+    let publish_rate = count as f64 / start.elapsed().as_secs_f64();
     loop {
         let stalled = last_delivery
             .lock()
@@ -146,5 +146,5 @@ async fn run(env: &Env, shards: usize, count: u64) -> Result<(f64, f64, Vec<f64>
     if failed > 0 || delivered < count {
         return Err(format!("{failed} publishes failed, {delivered} of {count} delivered").into());
     }
-    Ok((published, delivered as f64 / delivery_secs, redis_cpu))
+    Ok((publish_rate, delivered as f64 / delivery_secs, redis_cpu))
 }

@@ -385,6 +385,14 @@ impl fmt::Debug for RedisConfig {
             .field("subscriber_buffer", &self.subscriber_buffer)
             .field("replica_acks", &self.replica_acks)
             .field("replay", &self.replay)
+            .field(
+                "seeds",
+                &self
+                    .seeds
+                    .iter()
+                    .map(|seed| seed.get_connection_info().addr().to_string())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

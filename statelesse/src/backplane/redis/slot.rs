@@ -7,7 +7,7 @@
 /// How many hash slots a Redis Cluster has.
 pub(super) const SLOTS: u16 = 16_384;
 
-/// The hash slot of `name`: CRC16 (XModem) of the part between the first `{` and the next `}`
+/// The hash slot of `name`: CRC16 (the XMODEM variant) of the part between the first `{` and the next `}`
 /// when that part is not empty, else of the whole name, modulo [`SLOTS`].
 pub(super) fn key_slot(name: &[u8]) -> u16 {
     let hashed = name
@@ -22,7 +22,7 @@ pub(super) fn key_slot(name: &[u8]) -> u16 {
     crc16(hashed) % SLOTS
 }
 
-/// CRC16-CCITT (XModem): polynomial `0x1021`, initial value 0, as Redis Cluster uses.
+/// CRC16-CCITT, the XMODEM variant: polynomial `0x1021`, initial value 0, as Redis Cluster uses.
 fn crc16(bytes: &[u8]) -> u16 {
     let mut crc: u16 = 0;
     for &byte in bytes {
