@@ -8,7 +8,11 @@
 //! - `channels`: the per-channel state as plain data, whose methods return actions;
 //! - `publisher`: the commands on the publisher connection, and what a Redis error means;
 //! - `shared`: what the handle and the task share;
-//! - `envelope`: the names, envelope, stream entries and scripts on Redis; `config`: the settings.
+//! - `envelope`: the names, envelope, stream entries and scripts on Redis; `config`: the settings;
+//!   `slot`: Redis Cluster hash slots.
+//!
+//! `cluster` (feature `redis-cluster`) builds the transport for a Redis Cluster from these same
+//! pieces, one set per node.
 
 mod channels;
 #[cfg(feature = "redis-cluster")]
@@ -56,9 +60,9 @@ use subscriber::{Command, Subscriber};
 /// # Layout on Redis
 ///
 /// Every name starts with the configured prefix (default `statelesse`), and wraps the channel in
-/// a hash tag, so a channel's stream and messages share one Redis Cluster slot (sharded pub/sub
-/// can come later without changing the format). Channel names never contain `{` or `}` (keys
-/// are escaped), so the tag is exactly the channel.
+/// a hash tag, so a channel's stream and messages share one Redis Cluster slot (on a cluster,
+/// feature `redis-cluster`, the same names carry sharded pub/sub). Channel names never contain
+/// `{` or `}` (keys are escaped), so the tag is exactly the channel.
 ///
 /// | what | name | holds |
 /// |---|---|---|

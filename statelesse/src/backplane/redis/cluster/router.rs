@@ -32,8 +32,8 @@ use crate::backplane::transport::BoxFuture;
 /// The shortest wait between two reads of the slot map.
 const REFRESH_GAP: Duration = Duration::from_millis(100);
 
-/// How often the slot map is read while a node with wanted channels is unreachable: its slots
-/// get a new owner when a replica is promoted, which this notices within that.
+/// How often the slot map is read while a node's pub/sub connection is down: its slots get a
+/// new owner when a replica is promoted, which this notices within that.
 const DOWN_REFRESH: Duration = Duration::from_millis(250);
 
 /// The router task's state.
@@ -204,18 +204,14 @@ impl Router {
         if self.refreshing {
             return None;
         }
-        let node_down = {
-            let nodes = lock(&self.inner.nodes);
-            self.assigned.values().any(|address| {
-                nodes.get(address).is_some_and(|node| {
-                    !node
-                        .shared
-                        .stats
-                        .connected
-                        .load(std::sync::atomic::Ordering::Relaxed)
-                })
-            })
-        };
+        // Nodes are few (a cluster's masters, and those leaving): cheap to check each time.
+        let node_down = lock(&self.inner.nodes).values().any(|node| {
+            !node
+                .shared
+                .stats
+                .connected
+                .load(std::sync::atomic::Ordering::Relaxed)
+        });
         let wait = if self.refresh_due || !self.pending.is_empty() {
             REFRESH_GAP
         } else if node_down {
@@ -273,14 +269,11 @@ impl Router {
             self.rehome();
         }
         for (channel, waiters) in std::mem::take(&mut self.pending) {
-            let from = self.assigned.get(&channel).cloned();
-            match (self.owner(&channel), from) {
-                (Ok((address, _)), Some(from)) if address == from => {
-                    // Still named by the map: the node takes it back, and MOVED says otherwise.
-                    self.adopt_at(channel, waiters, &address);
-                }
-                (Ok((address, _)), _) => self.adopt_at(channel, waiters, &address),
-                (Err(err), _) => {
+            // Even when the map still names the node that gave it up: it takes it back, and a
+            // MOVED brings it here again, one map read later.
+            match self.owner(&channel) {
+                Ok((address, _)) => self.adopt_at(channel, waiters, &address),
+                Err(err) => {
                     for waiter in waiters {
                         let _ = waiter.send(Err(BackplaneError::with_source(
                             err.kind(),
