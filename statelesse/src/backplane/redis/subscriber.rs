@@ -361,10 +361,12 @@ impl Subscriber {
     /// carries every event again from now on.
     fn recover(&self, channel: &str) {
         let since = Instant::now();
+        // Counted first, so that a subscriber that saw the recovery (or the gap it ended in)
+        // sees it in the diagnostics.
+        self.shared.stats.recoveries.fetch_add(1, Ordering::Relaxed);
         if let Some(slot) = self.shared.hub.lock().get(channel) {
             slot.deliver(Delivery::Recover { since });
         }
-        self.shared.stats.recoveries.fetch_add(1, Ordering::Relaxed);
     }
 
     fn on_push(&mut self, push: Option<PushInfo>) {
