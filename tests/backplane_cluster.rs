@@ -18,7 +18,9 @@ use std::time::Duration;
 use statelesse::prelude::*;
 use statelesse::{ErrorKind, RedisConfig, SubscriptionError};
 use statelesse_test_redis::RedisCluster;
-use statelesse_tests::suite::{self, Fleet, PATIENCE, Setup, Tick, next_event};
+use statelesse_tests::suite::{
+    self, Fleet, PATIENCE, Setup, Tick, assert_sequence, collect, next_event, publish_all,
+};
 use tokio::time::Instant;
 
 /// How long the fault tests publish: `STATELESSE_SOAK=long` for minutes, else seconds.
@@ -217,6 +219,34 @@ async fn messages_are_sharded_publishes_not_broadcasts() {
     let stats = cluster.nodes()[owner].cmd(&["INFO", "commandstats"]);
     assert!(stats.contains("cmdstat_spublish"), "{stats}");
     assert!(!stats.contains("cmdstat_publish:"), "{stats}");
+}
+
+/// When a node drops an instance's pub/sub connection, the instance opens it again, subscribes
+/// its channels again, and its subscribers refill what was published meanwhile from history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shards_lost_connection_comes_back_and_loses_nothing() {
+    let fleet = OnCluster::start();
+    let bps = fleet.instances("t", 2, Setup::default()).await;
+    let cluster = &fleet.cluster;
+    let owner = cluster.master_of_slot(slot_of(cluster, "t", 2));
+    let mut subscription = Tick::stream(&bps[1], &2).await.unwrap();
+    publish_all(&bps[0], 2, [0]).await;
+    assert_eq!(next_event(&mut subscription).await.event.n, 0);
+    let killed = cluster.nodes()[owner].cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert_eq!(killed, "1");
+    publish_all(&bps[0], 2, 1..20).await;
+    assert_sequence(&collect(&mut subscription, 19).await, 2, 1..20);
+    let stats = bps[1].diagnostics().redis.unwrap();
+    let shard = stats
+        .shards
+        .iter()
+        .find(|shard| {
+            shard
+                .address
+                .ends_with(&format!(":{}", cluster.nodes()[owner].port()))
+        })
+        .unwrap();
+    assert_eq!((shard.reconnects, shard.recoveries), (1, 1), "{shard:?}");
 }
 
 /// What a load run saw: per subscriber, the `n`s received, in order.
