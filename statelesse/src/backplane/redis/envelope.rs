@@ -174,6 +174,7 @@ impl Scripts {
     /// The scripts for a Redis Cluster: the publish script `SPUBLISH`es instead of
     /// `PUBLISH`ing, so that a message reaches only the shard that owns its channel's slot
     /// (a classic `PUBLISH` in a cluster is broadcast to every node).
+    #[cfg(feature = "redis-cluster")]
     pub(super) fn sharded() -> Self {
         Self {
             publish: Script::new(&sharded(PUBLISH_LUA)),
@@ -232,6 +233,7 @@ impl Scripts {
 }
 
 /// `script` with its `PUBLISH` calls made `SPUBLISH`: the same script, on sharded pub/sub.
+#[cfg(any(feature = "redis-cluster", test))]
 fn sharded(script: &str) -> String {
     script.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
 }
