@@ -255,6 +255,8 @@ struct Load {
     failed: u64,
     /// The longest run of failed publishes, first failure to next success.
     outage: Duration,
+    /// The longest time a subscriber received nothing: how long its subscription was away.
+    silence: Duration,
     /// Gaps the subscribers were told of.
     gaps: usize,
     received: Vec<Vec<u64>>,
@@ -277,17 +279,25 @@ async fn under_load<F: std::future::Future<Output = ()>>(
         let mut last = last_rx.clone();
         readers.push(tokio::spawn(async move {
             let (mut got, mut gaps): (Vec<u64>, usize) = (Vec::new(), 0);
+            let (mut previous, mut silence) = (None::<Instant>, Duration::ZERO);
             loop {
                 if let Some(last) = *last.borrow()
                     && got.last() == Some(&last)
                 {
-                    return (got, gaps);
+                    return (got, gaps, silence);
                 }
                 tokio::select! {
                     item = tokio::time::timeout(PATIENCE, stream.next()) => {
                         let item = item.unwrap_or_else(|_| panic!("stalled after {:?}", got.last()));
                         match item.unwrap() {
-                            Ok(received) => got.push(received.event.n),
+                            Ok(received) => {
+                                got.push(received.event.n);
+                                let now = Instant::now();
+                                if let Some(previous) = previous {
+                                    silence = silence.max(now - previous);
+                                }
+                                previous = Some(now);
+                            }
                             Err(SubscriptionError::Gap(_)) => gaps += 1,
                             Err(err) => panic!("{err} after {:?}", got.last()),
                         }
@@ -336,16 +346,18 @@ async fn under_load<F: std::future::Future<Output = ()>>(
     stop.store(true, Ordering::Relaxed);
     let (sent, failed, outage) = sender.await.unwrap();
     last_tx.send_replace(Some(*sent.last().unwrap()));
-    let (mut received, mut gaps) = (Vec::new(), 0);
+    let (mut received, mut gaps, mut silence) = (Vec::new(), 0, Duration::ZERO);
     for reader in readers {
-        let (got, gapped) = reader.await.unwrap();
+        let (got, gapped, quiet) = reader.await.unwrap();
         received.push(got);
         gaps += gapped;
+        silence = silence.max(quiet);
     }
     Load {
         sent,
         failed,
         outage,
+        silence,
         gaps,
         received,
     }
@@ -396,11 +408,13 @@ async fn resharding_a_busy_channels_slot_loses_and_duplicates_nothing() {
     let stats = bps[1].diagnostics().redis.unwrap();
     assert!(stats.migrations >= 1, "{stats:?}");
     println!(
-        "reshard under load: {} publishes delivered, {} failed (for {:?}), {} migrations seen",
+        "reshard under load: {} publishes delivered, {} failed (for {:?}), {} migrations seen; \
+         subscribers received nothing for at most {:?}",
         load.sent.len(),
         load.failed,
         load.outage,
-        stats.migrations
+        stats.migrations,
+        load.silence
     );
 }
 
@@ -440,9 +454,10 @@ async fn a_killed_master_fails_over_and_subscriptions_come_back_by_themselves() 
     let stats = bps[1].diagnostics().redis.unwrap();
     assert!(stats.recoveries >= 1, "{stats:?}");
     println!(
-        "failover under load: replica promoted {promoted_after:?} after the kill; publishes \
-         failed for {:?} (until the promoted master had a replica in sync again); {} \
-         publishes delivered, {} failed, {} gaps told",
+        "failover under load: replica promoted {promoted_after:?} after the kill; subscribers \
+         received nothing for at most {:?}; publishes failed for {:?} (until the promoted \
+         master had a replica in sync again); {} publishes delivered, {} failed, {} gaps told",
+        load.silence,
         load.outage,
         load.sent.len(),
         load.failed,
