@@ -822,7 +822,7 @@ async fn a_publish_without_the_replica_acks_asked_for_fails_as_a_timeout() {
     let config = |prefix: &str| {
         fleet
             .config(prefix, &Setup::default())
-            .with_command_timeout(Duration::from_millis(300))
+            .with_command_timeout(Duration::from_secs(1))
             .with_replica_acks(1)
     };
     let bp = Backplane::redis(config("alone")).await.unwrap();

@@ -237,8 +237,8 @@ impl RedisConfig {
     }
 
     /// Sets how many replicas must have received each publish before it succeeds: after each
-    /// script call, the publisher sends `WAIT <replicas> <command timeout>`, and when fewer
-    /// replicas acknowledged in time, the call's publishes fail with [`ErrorKind::Timeout`]
+    /// script call, the publisher sends `WAIT <replicas> <half the command timeout>`, and when
+    /// fewer replicas acknowledged in time, the call's publishes fail with [`ErrorKind::Timeout`]
     /// (they were published, and may or may not survive a failover). `0`, the default, waits
     /// for none, as Redis does.
     ///

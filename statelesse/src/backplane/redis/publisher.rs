@@ -427,12 +427,15 @@ impl Drop for Sender {
 }
 
 /// Waits until the configured number of replicas received every write of `con` so far, when
-/// one is configured (`WAIT`); a timeout error when fewer did within the command timeout.
+/// one is configured (`WAIT`); a timeout error when fewer did within half the command timeout
+/// (half, so that Redis answers before the connection's own timeout for the reply fires).
 async fn replicated(con: &mut ConnectionManager, settings: &Settings) -> Result<(), RedisError> {
     if settings.replica_acks == 0 {
         return Ok(());
     }
-    let timeout_ms = u64::try_from(settings.command_timeout.as_millis()).unwrap_or(u64::MAX);
+    let timeout_ms = u64::try_from(settings.command_timeout.as_millis() / 2)
+        .unwrap_or(u64::MAX)
+        .max(1);
     let acked: u64 = ::redis::cmd("WAIT")
         .arg(settings.replica_acks)
         .arg(timeout_ms)
