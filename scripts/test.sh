@@ -21,6 +21,8 @@ apt_install() {
 }
 
 command -v redis-server >/dev/null || apt_install redis-server
+# The observability test's Prometheus (tests/ts/prometheus.test.ts).
+command -v prometheus >/dev/null || apt_install prometheus
 if [[ -f package-lock.json ]]; then
     command -v chromium >/dev/null || apt_install chromium
     step "npm ci"
@@ -35,7 +37,7 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "each feature of statelesse alone"
 cargo check -p statelesse --no-default-features --locked
-for feature in macros axum redis redis-cluster typescript uuid; do
+for feature in macros axum redis redis-cluster typescript uuid metrics; do
     cargo check -p statelesse --no-default-features --features "$feature" --locked
 done
 cargo test -p statelesse --no-default-features --features macros --lib --locked -q

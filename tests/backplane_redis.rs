@@ -550,7 +550,9 @@ async fn concurrent_publishes_share_script_calls() {
         calls <= 40,
         "{calls} script calls for 400 concurrent publishes"
     );
-    assert!(ids.iter().all(|id| *id > warm[0]));
+    // Ids order events within a channel; across channels (room 9 then rooms 0..4) only their
+    // milliseconds do.
+    assert!(ids.iter().all(|id| id.millis() >= warm[0].millis()));
     for (room, subscription) in (0..4).zip(&mut rooms) {
         let received = collect(subscription, 100).await;
         assert!(received.windows(2).all(|w| w[0].id < w[1].id));
@@ -574,6 +576,95 @@ async fn publish_many_is_one_script_call() {
     let results = bp.publish_many(&events).await.unwrap();
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(evalsha_calls(&fleet.server), 1);
+}
+
+/// The events one call publishes to one channel are one stream entry and one envelope: the
+/// last takes the entry's id, each earlier one that id and how many follow it, so ids still
+/// increase in publish order, and another instance receives every event, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_published_together_to_a_channel_are_one_stream_entry_and_one_envelope() {
+    let fleet = OnRedis::start();
+    let prefix = fleet.next_prefix();
+    let bps = fleet.instances(&prefix, 2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut subscription = Tick::stream(b, &1).await.unwrap();
+    let events: Vec<Tick> = (0..5).map(|n| Tick { room: 1, n }).collect();
+    let ids: Vec<EventId> = a
+        .publish_many(&events)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let entry = ids[4].to_string();
+    assert_eq!(ids[0].to_string(), format!("{entry}-4"));
+    let key = stream_key(&prefix, 1);
+    assert_eq!(fleet.server.cmd(&["XLEN", &key]), "1");
+    let received = collect(&mut subscription, 5).await;
+    assert_sequence(&received, 1, 0..5);
+    let got: Vec<EventId> = received.iter().map(|r| r.id).collect();
+    assert_eq!(got, ids);
+}
+
+/// A client that stopped inside a stream entry resumes exactly after its last event: the rest of
+/// that entry, then what follows, with no gap and no duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_from_inside_a_stream_entry_gets_exactly_the_events_after_it() {
+    let fleet = OnRedis::start();
+    let bps = fleet.backplanes(1, Setup::default()).await;
+    let bp = &bps[0];
+    let events: Vec<Tick> = (0..5).map(|n| Tick { room: 1, n }).collect();
+    let ids: Vec<EventId> = bp
+        .publish_many(&events)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    publish_all(bp, 1, [5]).await;
+    let mut resumed = bp
+        .subscribe_after(&Tick::channel(&1), Some(ids[1]))
+        .await
+        .unwrap();
+    let received = collect(&mut resumed, 4).await;
+    assert_sequence(&received, 1, 2..6);
+    assert_eq!(received[0].id, ids[2]);
+}
+
+/// With history off, a client that stopped inside an entry missed the rest of it, which no
+/// history holds: its resume is a gap; one that saw the entry's last event resumes without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_off_a_resume_from_inside_an_entry_is_a_gap() {
+    let fleet = OnRedis::start();
+    let setup = Setup {
+        history_len: 0,
+        ..Setup::default()
+    };
+    let bps = fleet.backplanes(1, setup).await;
+    let bp = &bps[0];
+    let events: Vec<Tick> = (0..3).map(|n| Tick { room: 1, n }).collect();
+    let ids: Vec<EventId> = bp
+        .publish_many(&events)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let channel = Tick::channel(&1);
+    let limits = PageLimits::new(100, 1 << 20);
+    let inside = bp
+        .transport()
+        .history_page(channel.name(), ids[0], limits)
+        .await
+        .unwrap();
+    assert!(!inside.complete && inside.events.is_empty());
+    let at_end = bp
+        .transport()
+        .history_page(channel.name(), ids[2], limits)
+        .await
+        .unwrap();
+    assert!(at_end.complete && at_end.events.is_empty());
 }
 
 /// An event whose stream key holds another type fails alone, with a typed error naming its
@@ -643,29 +734,24 @@ async fn a_refused_script_call_fails_every_event_of_its_batch() {
 async fn the_publish_script_checks_its_arguments_before_its_first_write() {
     let server = RedisServer::start();
     let script = statelesse::__bench::PUBLISH_SCRIPT;
-    let good = ["p:{a}", "E", "{}"];
+    let body = statelesse::__bench::publish_batch_body(&[("E", b"{}")]);
+    let body = std::str::from_utf8(&body).unwrap();
     let cases: [(&str, &[&str]); 4] = [
         (
             "missing arguments",
-            &["1000", "0", "11", good[0], good[1], good[2], "p:{b}", "E"],
+            &["1000", "0", "11", "p:{a}", body, "p:{b}"],
         ),
         (
             "bad refresh flags",
-            &[
-                "1000", "0", "1x", good[0], good[1], good[2], "p:{b}", "E", "{}",
-            ],
+            &["1000", "0", "1x", "p:{a}", body, "p:{b}", body],
         ),
         (
             "bad TTL",
-            &[
-                "1000", "-1", "10", good[0], good[1], good[2], "p:{b}", "E", "{}",
-            ],
+            &["1000", "-1", "10", "p:{a}", body, "p:{b}", body],
         ),
         (
             "bad history length",
-            &[
-                "1e3", "0", "10", good[0], good[1], good[2], "p:{b}", "E", "{}",
-            ],
+            &["1e3", "0", "10", "p:{a}", body, "p:{b}", body],
         ),
     ];
     for (what, argv) in cases {
@@ -771,10 +857,10 @@ async fn foreign_garbage_is_counted_and_skipped() {
     let name = pubsub_name(&prefix, 1);
     for garbage in [
         "hello",
-        "statelesse/2\nnot-an-id\nTick\n{}",
-        "statelesse/2\n1-1\nbad\rname\n{}",
-        "statelesse/1\n1-1\nTick\n{\"room\":1,\"n\":0}",
-        "statelesse/3\n1-1\nTick\n{}",
+        "statelesse/3\nnot-an-id\n1\nTick\n2\n{}",
+        "statelesse/3\n1-1\n1\nbad\rname\n2\n{}",
+        "statelesse/2\n1-1\nTick\n{\"room\":1,\"n\":0}",
+        "statelesse/4\n1-1\n1\nTick\n2\n{}",
     ] {
         assert_eq!(fleet.server.cmd(&["PUBLISH", &name, garbage]), "1");
     }
@@ -806,9 +892,13 @@ async fn a_forged_far_future_id_is_dropped_and_does_not_mute_the_channel() {
     let bps = fleet.instances(&prefix, 1, Setup::default()).await;
     let bp = &bps[0];
     let mut subscription = Tick::stream(bp, &1).await.unwrap();
-    let forged = "statelesse/2\n18446744073709551615-0\nTick\n{\"room\":1,\"n\":666}";
+    let data = r#"{"room":1,"n":666}"#;
+    let forged = format!(
+        "statelesse/3\n18446744073709551615-0\n1\nTick\n{}\n{data}",
+        data.len()
+    );
     let name = pubsub_name(&prefix, 1);
-    assert_eq!(fleet.server.cmd(&["PUBLISH", &name, forged]), "1");
+    assert_eq!(fleet.server.cmd(&["PUBLISH", &name, &forged]), "1");
     publish_all(bp, 1, [1]).await;
     assert_eq!(next_event(&mut subscription).await.event.n, 1);
     assert_eq!(redis_stats(bp).malformed_messages, 1);
@@ -1161,4 +1251,24 @@ fn a_lazy_backplane_outside_a_runtime_is_a_config_error() {
     let config = RedisConfig::new("redis://127.0.0.1:1/").unwrap();
     let err = Backplane::redis_lazy(config).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err:?}");
+}
+
+/// An event name that would break the framing of the events sharing its stream entry (a line
+/// break) is refused before anything is sent, and the events published with it go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_name_with_a_line_break_is_refused_before_it_is_sent() {
+    let fleet = OnRedis::start();
+    let bps = fleet.backplanes(1, Setup::default()).await;
+    let transport = bps[0].transport();
+    let events = ["Tick", "Ti\nck", "Tick"].map(|name| {
+        statelesse::backplane::transport::OutgoingEvent::new(
+            "c",
+            name.into(),
+            bytes::Bytes::from_static(b"{}"),
+        )
+    });
+    let results = transport.publish_many(events.to_vec()).await;
+    assert_eq!(results[1].as_ref().unwrap_err().kind(), ErrorKind::Encode);
+    let ids = [&results[0], &results[2]].map(|r| *r.as_ref().unwrap());
+    assert!(ids[0] < ids[1]);
 }

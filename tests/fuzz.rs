@@ -114,25 +114,45 @@ fn id_like_text() -> impl Strategy<Value = String> {
 // The Redis envelope decoder
 // ---------------------------------------------------------------------------------------------
 
-/// A valid envelope and what it carries.
+/// A valid envelope of one event and what it carries.
 fn envelope() -> impl Strategy<Value = (Vec<u8>, EventId, String, Vec<u8>)> {
-    (any_event_id(), sse_event_name(), hostile_bytes())
-        .prop_map(|(id, event, data)| (encode_envelope(id, &event, &data), id, event, data))
+    (any_event_id(), sse_event_name(), hostile_bytes()).prop_map(|(id, event, data)| {
+        (
+            encode_envelope(id, &[(event.as_str(), data.as_slice())]),
+            id,
+            event,
+            data,
+        )
+    })
 }
 
-/// What `decode` promises for any payload it accepts: a name SSE can carry, and a message that
-/// encodes to an envelope decoding to the same message.
-fn check_decoded(message: &Message) -> Result<(), TestCaseError> {
-    let name = message.event();
-    prop_assert!(
-        !name.is_empty() && !name.contains(['\r', '\n', '\0']),
-        "{name:?}"
-    );
-    let again = encode_envelope(message.id(), name, message.data());
-    let again = decode_envelope(&Bytes::from(again)).expect("a decoded message re-encodes");
-    prop_assert_eq!(again.id(), message.id());
-    prop_assert_eq!(again.event(), name);
-    prop_assert_eq!(again.data(), message.data());
+/// What `decode` promises for any payload it accepts: names SSE can carry, ids increasing to
+/// the envelope's, and messages that encode to an envelope decoding to the same messages.
+fn check_decoded(messages: &[Message]) -> Result<(), TestCaseError> {
+    let Some(last) = messages.last() else {
+        prop_assert!(false, "an envelope of no event");
+        return Ok(());
+    };
+    for message in messages {
+        let name = message.event();
+        prop_assert!(
+            !name.is_empty() && !name.contains(['\r', '\n', '\0']),
+            "{name:?}"
+        );
+    }
+    prop_assert!(messages.windows(2).all(|w| w[0].id() < w[1].id()));
+    let events: Vec<(&str, &[u8])> = messages
+        .iter()
+        .map(|m| (m.event(), m.data().as_ref()))
+        .collect();
+    let again = encode_envelope(last.id(), &events);
+    let again = decode_envelope(&Bytes::from(again)).expect("decoded messages re-encode");
+    prop_assert_eq!(again.len(), messages.len());
+    for (again, message) in again.iter().zip(messages) {
+        prop_assert_eq!(again.id(), message.id());
+        prop_assert_eq!(again.event(), message.event());
+        prop_assert_eq!(again.data(), message.data());
+    }
     Ok(())
 }
 
@@ -161,7 +181,9 @@ proptest! {
 
     #[test]
     fn envelope_round_trips_any_id_event_name_and_data((payload, id, event, data) in envelope()) {
-        let message = decode_envelope(&Bytes::from(payload)).expect("a valid envelope decodes");
+        let messages = decode_envelope(&Bytes::from(payload)).expect("a valid envelope decodes");
+        prop_assert_eq!(messages.len(), 1);
+        let message = &messages[0];
         prop_assert_eq!(message.id(), id);
         prop_assert_eq!(message.event(), event);
         prop_assert_eq!(&message.data()[..], &data[..]);
@@ -173,7 +195,9 @@ proptest! {
         cut in any::<prop::sample::Index>(),
     ) {
         let truncated = Bytes::copy_from_slice(&payload[..cut.index(payload.len())]);
-        if let Some(message) = decode_envelope(&truncated) {
+        if let Some(messages) = decode_envelope(&truncated) {
+            prop_assert_eq!(messages.len(), 1);
+            let message = &messages[0];
             prop_assert_eq!(message.id(), id);
             prop_assert_eq!(message.event(), event);
             prop_assert!(data.starts_with(message.data()));
@@ -203,13 +227,16 @@ proptest! {
     #![proptest_config(config(2048))]
 
     #[test]
-    fn event_id_parses_only_two_runs_of_digits_around_one_dash(text in id_like_text()) {
+    fn event_id_parses_only_two_or_three_runs_of_digits_between_dashes(text in id_like_text()) {
         if let Ok(id) = text.parse::<EventId>() {
-            let (millis, seq) = text.split_once('-').unwrap();
+            let parts: Vec<&str> = text.split('-').collect();
             let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-            prop_assert!(digits(millis) && digits(seq), "{text:?} parsed as {id}");
-            prop_assert_eq!(millis.parse::<u64>().unwrap(), id.millis());
-            prop_assert_eq!(seq.parse::<u64>().unwrap(), id.seq());
+            prop_assert!(
+                (parts.len() == 2 || parts.len() == 3) && parts.iter().all(|p| digits(p)),
+                "{text:?} parsed as {id}"
+            );
+            prop_assert_eq!(parts[0].parse::<u64>().unwrap(), id.millis());
+            prop_assert_eq!(parts[1].parse::<u64>().unwrap(), id.seq());
         }
     }
 

@@ -2,11 +2,11 @@
 //! `example-game-events` on every build that changes them; an unchanged client is not rewritten.
 
 // Linking the events crate is what puts its events in the registry that the manifest reads.
-use example_game_events::GameSnapshot;
+use example_game_events::{GameEvent, GameSnapshot};
 
 fn main() -> Result<(), statelesse::manifest::ManifestError> {
     println!("cargo::rerun-if-changed=build.rs");
     statelesse::manifest::Manifest::collect()
-        .with_type::<GameSnapshot>()
+        .with_snapshot::<GameEvent, GameSnapshot>()
         .write("web/events.js")
 }

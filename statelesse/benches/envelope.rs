@@ -1,8 +1,8 @@
-//! The Redis envelope, `statelesse/2\n<id>\n<event>\n<data>`: decoded once per message per
-//! instance (the data stays a zero-copy slice of the payload).
+//! The Redis envelope of one event, `statelesse/3\n<id>\n1\n<event>\n<length>\n<data>`: decoded
+//! once per message per instance (the data stays a zero-copy slice of the payload).
 //!
-//! The envelope is built by the publish script inside Redis, not in Rust; `encode` is the same
-//! layout built in Rust, the reference for what `decode` reads (S5 of the load benchmark measures
+//! The envelope is built by the publisher (its body) and the publish script inside Redis (its
+//! header); `encode` is the same layout built in Rust, the reference for what `decode` reads (S5 of the load benchmark measures
 //! the script).
 //!
 //! Run with: `cargo bench -p statelesse --features redis --bench envelope`
@@ -21,14 +21,13 @@ fn envelope(c: &mut Criterion) {
     for len in [100, 1024] {
         let filler = "x".repeat(len - 48);
         let data = format!(r#"{{"room":42,"seq":123456,"sent_ns":987654321,"text":"{filler}"}}"#);
-        let payload = Bytes::from(encode_envelope(id, "PlayerJoined", data.as_bytes()));
+        let payload = Bytes::from(encode_envelope(id, &[("PlayerJoined", data.as_bytes())]));
         group.throughput(Throughput::Bytes(payload.len() as u64));
         group.bench_with_input(BenchmarkId::new("encode", len), &data, |b, data| {
             b.iter(|| {
                 black_box(encode_envelope(
                     id,
-                    "PlayerJoined",
-                    black_box(data.as_bytes()),
+                    &[("PlayerJoined", black_box(data.as_bytes()))],
                 ))
             });
         });

@@ -1,7 +1,9 @@
 //! Building the `EVALSHA` command of one Redis publish batch: what the publisher does, per batch,
 //! before sending it. A batch of one is a lone publish; under load a batch holds everything that
 //! queued while the previous script call was in flight (up to 256 events). Throughput is in
-//! events, so the per-event cost of a batch reads next to a lone publish's.
+//! events, so the per-event cost of a batch reads next to a lone publish's. `command` spreads
+//! the events over 100 channels (one body each, as in S5 of `bench-load`); `one_channel` sends
+//! them all to one channel, framed into one body (a hot channel).
 //!
 //! The end-to-end figure (Redis included) is the binary's: `cargo run --release -p
 //! bench-redis-publish`, and S5 of `bench-load`.
@@ -25,6 +27,12 @@ fn publish_batch(c: &mut Criterion) {
             .collect();
         group.throughput(Throughput::Elements(size as u64));
         group.bench_with_input(BenchmarkId::new("command", size), &events, |b, events| {
+            b.iter(|| black_box(publish_batch_command(black_box(events))));
+        });
+        let hot: Vec<(&str, &str, &[u8])> = (0..size)
+            .map(|_| (channels[0].as_str(), "Tick", data.as_bytes()))
+            .collect();
+        group.bench_with_input(BenchmarkId::new("one_channel", size), &hot, |b, events| {
             b.iter(|| black_box(publish_batch_command(black_box(events))));
         });
     }

@@ -15,30 +15,43 @@ pub fn sse_frame(message: &Message) -> Option<Bytes> {
     crate::routes::frame::message(message)
 }
 
-/// Parses a Redis envelope, as an instance does once for each message it receives.
+/// Parses a Redis envelope into its events, as an instance does once for each message it
+/// receives.
 #[cfg(feature = "redis")]
 #[must_use]
-pub fn decode_envelope(payload: &Bytes) -> Option<Message> {
+pub fn decode_envelope(payload: &Bytes) -> Option<Vec<Message>> {
     crate::backplane::redis::envelope::decode(payload).ok()
 }
 
-/// Builds a Redis envelope the way the publish script does in Redis (not in Rust): the
-/// reference for what [`decode_envelope`] reads.
+/// Builds a Redis envelope of `events` (name, data) for the stream entry `id` the way the
+/// publisher and the publish script do together: the reference for what [`decode_envelope`]
+/// reads.
 #[cfg(feature = "redis")]
 #[must_use]
-pub fn encode_envelope(id: crate::EventId, event: &str, data: &[u8]) -> Vec<u8> {
-    crate::backplane::redis::envelope::encode(id, event, data)
+pub fn encode_envelope(id: crate::EventId, events: &[(&str, &[u8])]) -> Vec<u8> {
+    crate::backplane::redis::envelope::encode(id, events)
 }
 
-/// The Lua script every Redis publish runs (`EVALSHA`), a batch of one or more events, for
-/// measuring it alone on a server. KEYS: the stream of each event. ARGV: history length, ttl in ms
-/// (0 = none), one `0`/`1` per event (refresh its TTL), then per event: pub/sub channel, event
-/// name, data.
+/// The Lua script every Redis publish runs (`EVALSHA`), a batch of one or more channels, for
+/// measuring it alone on a server. KEYS: the stream of each channel. ARGV: history length, ttl
+/// in ms (0 = none), one `0`/`1` per channel (refresh its TTL), then per channel: pub/sub
+/// channel, body (see [`publish_batch_body`]).
 #[cfg(feature = "redis")]
 pub const PUBLISH_SCRIPT: &str = crate::backplane::redis::envelope::PUBLISH_LUA;
 
+/// The body of a channel batch of `events` (name, data), as the publisher writes it for the
+/// publish script: one argument carrying every event of one channel.
+#[cfg(feature = "redis")]
+#[must_use]
+pub fn publish_batch_body(events: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    crate::backplane::redis::envelope::write_body(&mut body, events);
+    body
+}
+
 /// Builds the `EVALSHA` command of one publish batch of `events` (channel, event name, data)
-/// under the prefix `bench`, as the publisher does before sending it; returns its encoded size.
+/// under the prefix `bench`, as the publisher does before sending it (the events of one channel
+/// in one entry); returns its encoded size.
 #[cfg(feature = "redis")]
 #[must_use]
 pub fn publish_batch_command(events: &[(&str, &str, &[u8])]) -> usize {
@@ -61,6 +74,8 @@ pub fn sse_body(
         subscription,
         kind,
         malformed: std::sync::Arc::default(),
+        metrics: crate::telemetry::EventMetrics::new("bench", kind.name()).route(),
+        span: tracing::Span::none(),
     };
     EventStream::new(
         std::collections::VecDeque::new(),

@@ -57,7 +57,7 @@
 //! # TypeScript
 //!
 //! With the `typescript` feature, `statelesse::manifest::Manifest` generates a typed
-//! `EventSource` client of every event in the program, from the registry (nothing listed by hand)
+//! client (over `fetch`, no dependency) of every event in the program, from the registry (nothing listed by hand)
 //! and the payloads' ts-rs types: one `.ts` module, or an ES module `.js` with its `.d.ts`, and a
 //! JSON manifest for other generators. Every event then needs `#[derive(TS)]`. A build script of a
 //! crate that depends on the events' crate regenerates it on every build; see the `manifest`
@@ -74,6 +74,11 @@
 //! | `redis-tls` | `rediss://` (TLS) for the Redis transport, with rustls | no |
 //! | `typescript` | the TypeScript manifest and client | no |
 //! | `uuid` | [`ChannelKey`] for `uuid::Uuid` | no |
+//! | `metrics` | metrics through the `metrics` facade (series in `docs/observability.md`) | no |
+//!
+//! Whatever the features, [`Backplane::health`] says whether an instance can serve (the `axum`
+//! feature adds `routes::readiness`, a probe route), and connections and publishes run in
+//! `tracing` spans.
 //!
 //! The `examples/` directory of the repository holds runnable examples, one concept each.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -83,6 +88,7 @@ pub mod backplane;
 mod channel;
 mod diagnostics;
 mod event;
+mod health;
 mod id;
 mod key;
 #[cfg(feature = "typescript")]
@@ -94,6 +100,7 @@ pub mod registry;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod routes;
+mod telemetry;
 mod variant;
 
 #[doc(hidden)]
@@ -118,6 +125,7 @@ pub use backplane::{Backplane, DEFAULT_MAX_PAYLOAD, Replay, SseEventExt};
 pub use channel::Channel;
 pub use diagnostics::{Diagnostics, RedisDiagnostics, ShardDiagnostics};
 pub use event::{EventKind, SseEvent};
+pub use health::{Health, HealthStatus};
 pub use id::{EventId, ParseEventIdError};
 pub use key::{ChannelKey, KeyParseError, escape_key, unescape_key};
 pub use message::Message;

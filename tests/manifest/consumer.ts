@@ -11,13 +11,15 @@ import {
   subscribePlayerJoined,
   type GameEventMessage,
   type PlayerLeft,
-  type SseClose,
   type SseError,
   type SseGap,
+  type SseHttpError,
+  type SseStatus,
+  type SseSubscription,
 } from "./expected.js";
 
 const seen: unknown[] = [];
-const closers: SseClose[] = [];
+const closers: SseSubscription[] = [];
 
 closers.push(
   subscribePlayerJoined(
@@ -46,25 +48,51 @@ closers.push(
       onError(error: SseError) {
         if (error.kind === "decode") {
           seen.push(error.event, error.data);
+        } else if (error.kind === "http") {
+          const status: number = error.status;
+          seen.push(status);
         } else {
           const willRetry: boolean = error.willRetry;
-          seen.push(willRetry);
+          const retryInMs: number | null = error.retryInMs;
+          const status: null = error.status;
+          seen.push(willRetry, retryInMs, status);
         }
       },
       onOpen() {
         seen.push("open");
       },
+      onStatusChange(status: SseStatus) {
+        seen.push(status);
+      },
     },
     {
       baseUrl: "https://api.example.com",
       lastEventId: "1700000000000-0",
-      withCredentials: true,
+      credentials: "include",
       reconnectDelayMs: 500,
       maxReconnectDelayMs: 10_000,
+      pauseWhenHidden: false,
       EventSource: globalThis.EventSource,
     },
   ),
 );
+
+// Headers, static or from an async function called before each connect; a new token after a 401.
+let token = "first";
+closers.push(
+  subscribePlayerJoined(
+    42,
+    {
+      async onAuthError(error: SseHttpError) {
+        if (error.status !== 401) return;
+        token = await Promise.resolve("refreshed");
+        return { headers: { authorization: `Bearer ${token}` } };
+      },
+    },
+    { headers: async () => ({ authorization: `Bearer ${token}` }) },
+  ),
+);
+closers.push(subscribePlayerJoined(42, { onAuthError: () => undefined }, { headers: { "x-api-key": "k" } }));
 
 // An enum stream: one handler per variant, and a discriminated union for all of them; the
 // snapshot's type is the caller's.
@@ -176,5 +204,32 @@ closers.push(
     },
   }),
 );
+
+closers.push(
+  // @ts-expect-error: header values are strings
+  subscribePlayerJoined(42, {}, { headers: { "x-retries": 3 } }),
+);
+closers.push(
+  // @ts-expect-error: credentials are fetch's
+  subscribePlayerJoined(42, {}, { credentials: "always" }),
+);
+closers.push(
+  subscribePlayerJoined(42, {
+    // @ts-expect-error: onAuthError returns headers, not a token
+    onAuthError: () => "token",
+  }),
+);
+closers.push(
+  subscribePlayerJoined(42, {
+    // @ts-expect-error: there is no "failed" status
+    onStatusChange: (status) => status === "failed",
+  }),
+);
+const subscription = subscribeAnnouncement({});
+const status: SseStatus = subscription.status;
+seen.push(status);
+// @ts-expect-error: status is read-only
+subscription.status = "open";
+subscription.close();
 
 for (const close of closers) close();

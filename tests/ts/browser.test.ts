@@ -62,18 +62,8 @@ async function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promi
   }
 }
 
-test("the game page shows live events through the generated client, across a lost connection", { timeout: 60_000 }, async (t) => {
-  const app = await startGame();
-  let proxy: Proxy | undefined;
-  let browser: Browser | undefined;
-  // The browser first, so that it does not reconnect to a stopped server meanwhile.
-  t.after(async () => {
-    await browser?.close();
-    await proxy?.close();
-    await app.stop();
-  });
-  proxy = await startProxy(app.url);
-  browser = await chromium.launch({
+function launch(): Promise<Browser> {
+  return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: [
@@ -86,6 +76,20 @@ test("the game page shows live events through the generated client, across a los
       "--disable-sync",
     ],
   });
+}
+
+test("the game page shows live events through the generated client, across a lost connection", { timeout: 60_000 }, async (t) => {
+  const app = await startGame();
+  let proxy: Proxy | undefined;
+  let browser: Browser | undefined;
+  // The browser first, so that it does not reconnect to a stopped server meanwhile.
+  t.after(async () => {
+    await browser?.close();
+    await proxy?.close();
+    await app.stop();
+  });
+  proxy = await startProxy(app.url);
+  browser = await launch();
   const page = await browser.newPage({ locale: "en-GB" });
   const problems: string[] = [];
   page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
@@ -141,8 +145,99 @@ test("the game page shows live events through the generated client, across a los
     ]);
   });
   assert.equal((await shown(page)).snapshots, 1, "a resuming stream gets no snapshot");
-  const reopened = `GET /sse/game/${gameId}?lastEventId=${encodeURIComponent(events[4]?.split(" ")[0] ?? "")} HTTP/1.1`;
-  assert.ok(proxy.requests.includes(reopened), `the page reopened its stream with ${reopened}`);
+  const lastSeen = events[4]?.split(" ")[0];
+  assert.ok(
+    proxy.received.some(
+      (request) => request.line === `GET /sse/game/${gameId} HTTP/1.1` && request.headers["last-event-id"] === lastSeen,
+    ),
+    `the page reopened its stream with Last-Event-ID: ${lastSeen}`,
+  );
   // Chromium reports the lost connections as console errors; only errors of the page's own code count.
   assert.deepEqual(problems, []);
+});
+
+/** Opens a keyless stream from the page with the page's client, recording its statuses and errors in `window`. */
+async function subscribeInPage(page: Page): Promise<void> {
+  await page.evaluate(async () => {
+    const url = "/events.js";
+    const client = (await import(url)) as typeof import("#game/events.js");
+    const record = window as unknown as { statuses: string[]; errors: number };
+    record.statuses = [];
+    record.errors = 0;
+    client.subscribeSystemAnnouncement({
+      onStatusChange: (status) => record.statuses.push(status),
+      onError: () => (record.errors += 1),
+    });
+  });
+}
+
+async function recorded(page: Page): Promise<{ statuses: string[]; errors: number }> {
+  return page.evaluate(() => {
+    const record = window as unknown as { statuses: string[]; errors: number };
+    return { statuses: [...record.statuses], errors: record.errors };
+  });
+}
+
+/**
+ * Sets `document.visibilityState` as a browser does when its tab is hidden or shown, and fires
+ * `visibilitychange`: a headless browser has no tab strip to hide a page with.
+ */
+async function setVisibility(page: Page, state: "hidden" | "visible"): Promise<void> {
+  await page.evaluate((state) => {
+    Object.defineProperty(document, "visibilityState", { configurable: true, get: () => state });
+    Object.defineProperty(document, "hidden", { configurable: true, get: () => state === "hidden" });
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, state);
+}
+
+test("a hidden tab does not reconnect until it is visible again", { timeout: 60_000 }, async (t) => {
+  const app = await startGame();
+  const proxy = await startProxy(app.url);
+  const browser = await launch();
+  t.after(async () => {
+    await browser.close();
+    await proxy.close();
+    await app.stop();
+  });
+  const page = await browser.newPage();
+  await page.goto(proxy.url);
+  await subscribeInPage(page);
+  await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open"]));
+  const streams = () => proxy.received.filter((request) => request.line.startsWith("GET /sse/system/")).length;
+  // The page's own announcement stream and this one.
+  await eventually(async () => assert.equal(streams(), 2));
+
+  await setVisibility(page, "hidden");
+  proxy.cut();
+  proxy.restore();
+  await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open", "reconnecting"]));
+  await new Promise((resolve) => setTimeout(resolve, 1000)); // ten retry windows of the server's 100 ms
+  assert.equal(streams(), 2, "no request while hidden");
+  assert.deepEqual((await recorded(page)).statuses, ["open", "reconnecting"]);
+
+  await setVisibility(page, "visible");
+  await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open", "reconnecting", "open"]));
+  assert.equal(streams(), 4, "both streams reopened once visible");
+});
+
+test("an offline page waits for the network instead of retrying", { timeout: 60_000 }, async (t) => {
+  const app = await startGame();
+  const browser = await launch();
+  t.after(async () => {
+    await browser.close();
+    await app.stop();
+  });
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(app.url);
+  await subscribeInPage(page);
+  await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open"]));
+
+  await context.setOffline(true);
+  await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open", "reconnecting"]));
+  await new Promise((resolve) => setTimeout(resolve, 1000)); // ten retry windows of the server's 100 ms
+  assert.equal((await recorded(page)).errors, 1, "one error: no attempt while offline");
+
+  await context.setOffline(false);
+  await eventually(async () => assert.deepEqual((await recorded(page)).statuses, ["open", "reconnecting", "open"]));
 });

@@ -1,9 +1,10 @@
 // The generated client of the game example (examples/game/web/events.js + events.d.ts, written
-// by the example's build.rs) in Node, with the `eventsource` package, against the running game.
+// by the example's build.rs) in Node, against the running game: with its default transport
+// (`fetch`), and with the `eventsource` package's class as `options.EventSource`.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { EventSource, type EventSourceInit } from "eventsource";
+import { EventSource } from "eventsource";
 
 import {
   subscribeGameEvent,
@@ -13,35 +14,30 @@ import {
   type GameEventMessage,
   type GameSnapshot,
   type SseError,
-  type SseEventSourceConstructor,
   type SseOptions,
+  type SseStatus,
 } from "#game/events.js";
-import { startProxy } from "./proxy.js";
-import { startGame, until, type Game } from "./server.js";
+import { startProxy, type Proxy, type Received } from "./proxy.js";
+import { startGame, until, type Game, type GameFlags } from "./server.js";
 
 type After = { after(fn: () => Promise<void> | void): void };
 
-async function game(t: After): Promise<Game> {
-  const started = await startGame();
+async function game(t: After, flags: GameFlags = {}): Promise<Game> {
+  const started = await startGame(flags);
   t.after(() => started.stop());
   return started;
 }
 
-function options(baseUrl: string, EventSourceImpl: SseEventSourceConstructor = EventSource): SseOptions {
-  return { baseUrl, EventSource: EventSourceImpl, reconnectDelayMs: 100 };
+function options(baseUrl: string, more: SseOptions = {}): SseOptions {
+  return { baseUrl, reconnectDelayMs: 100, ...more };
 }
 
-/** The `eventsource` class, sending `cookie` with every request (as a browser would). */
-function withCookie(cookie: string): SseEventSourceConstructor {
-  return class extends EventSource {
-    constructor(url: string | URL, init?: EventSourceInit) {
-      super(url, {
-        ...init,
-        fetch: (input, request) => fetch(input, { ...request, headers: { ...request.headers, cookie } }),
-      });
-    }
-  };
+/** The stream requests of `path` that went through `proxy`, e.g. `/sse/game/7`. */
+function streamRequests(proxy: Proxy, path: string): Received[] {
+  return proxy.received.filter((request) => request.line.startsWith(`GET ${path} `) || request.line.startsWith(`GET ${path}?`));
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Event ids are `{millis}-{seq}`: compares them as numbers. */
 function increasing(ids: string[]): boolean {
@@ -75,9 +71,10 @@ test("the game stream: the snapshot, then every API call's event, typed, in orde
   const log: string[] = [];
   const messages: GameEventMessage[] = [];
   const ids: string[] = [];
-  const close = subscribeGameEvent<GameSnapshot>(
+  const close = subscribeGameEvent(
     gameId,
     {
+      // Typed by the manifest (`with_snapshot`): the page names no type.
       onSnapshot: (snapshot) => snapshots.push(snapshot),
       // Each handler gets its variant's payload type.
       onPlayerJoined: (joined) => log.push(`joined ${joined.player.toUpperCase()}`),
@@ -160,7 +157,7 @@ test("a per-user stream opens with that user's cookie only", async (t) => {
   const close = subscribeNotification(
     "ada",
     { onOpen: () => (opened += 1), onEvent: (notification) => texts.push(notification.text) },
-    options(app.url, withCookie(await app.login("ada"))),
+    options(app.url, { headers: { cookie: await app.login("ada") } }),
   );
   t.after(close);
 
@@ -169,7 +166,7 @@ test("a per-user stream opens with that user's cookie only", async (t) => {
   const closeBob = subscribeNotification(
     "bob",
     { onOpen: () => (bobOpened = true), onError: (error) => denied.push(error) },
-    { ...options(app.url, withCookie(await app.login("ada"))), reconnect: false },
+    options(app.url, { headers: { cookie: await app.login("ada") } }),
   );
   t.after(closeBob);
 
@@ -179,8 +176,8 @@ test("a per-user stream opens with that user's cookie only", async (t) => {
   await until(() => texts.length === 1, "ada's notification");
   assert.deepEqual(texts, [`you have 2 points in game ${gameId}`]);
   assert.equal(bobOpened, false);
-  const [error] = denied;
-  assert.ok(error !== undefined && error.kind === "connection" && !error.willRetry);
+  assert.deepEqual(denied, [{ kind: "http", status: 403, willRetry: false, retryInMs: null }]);
+  assert.equal(closeBob.status, "closed");
 });
 
 test("a keyless stream takes no key, and close stops it", async (t) => {
@@ -197,77 +194,95 @@ test("a keyless stream takes no key, and close stops it", async (t) => {
   await until(() => texts.length === 2, "two announcements");
 
   close();
+  close.close(); // again: nothing
   await app.announce("after close");
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await sleep(200);
   assert.deepEqual(texts, ["hello", `game ${gameId} is open`]);
+  assert.equal(close.status, "closed");
 });
 
-test("after the connection drops, the client resumes after the last id: every event once", async (t) => {
-  const app = await game(t);
-  const proxy = await startProxy(app.url);
-  t.after(() => proxy.close());
-  const gameId = await app.createGame();
+/** The transports of the client: its default, and the `eventsource` package's class. */
+const TRANSPORTS = {
+  fetch: {},
+  EventSource: { EventSource },
+} satisfies Record<string, SseOptions>;
 
-  const ids: string[] = [];
-  const seen: string[] = [];
-  const errors: SseError[] = [];
-  let opened = 0;
-  let snapshots = 0;
-  let gaps = 0;
-  const close = subscribeGameEvent(
-    gameId,
-    {
-      onOpen: () => (opened += 1),
-      onSnapshot: () => (snapshots += 1),
-      onEvent(message, id) {
-        ids.push(id);
-        seen.push(describe(message));
+/** The last id a stream request carried: the `Last-Event-ID` header, or `?lastEventId=` for `EventSource`. */
+function sentId(request: Received | undefined): string | null {
+  if (request === undefined) return null;
+  const query = /[?&]lastEventId=([^& ]*)/.exec(request.line);
+  return query?.[1] !== undefined ? decodeURIComponent(query[1]) : (request.headers["last-event-id"] ?? null);
+}
+
+for (const [transport, transportOptions] of Object.entries(TRANSPORTS)) {
+  test(`${transport}: after the connection drops, the client resumes after the last id: every event once`, async (t) => {
+    const app = await game(t);
+    const proxy = await startProxy(app.url);
+    t.after(() => proxy.close());
+    const gameId = await app.createGame();
+
+    const ids: string[] = [];
+    const seen: string[] = [];
+    const errors: SseError[] = [];
+    let opened = 0;
+    let snapshots = 0;
+    let gaps = 0;
+    const close = subscribeGameEvent(
+      gameId,
+      {
+        onOpen: () => (opened += 1),
+        onSnapshot: () => (snapshots += 1),
+        onEvent(message, id) {
+          ids.push(id);
+          seen.push(describe(message));
+        },
+        onError: (error) => errors.push(error),
+        onGap: () => (gaps += 1),
       },
-      onError: (error) => errors.push(error),
-      onGap: () => (gaps += 1),
-    },
-    options(proxy.url),
-  );
-  t.after(close);
-  await until(() => opened === 1 && snapshots === 1, "the stream to open");
+      options(proxy.url, transportOptions),
+    );
+    t.after(close);
+    await until(() => opened === 1 && snapshots === 1, "the stream to open");
 
-  const published: string[] = [];
-  for (const player of ["p1", "p2", "p3"]) published.push(await app.join(gameId, player));
-  await until(() => ids.length === 3, "the first 3 events");
+    const published: string[] = [];
+    for (const player of ["p1", "p2", "p3"]) published.push(await app.join(gameId, player));
+    await until(() => ids.length === 3, "the first 3 events");
 
-  proxy.cut();
-  await until(() => errors.length === 1, "the client to see the connection fail");
-  // Published straight to the server while the client is cut off: it must get them from history.
-  for (const player of ["p4", "p5", "p6"]) published.push(await app.join(gameId, player));
-  published.push(await app.score(gameId, "p1", 10));
-  proxy.restore();
-  await until(() => ids.length >= 7, "the events published while away");
-  for (const player of ["p7", "p8"]) published.push(await app.join(gameId, player));
-  await until(() => ids.length >= 9, "live events after the resume");
-  await new Promise((resolve) => setTimeout(resolve, 100)); // and no more
+    proxy.cut();
+    await until(() => errors.length === 1, "the client to see the connection fail");
+    // Published straight to the server while the client is cut off: it must get them from history.
+    for (const player of ["p4", "p5", "p6"]) published.push(await app.join(gameId, player));
+    published.push(await app.score(gameId, "p1", 10));
+    proxy.restore();
+    await until(() => ids.length >= 7, "the events published while away");
+    for (const player of ["p7", "p8"]) published.push(await app.join(gameId, player));
+    await until(() => ids.length >= 9, "live events after the resume");
+    await new Promise((resolve) => setTimeout(resolve, 100)); // and no more
 
-  assert.deepEqual(ids, published, "every event once, in order");
-  assert.deepEqual(seen, [
-    "p1 joined",
-    "p2 joined",
-    "p3 joined",
-    "p4 joined",
-    "p5 joined",
-    "p6 joined",
-    "p1 has 10",
-    "p7 joined",
-    "p8 joined",
-  ]);
-  assert.equal(gaps, 0);
-  assert.equal(snapshots, 1, "a resuming connection gets no snapshot");
-  assert.ok(opened >= 2);
-  const [error] = errors;
-  assert.ok(error !== undefined && error.kind === "connection" && error.willRetry);
-  // The first request had no id; the one that opened the stream again carried the last id seen.
-  const streams = proxy.requests.filter((line) => line.startsWith(`GET /sse/game/${gameId}`));
-  assert.equal(streams[0], `GET /sse/game/${gameId} HTTP/1.1`);
-  assert.equal(streams.at(-1), `GET /sse/game/${gameId}?lastEventId=${encodeURIComponent(published[2]!)} HTTP/1.1`);
-});
+    assert.deepEqual(ids, published, "every event once, in order");
+    assert.deepEqual(seen, [
+      "p1 joined",
+      "p2 joined",
+      "p3 joined",
+      "p4 joined",
+      "p5 joined",
+      "p6 joined",
+      "p1 has 10",
+      "p7 joined",
+      "p8 joined",
+    ]);
+    assert.equal(gaps, 0);
+    assert.equal(snapshots, 1, "a resuming connection gets no snapshot");
+    assert.ok(opened >= 2);
+    const [error] = errors;
+    assert.ok(error !== undefined && error.kind === "connection" && error.willRetry);
+    // The first request had no id; the one that opened the stream again carried the last id seen.
+    const streams = streamRequests(proxy, `/sse/game/${gameId}`);
+    assert.equal(sentId(streams[0]), null);
+    assert.equal(sentId(streams.at(-1)), published[2]);
+  });
+}
+
 
 test("a gap's id becomes the last id: an id from the future brings one gap, not one per reconnect", async (t) => {
   const app = await game(t);
@@ -302,6 +317,226 @@ test("a gap's id becomes the last id: an id from the future brings one gap, not 
 
   assert.deepEqual(ids, [next]);
   assert.equal(gaps, 1, "no second gap after reopening");
-  const streams = proxy.requests.filter((line) => line.startsWith(`GET /sse/game/${gameId}`));
-  assert.equal(streams.at(-1), `GET /sse/game/${gameId}?lastEventId=${encodeURIComponent(end)} HTTP/1.1`);
+  assert.equal(sentId(streamRequests(proxy, `/sse/game/${gameId}`).at(-1)), end);
+});
+
+test("a 503 with Retry-After is waited out, then the stream opens", async (t) => {
+  const app = await game(t, { maxStreams: 1, retryMs: 2000 });
+  const proxy = await startProxy(app.url);
+  t.after(() => proxy.close());
+  let firstOpen = false;
+  const first = subscribeSystemAnnouncement({ onOpen: () => (firstOpen = true) }, options(app.url));
+  t.after(first);
+  await until(() => firstOpen, "the first stream to take the only slot");
+
+  const errors: SseError[] = [];
+  const statuses: SseStatus[] = [];
+  let opened = false;
+  const second = subscribeSystemAnnouncement(
+    { onOpen: () => (opened = true), onError: (error) => errors.push(error), onStatusChange: (s) => statuses.push(s) },
+    options(proxy.url),
+  );
+  t.after(second);
+  await until(() => errors.length === 1, "the 503");
+  first();
+  await until(() => opened, "the stream to open once the slot is free", 10_000);
+
+  const [error] = errors;
+  assert.ok(error !== undefined && error.kind === "http", JSON.stringify(error));
+  assert.equal(error.status, 503);
+  assert.equal(error.willRetry, true);
+  // `Retry-After: 2`, plus up to a tenth so that clients refused together do not return together.
+  assert.ok(error.retryInMs !== null && error.retryInMs >= 2000 && error.retryInMs <= 2200, `${error.retryInMs}`);
+  // Two requests, or more if the server had not yet seen the first stream go when the second came.
+  const requests = streamRequests(proxy, "/sse/system/system-announcement");
+  assert.ok(requests.length >= 2);
+  const waited = requests[1]!.at - requests[0]!.at;
+  assert.ok(waited >= 2000, `the second request came ${waited} ms after the first`);
+  assert.deepEqual(statuses, ["reconnecting", "open"]);
+  t.diagnostic(`waited ${Math.round(waited)} ms after a 503 with Retry-After: 2`);
+});
+
+test("a 401 is not retried: the stream closes and says why", async (t) => {
+  const app = await game(t);
+  const proxy = await startProxy(app.url);
+  t.after(() => proxy.close());
+  const errors: SseError[] = [];
+  const statuses: SseStatus[] = [];
+  const subscription = subscribeNotification(
+    "ada",
+    { onError: (error) => errors.push(error), onStatusChange: (status) => statuses.push(status) },
+    options(proxy.url),
+  );
+  t.after(subscription);
+  await until(() => subscription.status === "closed", "the stream to close");
+  await sleep(500); // five retry windows: no second request
+
+  assert.deepEqual(errors, [{ kind: "http", status: 401, willRetry: false, retryInMs: null }]);
+  assert.deepEqual(statuses, ["closed"]);
+  assert.equal(streamRequests(proxy, "/sse/user/ada/notification").length, 1);
+});
+
+test("a 401 is retried once with the headers onAuthError returns", async (t) => {
+  const app = await game(t);
+  const gameId = await app.createGame();
+  const token = await app.token("ada");
+  const proxy = await startProxy(app.url);
+  t.after(() => proxy.close());
+  const asked: number[] = [];
+  const texts: string[] = [];
+  const close = subscribeNotification(
+    "ada",
+    {
+      async onAuthError(error) {
+        asked.push(error.status);
+        return { headers: { authorization: `Bearer ${await Promise.resolve(token)}` } };
+      },
+      onEvent: (notification) => texts.push(notification.text),
+    },
+    options(proxy.url),
+  );
+  t.after(close);
+  await until(() => close.status === "open", "the stream to open with the new token");
+  await app.join(gameId, "ada");
+  await app.score(gameId, "ada", 3);
+  await until(() => texts.length === 1, "ada's notification");
+
+  assert.deepEqual(asked, [401]);
+  const requests = streamRequests(proxy, "/sse/user/ada/notification");
+  assert.deepEqual(
+    requests.map((request) => request.headers["authorization"] ?? null),
+    [null, `Bearer ${token}`],
+  );
+});
+
+test("a 401 after onAuthError's headers is not retried again", async (t) => {
+  const app = await game(t);
+  const proxy = await startProxy(app.url);
+  t.after(() => proxy.close());
+  let asked = 0;
+  const errors: SseError[] = [];
+  const close = subscribeNotification(
+    "ada",
+    {
+      onAuthError: () => {
+        asked += 1;
+        return { headers: { authorization: "Bearer forged" } };
+      },
+      onError: (error) => errors.push(error),
+    },
+    options(proxy.url),
+  );
+  t.after(close);
+  await until(() => close.status === "closed", "the stream to close");
+
+  assert.equal(asked, 1);
+  assert.deepEqual(errors, [
+    { kind: "http", status: 401, willRetry: true, retryInMs: 0 },
+    { kind: "http", status: 401, willRetry: false, retryInMs: null },
+  ]);
+  assert.equal(streamRequests(proxy, "/sse/user/ada/notification").length, 2);
+});
+
+test("a token in the headers function reaches the route's authorize hook", async (t) => {
+  const app = await game(t);
+  const gameId = await app.createGame();
+  await app.join(gameId, "ada");
+  const tokens = { ada: await app.token("ada"), bob: await app.token("bob") };
+  let calls = 0;
+  const texts: string[] = [];
+  const close = subscribeNotification(
+    "ada",
+    { onEvent: (notification) => texts.push(notification.text) },
+    options(app.url, {
+      headers: async () => {
+        calls += 1;
+        return { authorization: `Bearer ${await Promise.resolve(tokens.ada)}` };
+      },
+    }),
+  );
+  t.after(close);
+  const errors: SseError[] = [];
+  const bob = subscribeNotification(
+    "ada",
+    { onError: (error) => errors.push(error) },
+    options(app.url, { headers: { authorization: `Bearer ${tokens.bob}` } }),
+  );
+  t.after(bob);
+  await until(() => close.status === "open" && bob.status === "closed", "ada's stream to open, bob's to be refused");
+  await app.score(gameId, "ada", 1);
+  await until(() => texts.length === 1, "ada's notification");
+
+  assert.equal(calls, 1);
+  assert.deepEqual(errors, [{ kind: "http", status: 403, willRetry: false, retryInMs: null }]);
+});
+
+test("the server's retry hint starts the backoff window", async (t) => {
+  const app = await game(t, { retryMs: 500 });
+  const proxy = await startProxy(app.url);
+  t.after(() => proxy.close());
+  const errors: SseError[] = [];
+  let opened = 0;
+  // Without the hint the first window would be a minute: a wait under 500 ms is then a 1 in 120 chance.
+  const close = subscribeSystemAnnouncement(
+    { onOpen: () => (opened += 1), onError: (error) => errors.push(error) },
+    options(proxy.url, { reconnectDelayMs: 60_000, maxReconnectDelayMs: 60_000 }),
+  );
+  t.after(close);
+  for (let cut = 1; cut <= 5; cut += 1) {
+    await until(() => opened === cut, `the stream to open (${cut})`);
+    proxy.cut();
+    proxy.restore();
+  }
+  await until(() => opened === 6, "the stream to open again");
+
+  assert.equal(errors.length, 5);
+  for (const error of errors) {
+    assert.ok(error.kind === "connection" && error.willRetry, JSON.stringify(error));
+    assert.ok(error.retryInMs !== null && error.retryInMs <= 500, `waited ${error.retryInMs} ms`);
+  }
+});
+
+test("100 clients reconnecting after a server restart spread over the backoff window", async (t) => {
+  const retryMs = 1000;
+  let app = await startGame({ retryMs });
+  t.after(() => app.stop());
+  const proxy = await startProxy(app.url);
+  t.after(() => proxy.close());
+  const clients = Array.from({ length: 100 }, () => {
+    const client = { opened: 0, waits: [] as number[], close: () => {} };
+    client.close = subscribeSystemAnnouncement(
+      {
+        onOpen: () => (client.opened += 1),
+        onError: (error) => {
+          if (error.kind !== "decode" && error.retryInMs !== null) client.waits.push(error.retryInMs);
+        },
+      },
+      options(proxy.url),
+    );
+    return client;
+  });
+  t.after(() => clients.forEach((client) => client.close()));
+  await until(() => clients.every((client) => client.opened === 1), "100 streams to open", 10_000);
+
+  // A rolling restart: the new instance is up when the old one shuts down and ends its streams.
+  const next = await startGame({ retryMs });
+  proxy.retarget(next.url);
+  const stopped = performance.now();
+  await app.stop();
+  app = next;
+  await until(() => clients.every((client) => client.opened === 2), "100 streams to open again", 10_000);
+
+  const waits = clients.map((client) => client.waits[0] ?? -1).sort((a, b) => a - b);
+  assert.ok(waits.every((wait) => wait >= 0 && wait < retryMs), `every first wait is within the window: ${waits.join(" ")}`);
+  // Full jitter: uniform over the window. 100 draws within half of it has a chance of 2^-99.
+  assert.ok(waits.at(-1)! - waits[0]! > retryMs / 2, `waits spread: ${waits[0]}..${waits.at(-1)} ms`);
+  const arrivals = proxy.received
+    .filter((request) => request.at > stopped && request.line.startsWith("GET /sse/system/"))
+    .map((request) => Math.round(request.at - stopped))
+    .sort((a, b) => a - b);
+  const quantile = (q: number) => arrivals[Math.min(arrivals.length - 1, Math.floor(q * arrivals.length))];
+  t.diagnostic(
+    `100 clients, retry ${retryMs} ms: reconnects arrived ${arrivals[0]}..${arrivals.at(-1)} ms after the restart ` +
+      `(p10 ${quantile(0.1)}, p50 ${quantile(0.5)}, p90 ${quantile(0.9)}); planned waits ${waits[0]}..${waits.at(-1)} ms`,
+  );
 });

@@ -8,19 +8,31 @@ export interface Proxy {
   url: string;
   /** The request line of every HTTP request that went through, e.g. `GET /sse/game/7 HTTP/1.1`. */
   requests: string[];
+  /** Every HTTP request that went through: its line, its headers (names in lower case), when it came. */
+  received: Received[];
   /** Closes every open connection, and every new one until `restore`. */
   cut(): void;
   /** Forwards new connections again. */
   restore(): void;
+  /** Forwards new connections to `target` from now on, e.g. a restarted server. */
+  retarget(target: string): void;
   close(): Promise<void>;
+}
+
+export interface Received {
+  line: string;
+  headers: Record<string, string>;
+  /** `performance.now()` when its first bytes came. */
+  at: number;
 }
 
 const REQUEST_LINE = /^[A-Z]+ \S+ HTTP\/1\.[01]$/;
 
 export async function startProxy(target: string): Promise<Proxy> {
-  const { hostname, port } = new URL(target);
+  let upstreamUrl = new URL(target);
   const sockets = new Set<Socket>();
   const requests: string[] = [];
+  const received: Received[] = [];
   let cut = false;
 
   const server = createServer((client) => {
@@ -28,7 +40,7 @@ export async function startProxy(target: string): Promise<Proxy> {
       client.destroy();
       return;
     }
-    const upstream = createConnection({ host: hostname, port: Number(port) });
+    const upstream = createConnection({ host: upstreamUrl.hostname, port: Number(upstreamUrl.port) });
     const pair = [client, upstream];
     for (const socket of pair) {
       sockets.add(socket);
@@ -41,8 +53,16 @@ export async function startProxy(target: string): Promise<Proxy> {
       });
     }
     client.on("data", (chunk: Buffer) => {
-      const line = chunk.toString("latin1").split("\r\n", 1)[0] ?? "";
-      if (REQUEST_LINE.test(line)) requests.push(line);
+      const at = performance.now();
+      const [line = "", ...rest] = chunk.toString("latin1").split("\r\n\r\n", 1)[0]?.split("\r\n") ?? [];
+      if (!REQUEST_LINE.test(line)) return;
+      requests.push(line);
+      const headers: Record<string, string> = {};
+      for (const header of rest) {
+        const colon = header.indexOf(":");
+        if (colon > 0) headers[header.slice(0, colon).trim().toLowerCase()] = header.slice(colon + 1).trim();
+      }
+      received.push({ line, headers, at });
     });
     client.pipe(upstream);
     upstream.pipe(client);
@@ -61,9 +81,13 @@ export async function startProxy(target: string): Promise<Proxy> {
   return {
     url: `http://127.0.0.1:${address.port}`,
     requests,
+    received,
     cut: cutAll,
     restore() {
       cut = false;
+    },
+    retarget(next) {
+      upstreamUrl = new URL(next);
     },
     async close() {
       cutAll();

@@ -12,6 +12,8 @@ export interface Game {
   url: string;
   /** `POST /api/login`: the `cookie` header value that logs `player` in, e.g. `user=ada`. */
   login(player: string): Promise<string>;
+  /** A bearer token of `player`: the signed login cookie's value, which the server also takes as `Authorization: Bearer`. */
+  token(player: string): Promise<string>;
   /** `POST /api/games`: a new game's id. */
   createGame(): Promise<number>;
   /** `GET /api/games/{id}`: the game's state. */
@@ -26,12 +28,26 @@ export interface Game {
   stop(): Promise<void>;
 }
 
-export async function startGame(): Promise<Game> {
+/** How to start the game: its backplane and flags. */
+export interface GameFlags {
+  /** The Redis at this `redis://` URL; in memory when missing. */
+  redis?: string;
+  /** `--max-streams`. */
+  maxStreams?: number;
+  /** `--retry-ms` (the `retry` hint and `Retry-After`); default 100, so that clients reconnect quickly. */
+  retryMs?: number;
+}
+
+/** Starts the game with `flags`. */
+export async function startGame(flags: GameFlags = {}): Promise<Game> {
   const binary = resolve(process.env["CARGO_TARGET_DIR"] ?? "target", "debug", "example-game");
-  // In memory whatever the environment says; only warnings in the test output.
+  // The backplane the options say, whatever the environment says; only warnings in the test output.
   const env: NodeJS.ProcessEnv = { ...process.env, RUST_LOG: process.env["RUST_LOG"] ?? "warn" };
   delete env["GAME_REDIS"];
-  const child: ChildProcess = spawn(binary, ["--port", "0"], {
+  const args = ["--port", "0", "--retry-ms", String(flags.retryMs ?? 100)];
+  if (flags.redis !== undefined) args.push("--redis", flags.redis);
+  if (flags.maxStreams !== undefined) args.push("--max-streams", String(flags.maxStreams));
+  const child: ChildProcess = spawn(binary, args, {
     env,
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -60,12 +76,18 @@ export async function startGame(): Promise<Game> {
   const post = async <T>(path: string, body?: unknown): Promise<T> =>
     (await (await call("POST", path, body)).json()) as T;
 
+  const login = async (player: string): Promise<string> => {
+    const cookie = (await call("POST", "/api/login", { player })).headers.get("set-cookie");
+    if (cookie === null) throw new Error("login set no cookie");
+    return cookie.split(";")[0] ?? "";
+  };
+
   return {
     url,
-    async login(player) {
-      const cookie = (await call("POST", "/api/login", { player })).headers.get("set-cookie");
-      if (cookie === null) throw new Error("login set no cookie");
-      return cookie.split(";")[0] ?? "";
+    login,
+    async token(player) {
+      const cookie = await login(player);
+      return cookie.slice(cookie.indexOf("=") + 1);
     },
     createGame: async () => (await post<GameSnapshot>("/api/games")).gameId,
     game: async (gameId) => (await (await call("GET", `/api/games/${gameId}`)).json()) as GameSnapshot,

@@ -275,15 +275,7 @@ async fn s5(env: &Env) -> Result<Table, BoxError> {
         };
         let redis_cpu = procfs::cpu_seconds(env.redis_pid()?)? - redis_cpu;
         let own_cpu = procfs::cpu_seconds(std::process::id())? - own_cpu;
-        // Redis's own account of the calls: µs per call and events per call.
-        let command = if history.is_some() {
-            "evalsha"
-        } else {
-            "publish"
-        };
-        let per_call = command_stats(env, command)?
-            .map(|(calls, usec)| format!(" ({usec:.2} µs, {:.1})", count as f64 / calls as f64))
-            .unwrap_or_default();
+        let per_call = call_stats(env, history.is_some(), count)?;
         rows.push((
             label,
             rate,
@@ -307,18 +299,19 @@ async fn s5(env: &Env) -> Result<Table, BoxError> {
         "1.00".to_owned(),
     ]);
     // The ceiling of the publish script on this Redis, without any client in the way: one
-    // event per call (refreshing the TTL each time, as before batching), and batches of 32
-    // (refreshing the first only).
-    for batch in [1, 32] {
+    // event per call (refreshing the TTL each time), 32 channels of one event per call
+    // (refreshing the first only), and one channel of 32 events per call (a hot channel).
+    for (channels, per_channel) in [(1, 1), (32, 1), (1, 32)] {
+        let batch = channels * per_channel;
         for (label, history) in [("on (1,000)", "1000"), ("off", "0")] {
             env.redis.try_cmd(&["CONFIG", "RESETSTAT"])?;
-            let rate = script_benchmark(env, history, batch)?;
+            let rate = script_benchmark(env, history, channels, per_channel)?;
             let per_call = command_stats(env, "evalsha")?
                 .map(|(_, usec)| format!("{:.2} (call {usec:.2})", usec / batch as f64))
                 .unwrap_or_default();
             table.raw_row(&[
                 format!(
-                    "redis-benchmark -P 32 EVALSHA of the publish script, {batch} event(s) per call, history {label}"
+                    "redis-benchmark -P 32 EVALSHA of the publish script, {channels} channel(s) of {per_channel} event(s) per call, history {label}"
                 ),
                 format!("{rate:.0}"),
                 per_call,
@@ -584,32 +577,66 @@ async fn plain_publish(env: &Env, count: u64, in_flight: usize) -> Result<f64, B
 }
 
 /// `redis-benchmark -P 32` running statelesse's publish script over 100 streams with
-/// event-sized messages, `batch` events per call, history length `history` and a one-hour
-/// time-to-live (refreshed by the first event of each call): events per second.
-fn script_benchmark(env: &Env, history: &str, batch: usize) -> Result<f64, BoxError> {
+/// event-sized messages, `channels` channels of `per_channel` events per call, history length
+/// `history` and a one-hour time-to-live (refreshed by the first channel of each call): events
+/// per second.
+fn script_benchmark(
+    env: &Env,
+    history: &str,
+    channels: usize,
+    per_channel: usize,
+) -> Result<f64, BoxError> {
     let sha = env
         .redis
         .try_cmd(&["SCRIPT", "LOAD", statelesse::__bench::PUBLISH_SCRIPT])?;
     let message = "x".repeat(env.text.len() + 45);
-    let keys = vec!["bench:h:{__rand_int__}"; batch];
-    let refresh = format!("1{}", "0".repeat(batch - 1));
-    let mut args = vec!["EVALSHA".to_owned(), sha, batch.to_string()];
+    let events = vec![("Tick", message.as_bytes()); per_channel];
+    let body = String::from_utf8(statelesse::__bench::publish_batch_body(&events))?;
+    let keys = vec!["bench:h:{__rand_int__}"; channels];
+    let refresh = format!("1{}", "0".repeat(channels - 1));
+    let mut args = vec!["EVALSHA".to_owned(), sha, channels.to_string()];
     args.extend(keys.iter().map(|key| (*key).to_owned()));
     args.extend([history.to_owned(), "3600000".to_owned(), refresh]);
-    for _ in 0..batch {
-        args.extend([
-            "bench:{__rand_int__}".to_owned(),
-            "Tick".to_owned(),
-            message.clone(),
-        ]);
+    for _ in 0..channels {
+        args.extend(["bench:{__rand_int__}".to_owned(), body.clone()]);
     }
+    let batch = channels * per_channel;
     let requests = (500_000 / batch).to_string();
     let output = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &env.redis.port().to_string()])
         .args(["-P", "32", "-n", &requests, "-r", "100", "--csv"])
         .args(&args)
         .output()?;
-    Ok(csv_rps(&String::from_utf8_lossy(&output.stdout), "\"EVALSHA")? * batch as f64)
+    // The command holds newlines (the body), so its CSV line is split: the rate is the first
+    // number on the last line.
+    let csv = String::from_utf8_lossy(&output.stdout);
+    let rate = csv
+        .lines()
+        .last()
+        .and_then(|line| {
+            line.split(',')
+                .find_map(|field| field.trim_matches('"').parse::<f64>().ok())
+        })
+        .ok_or_else(|| format!("redis-benchmark printed no EVALSHA result: {csv}"))?;
+    Ok(rate * batch as f64)
+}
+
+/// Redis's own account of S5's calls since the last `CONFIG RESETSTAT`, for `count` events:
+/// ` (µs per call, events per call)`, and for the publish script (`scripted`) the stream entries
+/// per call (one per channel per call), or nothing when Redis has no figures.
+fn call_stats(env: &Env, scripted: bool, count: u64) -> Result<String, BoxError> {
+    let command = if scripted { "evalsha" } else { "publish" };
+    let Some((calls, usec)) = command_stats(env, command)? else {
+        return Ok(String::new());
+    };
+    let events = count as f64 / calls as f64;
+    let entries = match command_stats(env, "xadd")? {
+        Some((appends, _)) if scripted => {
+            format!(", {:.1} entries", appends as f64 / calls as f64)
+        }
+        _ => String::new(),
+    };
+    Ok(format!(" ({usec:.2} µs, {events:.1}{entries})"))
 }
 
 /// Redis's `INFO commandstats` for `command` since the last `CONFIG RESETSTAT`: calls and

@@ -208,6 +208,9 @@ async fn serve_http1(listener: tokio::net::TcpListener, app: Router, settings: H
 
 /// The statelesse server: the event's SSE route, and a publish endpoint.
 async fn statelesse_app(url: &str, history: usize, knobs: &Knobs) -> Result<Router, BoxError> {
+    // Before the backplane and the route, which register their series when built.
+    #[cfg(feature = "metrics")]
+    let metrics = prometheus()?;
     let mut config = RedisConfig::new(url)?.with_history_len(history);
     if let Some(len) = knobs.subscriber_buffer {
         config = config.with_subscriber_buffer(len);
@@ -217,10 +220,35 @@ async fn statelesse_app(url: &str, history: usize, knobs: &Knobs) -> Result<Rout
     if let Some(timeout) = knobs.write_timeout {
         routes = routes.write_timeout(timeout);
     }
-    Ok(Router::new()
+    let app = Router::new()
         .merge(routes.into_router())
-        .route("/publish", post(publish))
-        .with_state(backplane))
+        .route("/publish", post(publish));
+    #[cfg(feature = "metrics")]
+    let app = app.route(
+        "/metrics",
+        get(move || std::future::ready(metrics.render())),
+    );
+    Ok(app.with_state(backplane))
+}
+
+/// Installs the Prometheus recorder, folding histogram samples into buckets every 5 s as the
+/// exporter's own listener would.
+#[cfg(feature = "metrics")]
+fn prometheus() -> Result<metrics_exporter_prometheus::PrometheusHandle, BoxError> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let buckets = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &buckets)?
+        .install_recorder()?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            ticks.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 /// `204 No Content` once published, as the baseline answers (its id is not needed here).

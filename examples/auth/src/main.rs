@@ -1,6 +1,7 @@
 //! Per-user channels: a user's notification stream opens only for that user. The route's
 //! `authorize` hook checks who is asking before anything is subscribed, by a bearer token (for
-//! programs) or a cookie (what a browser's `EventSource` sends, as it cannot set headers).
+//! programs, and pages using the generated client's `headers` option) or a cookie (what a
+//! browser's `EventSource` sends, as it cannot set headers).
 //!
 //! Run with: `cargo run -p example-auth`, then, in another terminal:
 //!

@@ -10,6 +10,11 @@
 //! signing key comes from `--cookie-key` (or `GAME_COOKIE_KEY`); without one each process makes a
 //! random key, and a login is then good on that process only. Instances behind one load balancer
 //! must therefore be given the same key, or a browser logged in on one is refused by the others.
+//!
+//! For operators: `GET /metrics` serves statelesse's series in the Prometheus text format, and
+//! `GET /ready` is a readiness probe (`200` when the backplane is ready, `503` when not).
+
+pub mod metrics;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -18,7 +23,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use axum::extract::{FromRef, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -31,7 +36,9 @@ use serde::Deserialize;
 use serde::Serialize;
 use statelesse::RedisDiagnostics;
 use statelesse::prelude::*;
-use statelesse::routes::{ConnectionLimit, DEFAULT_WRITE_TIMEOUT, Denied, Shutdown, WriteDeadline};
+use statelesse::routes::{
+    ConnectionLimit, DEFAULT_WRITE_TIMEOUT, Denied, Shutdown, SseRoutes, WriteDeadline, readiness,
+};
 
 /// How the game runs, from flags or environment variables.
 #[derive(Debug, Clone, clap::Parser)]
@@ -51,6 +58,14 @@ pub struct Options {
     /// makes a random one, and its logins end with it.
     #[arg(long, env = "GAME_COOKIE_KEY", hide_env_values = true)]
     pub cookie_key: Option<Secret>,
+    /// The most event streams open at once on this instance; past it, a stream request is
+    /// answered 503 with `Retry-After`.
+    #[arg(long, env = "GAME_MAX_STREAMS", default_value_t = 10_000)]
+    pub max_streams: usize,
+    /// The `retry` hint of every stream, in milliseconds: how long a client waits (at most, with
+    /// the generated client) before reconnecting; also the `Retry-After` of a 503.
+    #[arg(long, env = "GAME_RETRY_MS", default_value_t = 3_000)]
+    pub retry_ms: u64,
 }
 
 /// A secret from the command line or the environment, which `Debug` does not show.
@@ -86,14 +101,35 @@ pub enum StartError {
     NoRandomKey,
 }
 
+/// The settings every event stream route shares.
+#[derive(Debug, Clone)]
+pub struct Streams {
+    /// The most event streams open at once on this instance.
+    pub max: usize,
+    /// The `retry` hint of every stream, also the `Retry-After` of a 503.
+    pub retry: Duration,
+}
+
+impl Streams {
+    /// `routes` with the shared connection limit, retry hint and shutdown signal.
+    fn apply<E: SseEvent>(
+        &self,
+        routes: SseRoutes<E, App>,
+        limit: &ConnectionLimit,
+        shutdown: &Shutdown,
+    ) -> SseRoutes<E, App> {
+        routes
+            .connection_limit(limit)
+            .retry(self.retry)
+            .shutdown(shutdown)
+    }
+}
+
 /// Events kept per channel: a game's snapshot is the fold of its history, so keep all of it.
 const HISTORY_LEN: usize = 10_000;
 
 /// How long an idle game's history is kept: a game is gone a day after its last event.
 const HISTORY_TTL: Duration = Duration::from_hours(24);
-
-/// The most event streams open at once on one instance.
-const MAX_STREAMS: usize = 10_000;
 
 /// How long open streams may take to end once shutdown starts.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -133,6 +169,8 @@ impl Game {
     ///
     /// When Redis cannot be reached or its URL is invalid, or the cookie key is too short.
     pub async fn start(options: &Options) -> Result<Self, StartError> {
+        // Before the backplane: it registers its series when built.
+        metrics::prometheus();
         let key = match &options.cookie_key {
             Some(Secret(secret)) => Key::try_from(secret.as_bytes())
                 .map_err(|_| StartError::CookieKeyTooShort(secret.len()))?,
@@ -152,18 +190,25 @@ impl Game {
                 Backplane::redis(config).await?
             }
         };
-        Ok(Self::new(backplane, key))
+        let streams = Streams {
+            max: options.max_streams,
+            retry: Duration::from_millis(options.retry_ms),
+        };
+        Ok(Self::new(backplane, key, &streams))
     }
 
     /// The server over `backplane`, signing its login cookies with `key`.
     #[must_use]
-    pub fn new(backplane: Backplane, key: Key) -> Self {
+    pub fn new(backplane: Backplane, key: Key, streams: &Streams) -> Self {
+        // Before the routes: they register their series when built.
+        metrics::prometheus();
         let shutdown = Shutdown::new();
         let router = router(
             App {
                 backplane: backplane.clone(),
                 key,
             },
+            streams,
             &shutdown,
         );
         Self {
@@ -210,6 +255,7 @@ impl Game {
             shutdown.trigger();
         });
         let drained = self.shutdown.clone();
+        let upkeep = tokio::spawn(metrics::upkeep());
         tokio::select! {
             result = server => result?,
             () = async {
@@ -217,60 +263,38 @@ impl Game {
                 tokio::time::sleep(DRAIN).await;
             } => tracing::warn!("streams still open after {DRAIN:?}; closing them"),
         }
+        upkeep.abort();
         self.backplane.shutdown().await;
         Ok(())
     }
 }
 
-fn router(app: App, shutdown: &Shutdown) -> Router {
-    let limit = ConnectionLimit::new(MAX_STREAMS);
+fn router(app: App, settings: &Streams, shutdown: &Shutdown) -> Router {
+    let limit = ConnectionLimit::new(settings.max);
     let streams = Router::new()
-        .merge(
-            GameEvent::sse_routes()
-                .initial_state(|game_id: GameId, app: App| async move {
-                    snapshot(&app.backplane, game_id).await
-                })
-                .connection_limit(&limit)
-                .shutdown(shutdown),
-        )
-        .merge(
-            PlayerJoined::sse_routes()
-                .connection_limit(&limit)
-                .shutdown(shutdown),
-        )
-        .merge(
-            PlayerLeft::sse_routes()
-                .connection_limit(&limit)
-                .shutdown(shutdown),
-        )
-        .merge(
-            RoundStarted::sse_routes()
-                .connection_limit(&limit)
-                .shutdown(shutdown),
-        )
-        .merge(
-            ScoreChanged::sse_routes()
-                .connection_limit(&limit)
-                .shutdown(shutdown),
-        )
-        .merge(
-            SystemAnnouncement::sse_routes()
-                .connection_limit(&limit)
-                .shutdown(shutdown),
-        )
-        .merge(
-            Notification::sse_routes()
-                .authorize(|parts, user_id: String, app: App| async move {
-                    // Only a cookie this server signed: a forged or altered one is no login.
-                    match SignedCookieJar::from_headers(&parts.headers, app.key).get(USER_COOKIE) {
-                        None => Err(Denied::Unauthorized),
-                        Some(user) if user.value() == user_id => Ok(()),
-                        Some(_) => Err(Denied::Forbidden),
-                    }
-                })
-                .connection_limit(&limit)
-                .shutdown(shutdown),
-        );
+        .merge(settings.apply(
+            GameEvent::sse_routes().initial_state(|game_id: GameId, app: App| async move {
+                snapshot(&app.backplane, game_id).await
+            }),
+            &limit,
+            shutdown,
+        ))
+        .merge(settings.apply(PlayerJoined::sse_routes(), &limit, shutdown))
+        .merge(settings.apply(PlayerLeft::sse_routes(), &limit, shutdown))
+        .merge(settings.apply(RoundStarted::sse_routes(), &limit, shutdown))
+        .merge(settings.apply(ScoreChanged::sse_routes(), &limit, shutdown))
+        .merge(settings.apply(SystemAnnouncement::sse_routes(), &limit, shutdown))
+        .merge(settings.apply(
+            Notification::sse_routes().authorize(|parts, user_id: String, app: App| async move {
+                match user(&parts.headers, app.key) {
+                    None => Err(Denied::Unauthorized),
+                    Some(user) if user == user_id => Ok(()),
+                    Some(_) => Err(Denied::Forbidden),
+                }
+            }),
+            &limit,
+            shutdown,
+        ));
     Router::new()
         .merge(streams)
         .route("/api/login", post(login))
@@ -283,6 +307,8 @@ fn router(app: App, shutdown: &Shutdown) -> Router {
         .route("/api/games/{game_id}/score", post(score))
         .route("/api/announcements", post(announce))
         .route("/diagnostics", get(diagnostics))
+        .route("/metrics", get(metrics::render))
+        .route("/ready", get(readiness))
         .route("/", get(|| page(HTML, include_str!("../web/index.html"))))
         .route("/app.js", get(|| page(JS, include_str!("../web/app.js"))))
         .route(
@@ -294,6 +320,25 @@ fn router(app: App, shutdown: &Shutdown) -> Router {
 
 /// The signed cookie that says who the browser's user is (a demo login: no password).
 const USER_COOKIE: &str = "user";
+
+/// The user a request speaks for: the signed login cookie, or its value sent as
+/// `Authorization: Bearer <value>` by a client that sends a token rather than cookies. A forged or
+/// altered value is no login.
+fn user(headers: &HeaderMap, key: Key) -> Option<String> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let jar = match bearer
+        .and_then(|token| HeaderValue::from_str(&format!("{USER_COOKIE}={token}")).ok())
+    {
+        Some(cookie) => {
+            SignedCookieJar::from_headers(&HeaderMap::from_iter([(header::COOKIE, cookie)]), key)
+        }
+        None => SignedCookieJar::from_headers(headers, key),
+    };
+    jar.get(USER_COOKIE).map(|user| user.value().to_owned())
+}
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";

@@ -58,6 +58,8 @@ fn options(redis: Option<String>, cookie_key: Option<Secret>) -> Options {
         port: 0,
         prefix: "game-test".to_owned(),
         cookie_key,
+        max_streams: 10_000,
+        retry_ms: 3_000,
     }
 }
 
@@ -510,6 +512,40 @@ async fn the_notification_stream_with_a_tampered_login_cookie_is_401() {
 }
 
 #[tokio::test]
+async fn the_login_cookie_value_is_also_a_bearer_token() {
+    let server = in_memory().await;
+    let cookie = login(&server, "ada").await;
+    let token = cookie.strip_prefix("user=").unwrap();
+    let bearer = |user: &str, token: &str| {
+        server
+            .sse(&format!("/sse/user/{user}/notification"))
+            .header("authorization", &format!("Bearer {token}"))
+            .send()
+    };
+    assert_eq!(bearer("ada", token).await.status(), StatusCode::OK);
+    assert_eq!(bearer("bob", token).await.status(), StatusCode::FORBIDDEN);
+    let tampered = format!("{}bob", token.strip_suffix("ada").unwrap());
+    assert_eq!(
+        bearer("bob", &tampered).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn past_max_streams_a_stream_request_is_503_with_the_retry_hint_as_retry_after() {
+    let server = serve(Options {
+        max_streams: 1,
+        retry_ms: 1_500,
+        ..options(None, None)
+    })
+    .await;
+    let _open = server.subscribe("/sse/system/system-announcement").await;
+    let refused = server.sse("/sse/system/system-announcement").send().await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "2");
+}
+
+#[tokio::test]
 async fn a_login_is_good_on_every_instance_that_shares_the_cookie_key() {
     let (a, b) = (
         in_memory_with_key(SECRET).await,
@@ -720,4 +756,121 @@ async fn redis_a_game_stream_resumes_on_another_instance_without_missing_events(
     assert_eq!(expect_event(&mut resumed, "RoundStarted").await["round"], 1);
     a.score(game, "grace", 5).await;
     assert_eq!(expect_event(&mut resumed, "ScoreChanged").await["score"], 5);
+}
+
+/// One sample of a Prometheus text exposition: its metric name, labels and value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+/// Parses a Prometheus text exposition (format 0.0.4), panicking on any line that is not a
+/// comment, a `# TYPE` with a known type, or a sample of a family whose type came first.
+fn parse_exposition(text: &str) -> Vec<Sample> {
+    let is_name = |name: &str| {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let mut types = std::collections::HashMap::new();
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|line| !line.is_empty()) {
+        if let Some(comment) = line.strip_prefix('#') {
+            let words: Vec<&str> = comment.split_whitespace().collect();
+            if words.first() == Some(&"TYPE") {
+                assert!(words.len() == 3 && is_name(words[1]), "bad TYPE: {line}");
+                let known = ["counter", "gauge", "histogram", "summary", "untyped"];
+                assert!(known.contains(&words[2]), "unknown type: {line}");
+                types.insert(words[1].to_owned(), words[2].to_owned());
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            value => value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value: {line}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            None => (series, Vec::new()),
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').unwrap_or_else(|| panic!("{line}"));
+                let labels = body
+                    .split(',')
+                    .filter(|pair| !pair.is_empty())
+                    .map(|pair| {
+                        let (key, quoted) =
+                            pair.split_once('=').unwrap_or_else(|| panic!("{line}"));
+                        assert!(is_name(key), "bad label name: {line}");
+                        let value = quoted
+                            .strip_prefix('"')
+                            .and_then(|v| v.strip_suffix('"'))
+                            .unwrap_or_else(|| panic!("unquoted label: {line}"));
+                        (key.to_owned(), value.to_owned())
+                    })
+                    .collect();
+                (name, labels)
+            }
+        };
+        assert!(is_name(name), "bad metric name: {line}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix).filter(|f| types.contains_key(*f)))
+            .unwrap_or(name);
+        assert!(types.contains_key(family), "no TYPE before {line}");
+        samples.push(Sample {
+            name: name.to_owned(),
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_the_prometheus_text_format() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    let (mut client, _) = server.watch(game).await;
+    server.join(game, "ada").await;
+    expect_event(&mut client, "PlayerJoined").await;
+
+    let reply = server.get("/metrics").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let samples = parse_exposition(&reply.body);
+    let value = |name: &str, event: &str| {
+        samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| s.labels.contains(&("domain".to_owned(), "game".to_owned())))
+            .filter(|s| s.labels.contains(&("event".to_owned(), event.to_owned())))
+            .map(|s| s.value)
+            .sum::<f64>()
+    };
+    assert!(value("statelesse_published_events_total", "GameEvent") >= 1.0);
+    assert!(value("statelesse_deliveries_total", "GameEvent") >= 1.0);
+    assert!(value("statelesse_connections_open", "GameEvent") >= 1.0);
+    assert!(value("statelesse_delivery_latency_seconds_count", "GameEvent") >= 1.0);
+    assert!(value("statelesse_publish_duration_seconds_bucket", "GameEvent") >= 1.0);
+    assert!(value("statelesse_written_bytes_total", "GameEvent") > 0.0);
+}
+
+#[tokio::test]
+async fn ready_is_200_while_the_backplane_serves() {
+    let server = in_memory().await;
+    let reply = server.get("/ready").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["status"], "ready");
 }

@@ -54,7 +54,7 @@ function render() {
   );
 }
 
-/** @param {"open" | "reconnecting" | "closed"} state */
+/** @param {import("./events.js").SseStatus} state */
 function status(state) {
   $("status").textContent = state;
   $("status").dataset["state"] = state;
@@ -65,7 +65,6 @@ function openGame(gameId) {
   closeGame?.();
   history.replaceState(null, "", `?game=${gameId}`);
   closeGame = subscribeGameEvent(gameId, {
-    /** @param {GameSnapshot} snapshot */
     onSnapshot(snapshot) {
       game = snapshot;
       log("log", `snapshot: ${snapshot.players.length} players, round ${snapshot.round}`);
@@ -94,12 +93,12 @@ function openGame(gameId) {
       openGame(gameId);
     },
     onOpen() {
-      status("open");
       log("log", "stream open (resuming after the last event seen, if any)");
     },
+    onStatusChange: status,
     onError(error) {
-      if (error.kind === "connection") status(error.willRetry ? "reconnecting" : "closed");
-      else log("log", `undecodable ${error.event} event`);
+      if (error.kind === "decode") log("log", `undecodable ${error.event} event`);
+      else if (error.kind === "http") log("log", `the server answered ${error.status}`);
     },
   });
 }

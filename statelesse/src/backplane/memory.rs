@@ -19,6 +19,7 @@ use super::transport::{
     BoxFuture, Delivery, HistoryPage, Interest, LiveFeed, PageLimits, Transport,
 };
 use crate::diagnostics::Diagnostics;
+use crate::health::{CLOSED, Health};
 use crate::id::EventId;
 use crate::message::Message;
 
@@ -325,6 +326,14 @@ impl Transport for MemoryTransport {
 
     fn local_subscriber_count(&self, channel: &str) -> usize {
         self.inner.hub.subscriber_count(channel)
+    }
+
+    fn health(&self) -> Health {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Health::down(CLOSED)
+        } else {
+            Health::ready()
+        }
     }
 
     fn diagnostics(&self) -> Diagnostics {

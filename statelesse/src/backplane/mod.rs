@@ -26,12 +26,17 @@ use bytes::Bytes;
 use crate::channel::{self, Channel};
 use crate::diagnostics::Diagnostics;
 use crate::event::SseEvent;
+use crate::health::Health;
+#[cfg(doc)]
+use crate::health::HealthStatus;
 use crate::id::EventId;
 use crate::registry::{self, ChannelCollision};
+use crate::telemetry::{EventMetrics, EventMetricsCache, Started};
 use error::{BackplaneError, ErrorKind};
 use memory::{MemoryConfig, MemoryTransport};
 use replay::Replayer;
 use subscription::{RawSubscription, Received, Subscription};
+use tracing::Instrument as _;
 use transport::{OutgoingEvent, Transport};
 
 /// The default largest serialized event accepted by [`Backplane::publish`]: 1 MiB.
@@ -76,6 +81,8 @@ pub struct Backplane {
     /// The program's colliding event types (see [`registry::collisions`]), `None` when there are
     /// none: then the check each operation makes is one branch.
     collisions: Option<&'static [ChannelCollision]>,
+    /// The series of each event type used on this backplane (see `docs/observability.md`).
+    metrics: Arc<EventMetricsCache>,
 }
 
 impl Backplane {
@@ -106,6 +113,7 @@ impl Backplane {
             max_payload: DEFAULT_MAX_PAYLOAD,
             malformed: Arc::default(),
             collisions: registry::program_collisions(),
+            metrics: Arc::default(),
         }
     }
 
@@ -132,13 +140,22 @@ impl Backplane {
     /// an event is never dropped silently. [`ErrorKind::ChannelCollision`] when another event
     /// type takes `E`'s name in its domain.
     pub async fn publish<E: SseEvent>(&self, event: &E) -> Result<EventId, BackplaneError> {
-        // The name alone: a publish has no use for a shareable `Channel`.
-        let channel = channel::name_of::<E>(event.key());
-        self.refuse_collision::<E>(&channel)?;
-        let data = self.encode(event, &channel)?;
-        self.transport
-            .publish(&channel, event.event_name().into(), data)
-            .await
+        let metrics = self.metrics.get::<E>();
+        let started = Started::now();
+        let span = tracing::debug_span!("publish", domain = E::DOMAIN, event = event.event_name());
+        let result = async {
+            // The name alone: a publish has no use for a shareable `Channel`.
+            let channel = channel::name_of::<E>(event.key());
+            self.refuse_collision::<E>(&channel)?;
+            let data = self.encode(event, &channel)?;
+            self.transport
+                .publish(&channel, event.event_name().into(), data)
+                .await
+        }
+        .instrument(span)
+        .await;
+        metrics.published(started, [&result]);
+        result
     }
 
     /// Publishes `event` on each of `channels`, serialized once and sent all at once (on Redis,
@@ -181,13 +198,27 @@ impl Backplane {
         let Some(first) = channels.first() else {
             return Ok(Vec::new());
         };
-        self.refuse_collision::<E>(first.name())?;
-        let data = self.encode(event, first.name())?;
-        let publishes = channels.iter().map(|channel| {
-            self.transport
-                .publish(channel.name(), event.event_name().into(), data.clone())
-        });
-        Ok(futures_util::future::join_all(publishes).await)
+        let metrics = self.metrics.get::<E>();
+        let started = Started::now();
+        let span = tracing::debug_span!(
+            "publish",
+            domain = E::DOMAIN,
+            event = event.event_name(),
+            channels = channels.len()
+        );
+        let results = async {
+            self.refuse_collision::<E>(first.name())?;
+            let data = self.encode(event, first.name())?;
+            let publishes = channels.iter().map(|channel| {
+                self.transport
+                    .publish(channel.name(), event.event_name().into(), data.clone())
+            });
+            Ok(futures_util::future::join_all(publishes).await)
+        }
+        .instrument(span)
+        .await;
+        record_batch(&metrics, started, &results);
+        results
     }
 
     /// Publishes `events`, in order, each on the channel of its key: the bulk publisher's call.
@@ -234,13 +265,22 @@ impl Backplane {
         &self,
         events: &[E],
     ) -> Result<Vec<Result<EventId, BackplaneError>>, BackplaneError> {
-        let mut outgoing = Vec::with_capacity(events.len());
-        for event in events {
-            let channel = channel::name_of::<E>(event.key());
-            let data = self.encode(event, &channel)?;
-            outgoing.push(OutgoingEvent::new(channel, event.event_name().into(), data));
+        let metrics = self.metrics.get::<E>();
+        let started = Started::now();
+        let span = tracing::debug_span!("publish", domain = E::DOMAIN, events = events.len());
+        let results = async {
+            let mut outgoing = Vec::with_capacity(events.len());
+            for event in events {
+                let channel = channel::name_of::<E>(event.key());
+                let data = self.encode(event, &channel)?;
+                outgoing.push(OutgoingEvent::new(channel, event.event_name().into(), data));
+            }
+            Ok(self.transport.publish_many(outgoing).await)
         }
-        Ok(self.transport.publish_many(outgoing).await)
+        .instrument(span)
+        .await;
+        record_batch(&metrics, started, &results);
+        results
     }
 
     /// Subscribes to `channel`; the stream yields every event published after this returns.
@@ -330,13 +370,20 @@ impl Backplane {
         last_id: Option<EventId>,
     ) -> Result<RawSubscription, BackplaneError> {
         self.refuse_collision::<E>(channel.name())?;
-        RawSubscription::open(Arc::clone(&self.replayer), channel.name(), last_id).await
+        RawSubscription::open(
+            Arc::clone(&self.replayer),
+            channel.name(),
+            last_id,
+            self.metrics.get::<E>(),
+        )
+        .await
     }
 
     /// A subscription to a channel by name, for unit tests of what consumes one.
     #[cfg(test)]
     pub(crate) async fn subscribe_name(&self, channel: &str) -> RawSubscription {
-        RawSubscription::open(Arc::clone(&self.replayer), channel, None)
+        let metrics = EventMetrics::new("test", "test");
+        RawSubscription::open(Arc::clone(&self.replayer), channel, None, metrics)
             .await
             .expect("subscribe")
     }
@@ -359,6 +406,16 @@ impl Backplane {
         let mut diagnostics = self.transport.diagnostics();
         diagnostics.malformed_events = self.malformed.load(Ordering::Relaxed);
         diagnostics
+    }
+
+    /// Whether this backplane can serve: [`Ready`](HealthStatus::Ready),
+    /// [`Degraded`](HealthStatus::Degraded) (on Redis: the pub/sub connection is lost and being
+    /// re-established) or [`Down`](HealthStatus::Down) (shut down, or a lazily built Redis
+    /// backplane that has not connected yet), with the reasons. Cheap: a few atomic loads, for a
+    /// probe as often as wanted. `routes::readiness` serves it over HTTP.
+    #[must_use]
+    pub fn health(&self) -> Health {
+        self.transport.health()
     }
 
     /// The counter of [`Diagnostics::malformed_events`], for the routes.
@@ -395,6 +452,21 @@ impl Backplane {
             .on_channel(channel));
         }
         Ok(Bytes::from(data))
+    }
+}
+
+/// Records a batch publish: each event's outcome, or one error when the batch was refused whole.
+fn record_batch(
+    metrics: &EventMetrics,
+    started: Started,
+    results: &Result<Vec<Result<EventId, BackplaneError>>, BackplaneError>,
+) {
+    match results {
+        Ok(results) => metrics.published(started, results),
+        Err(err) => {
+            metrics.published(started, std::iter::empty());
+            metrics.publish_error(err.kind());
+        }
     }
 }
 

@@ -47,6 +47,7 @@ use super::transport::{BoxFuture, Delivery, Gap, HistoryPage, Interest, LiveFeed
 use crate::event::SseEvent;
 use crate::id::EventId;
 use crate::message::Message;
+use crate::telemetry::{EventMetrics, GapCause};
 
 /// A channel's events as raw [`Message`]s: the untyped core of [`Subscription`], used by the SSE
 /// routes, which forward the bytes without decoding them.
@@ -68,7 +69,9 @@ pub struct RawSubscription {
     /// History holds more after the page being replayed: read on once it is taken.
     more: bool,
     refill: Option<BoxFuture<'static, Result<Arc<HistoryPage>, BackplaneError>>>,
-    gap: Option<Gap>,
+    gap: Option<(Gap, GapCause)>,
+    /// The series of the subscription's event type.
+    metrics: EventMetrics,
 }
 
 /// How long a subscription already streaming waits before asking again for a read the
@@ -83,6 +86,7 @@ impl RawSubscription {
         replayer: Arc<Replayer>,
         channel: &str,
         after: Option<EventId>,
+        metrics: EventMetrics,
     ) -> Result<Self, BackplaneError> {
         let floor = match after {
             Some(after) => after,
@@ -105,6 +109,7 @@ impl RawSubscription {
             more: false,
             refill: None,
             gap: None,
+            metrics,
         };
         if let Some(after) = after {
             let page = subscription
@@ -126,6 +131,13 @@ impl RawSubscription {
     #[must_use]
     pub fn last_id(&self) -> Option<EventId> {
         self.last
+    }
+
+    /// Records one of the subscription's events that its reader cannot pass on (an SSE route's
+    /// event that cannot be framed), which the reader reports as a gap.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn undeliverable(&self) {
+        self.metrics.gap(GapCause::Undeliverable);
     }
 
     /// Starts reading the next page after the last event yielded.
@@ -153,13 +165,13 @@ impl RawSubscription {
         if after > page.end {
             // An id ahead of the channel (forged, or from a channel since deleted) would drop
             // every live event up to it: go on from the channel's end instead.
-            self.gap = Some(Gap { missed: None });
+            self.gap = Some((Gap { missed: None }, GapCause::IdAhead));
             self.last = Some(page.end);
             self.more = false;
             return;
         }
         if !page.complete {
-            self.gap = Some(Gap { missed: None });
+            self.gap = Some((Gap { missed: None }, GapCause::HistoryTrimmed));
         }
         self.replay.extend(
             page.events
@@ -174,6 +186,12 @@ impl RawSubscription {
         self.last = Some(message.id());
         Poll::Ready(Some(Ok(message)))
     }
+
+    fn yield_gap(&self, gap: Gap, cause: GapCause) -> Poll<Option<Result<Arc<Message>, Gap>>> {
+        self.metrics.gap(cause);
+        tracing::debug!(channel = %self.channel, cause = cause.label(), missed = ?gap.missed, "gap");
+        Poll::Ready(Some(Err(gap)))
+    }
 }
 
 impl Stream for RawSubscription {
@@ -182,10 +200,11 @@ impl Stream for RawSubscription {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
-            if let Some(gap) = this.gap.take() {
-                return Poll::Ready(Some(Err(gap)));
+            if let Some((gap, cause)) = this.gap.take() {
+                return this.yield_gap(gap, cause);
             }
             if let Some(message) = this.replay.pop_front() {
+                this.metrics.delivered_replayed();
                 return this.yield_message(message);
             }
             if let Some(refill) = this.refill.as_mut() {
@@ -196,7 +215,7 @@ impl Stream for RawSubscription {
                     Err(err) => {
                         tracing::warn!(channel = %this.channel, error = %err, "history read failed; reporting a gap");
                         this.replayer.transport().refill_given_up(&this.channel);
-                        this.gap = Some(Gap { missed: None });
+                        this.gap = Some((Gap { missed: None }, GapCause::HistoryUnavailable));
                         this.more = false;
                     }
                 }
@@ -209,7 +228,7 @@ impl Stream for RawSubscription {
             }
             match ready!(Pin::new(&mut this.live).poll_next(cx)) {
                 None => return Poll::Ready(None),
-                Some(Ok(Delivery::Gap(gap))) => this.gap = Some(gap),
+                Some(Ok(Delivery::Gap(gap))) => this.gap = Some((gap, GapCause::Transport)),
                 Some(Ok(Delivery::Recover { since })) => {
                     this.live_since = since;
                     this.start_refill();
@@ -218,9 +237,13 @@ impl Stream for RawSubscription {
                     if this.last.is_some_and(|last| message.id() <= last) {
                         continue;
                     }
+                    this.metrics.delivered_live(message.id());
                     return this.yield_message(message);
                 }
-                Some(Err(BroadcastStreamRecvError::Lagged(_))) => this.start_refill(),
+                Some(Err(BroadcastStreamRecvError::Lagged(_))) => {
+                    this.metrics.lagged();
+                    this.start_refill();
+                }
             }
         }
     }
@@ -429,7 +452,10 @@ mod tests {
         let (sender, receiver) = broadcast::channel(8);
         let transport = Arc::new(Scripted(std::sync::Mutex::new(Some(receiver))));
         let replayer = Arc::new(Replayer::new(transport, ReplayConfig::default()));
-        let mut sub = RawSubscription::open(replayer, "c", None).await.unwrap();
+        let metrics = EventMetrics::new("test", "E");
+        let mut sub = RawSubscription::open(replayer, "c", None, metrics)
+            .await
+            .unwrap();
         for delivery in [event(1), Delivery::Gap(Gap { missed: None }), event(2)] {
             sender.send(delivery).unwrap();
         }

@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use super::error::BackplaneError;
 use super::replay::config::ReplayConfig;
 use crate::diagnostics::Diagnostics;
+use crate::health::Health;
 use crate::id::EventId;
 use crate::message::Message;
 
@@ -89,6 +90,12 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         let _ = channel;
     }
 
+    /// Whether the transport can serve: see [`Backplane::health`](super::Backplane::health). The
+    /// default is always ready.
+    fn health(&self) -> Health {
+        Health::ready()
+    }
+
     /// The number of local subscribers of `channel`.
     fn local_subscriber_count(&self, channel: &str) -> usize;
 
@@ -128,9 +135,11 @@ impl OutgoingEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PageLimits {
-    /// The most events in the page; `0` reads only the position.
+    /// The most events in the page; `0` reads only the position. A transport that stores events
+    /// in groups (Redis: one stream entry per channel per publish call) may end the page at the
+    /// end of the group that reaches the limit.
     pub events: usize,
-    /// The most bytes of event data in the page, but always one event if one follows.
+    /// The most bytes of event data in the page, but always one event (or group) if one follows.
     pub bytes: usize,
 }
 

@@ -82,6 +82,15 @@ pub(super) fn visit_type<T: TS + 'static>(collector: &mut Collector<'_>) {
     collector.visit::<T>();
 }
 
+/// Walks a snapshot type into a collector and returns its TypeScript name.
+pub(super) type SnapshotType = fn(&mut Collector<'_>) -> String;
+
+/// The [`SnapshotType`] of `T`.
+pub(super) fn snapshot_type<T: TS + 'static>(collector: &mut Collector<'_>) -> String {
+    collector.visit::<T>();
+    T::name(collector.config)
+}
+
 /// The [`Describe`] of `E`, stored in its registration by [`ManifestRegistration::of`].
 fn describe<E: SseEvent + TS>(collector: &mut Collector<'_>) -> Result<EventTypes, ManifestError> {
     collector.visit::<E>();
@@ -120,7 +129,11 @@ fn describe<E: SseEvent + TS>(collector: &mut Collector<'_>) -> Result<EventType
                 .collect()
         }
     };
-    Ok(EventTypes { ts_type, payloads })
+    Ok(EventTypes {
+        ts_type,
+        payloads,
+        snapshot: None,
+    })
 }
 
 /// Walks ts-rs types transitively, keeping one declaration per TypeScript name.

@@ -42,6 +42,9 @@ struct JsonEvent<'a> {
     path: &'static str,
     client: String,
     sse_events: Vec<JsonSseEvent<'a>>,
+    /// The TypeScript type of the route's initial state, when the manifest was told it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_ts_type: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -117,6 +120,7 @@ fn event(event: &EventModel) -> JsonEvent<'_> {
                 ts_type: &payload.ts_type,
             })
             .collect(),
+        snapshot_ts_type: event.snapshot.as_deref(),
     }
 }
 

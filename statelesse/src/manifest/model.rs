@@ -82,6 +82,8 @@ pub(super) struct EventModel {
     pub(super) key_param: Option<String>,
     pub(super) path: Vec<PathPart>,
     pub(super) payloads: Vec<Payload>,
+    /// The TypeScript type of `onSnapshot`'s argument; `None` leaves it to the caller.
+    pub(super) snapshot: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -106,6 +108,8 @@ pub(super) struct Payload {
 pub(super) struct EventTypes {
     pub(super) ts_type: String,
     pub(super) payloads: Vec<Payload>,
+    /// The TypeScript type of the route's initial state ([`Manifest::with_snapshot`](super::Manifest::with_snapshot)).
+    pub(super) snapshot: Option<String>,
 }
 
 impl EventModel {
@@ -119,6 +123,7 @@ impl EventModel {
             key_param,
             path,
             payloads: types.payloads,
+            snapshot: types.snapshot,
         })
     }
 

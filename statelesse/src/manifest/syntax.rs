@@ -9,22 +9,43 @@ use std::fmt::Write as _;
 /// Names the runtime declares at the top level of the module.
 pub(super) const RUNTIME_NAMES: &[&str] = &[
     "DEFAULT_BASE_URL",
-    "SseClose",
+    "SseAbortController",
+    "SseAuthRetry",
     "SseDeliver",
     "SseError",
     "SseEventSourceConstructor",
     "SseEventSourceLike",
     "SseGap",
+    "SseGlobals",
     "SseHandlers",
+    "SseHeaders",
+    "SseHttpError",
+    "SseListenable",
     "SseMessageEventLike",
     "SseOptions",
+    "SseParsedEvent",
+    "SseReader",
+    "SseResponse",
+    "SseStatus",
+    "SseSubscription",
+    "SseTransportHandlers",
     "events",
+    "sseConnect",
     "sseOpen",
+    "sseParser",
+    "sseRetryAfter",
 ];
 
 /// Handlers every stream accepts; an enum stream's variant handlers must not take these names.
-pub(super) const COMMON_HANDLERS: &[&str] =
-    &["onError", "onEvent", "onGap", "onOpen", "onSnapshot"];
+pub(super) const COMMON_HANDLERS: &[&str] = &[
+    "onAuthError",
+    "onError",
+    "onEvent",
+    "onGap",
+    "onOpen",
+    "onSnapshot",
+    "onStatusChange",
+];
 
 /// Names a key parameter must not take (JavaScript reserved words and the names a client's body
 /// uses); such a parameter gets a `Key` suffix.

@@ -28,6 +28,17 @@ const RUNTIME_TYPES: &str = include_str!("runtime/types.ts");
 /// The runtime's code, with its type-only parts between `«` and `»`.
 const RUNTIME_CODE: &str = include_str!("runtime/client.ts.in");
 
+/// The `.d.ts` declarations of the runtime's exported values.
+const RUNTIME_DECLARATIONS: &str = "\
+/** Parses the `text/event-stream` format (WHATWG HTML): see the `.js` module. */
+export declare function sseParser(
+  onEvent: (event: SseParsedEvent) => void,
+  onRetry?: (ms: number) => void,
+  lastEventId?: string,
+  maxChars?: number,
+): (chunk: string) => void;
+";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
     /// One `.ts` module.
@@ -84,7 +95,7 @@ pub(super) fn declaration(decl: &TypeDecl) -> String {
 fn header() -> String {
     format!(
         "{HEADER}\n//\n\
-         // Typed EventSource clients of the server's events, from their Rust types.\n\
+         // Typed clients of the server's events, from their Rust types.\n\
          // Regenerate with `statelesse::manifest::Manifest` (see the docs of `statelesse::manifest`).\n"
     )
 }
@@ -110,6 +121,11 @@ fn types(out: &mut String, model: &Model) {
 
 fn event_types(out: &mut String, event: &EventModel) {
     let client = &event.client;
+    // The snapshot's type, when the manifest knows it; else the caller names it.
+    let (generic, snapshot) = match &event.snapshot {
+        Some(ts_type) => ("", ts_type.as_str()),
+        None => ("<S = unknown>", "S"),
+    };
     let name = comment(event.info.name());
     if event.is_stream() {
         let _ = writeln!(
@@ -137,7 +153,7 @@ fn event_types(out: &mut String, event: &EventModel) {
         );
         let _ = writeln!(
             out,
-            "export interface {client}Handlers<S = unknown> extends SseHandlers<S> {{"
+            "export interface {client}Handlers{generic} extends SseHandlers<{snapshot}> {{"
         );
         for (handler, payload) in event.variant_handlers() {
             let _ = writeln!(
@@ -156,7 +172,7 @@ fn event_types(out: &mut String, event: &EventModel) {
         let _ = writeln!(out, "/** Handlers of the `{name}` stream. */");
         let _ = writeln!(
             out,
-            "export interface {client}Handlers<S = unknown> extends SseHandlers<S> {{"
+            "export interface {client}Handlers{generic} extends SseHandlers<{snapshot}> {{"
         );
         let _ = writeln!(
             out,
@@ -202,8 +218,10 @@ fn values(out: &mut String, model: &Model, form: Form) {
         }
     }
 
-    if form != Form::Declarations {
-        out.push('\n');
+    out.push('\n');
+    if form == Form::Declarations {
+        out.push_str(RUNTIME_DECLARATIONS);
+    } else {
         out.push_str(&typed(&runtime_code(), form == Form::TypeScript));
     }
 
@@ -243,8 +261,9 @@ fn client(out: &mut String, event: &EventModel, form: Form) {
         out,
         "/**\n * Opens the `{name}` stream{of_key} (domain `{domain}`): `GET {path}`.\n *\n \
          * {handlers}.\n \
-         * After an error, reopens it after the last event id it saw. Returns the function that\n \
-         * closes it.\n */",
+         * After an error, reopens it as the response says, after the last event id it saw.\n \
+         * Returns the subscription: call it (or its `close`) to close the stream; `status` says\n \
+         * where it stands.\n */",
         name = comment(info.name()),
         domain = comment(info.domain),
         path = comment(info.path),
@@ -260,9 +279,13 @@ fn client(out: &mut String, event: &EventModel, form: Form) {
         let _ = write!(typed_params, "{param}: {ts_type}, ");
         let _ = write!(plain_params, "{param}, ");
     }
+    let (generic, handlers_type) = match event.snapshot {
+        Some(_) => ("", format!("{client}Handlers")),
+        None => ("<S = unknown>", format!("{client}Handlers<S>")),
+    };
     let _ = write!(
         typed_params,
-        "handlers: {client}Handlers<S>, options?: SseOptions"
+        "handlers: {handlers_type}, options?: SseOptions"
     );
     plain_params.push_str("handlers, options");
 
@@ -270,14 +293,14 @@ fn client(out: &mut String, event: &EventModel, form: Form) {
         Form::Declarations => {
             let _ = writeln!(
                 out,
-                "export declare function subscribe{client}<S = unknown>({typed_params}): SseClose;"
+                "export declare function subscribe{client}{generic}({typed_params}): SseSubscription;"
             );
             return;
         }
         Form::TypeScript => {
             let _ = writeln!(
                 out,
-                "export function subscribe{client}<S = unknown>({typed_params}): SseClose {{"
+                "export function subscribe{client}{generic}({typed_params}): SseSubscription {{"
             );
         }
         Form::JavaScript => {
@@ -467,7 +490,7 @@ mod tests {
     use super::*;
     use crate::manifest::Manifest;
     use crate::manifest::collect::ManifestRegistration;
-    use crate::manifest::fixtures::Painted;
+    use crate::manifest::fixtures::{Game, Joined, Painted};
     use crate::manifest::syntax::RUNTIME_NAMES;
 
     #[test]
@@ -515,5 +538,44 @@ mod tests {
             matches!(&error, ManifestError::UnsupportedType { name } if name == "Color"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_snapshot_type_types_on_snapshot_of_its_event_only() {
+        let manifest = Manifest::from_registrations(&[
+            ManifestRegistration::of::<Game>(),
+            ManifestRegistration::of::<Joined>(),
+        ])
+        .with_snapshot::<Game, Joined>();
+        let ts = manifest.render_typescript().unwrap();
+        assert!(ts.contains("export interface GameHandlers extends SseHandlers<Joined> {"));
+        assert!(ts.contains("export function subscribeGame(gameId: number, handlers: GameHandlers, options?: SseOptions): SseSubscription {"));
+        assert!(
+            ts.contains("export interface JoinedHandlers<S = unknown> extends SseHandlers<S> {")
+        );
+        let dts = manifest.render_declarations().unwrap();
+        assert!(dts.contains("export declare function subscribeGame(gameId: number, handlers: GameHandlers, options?: SseOptions): SseSubscription;"));
+        let json = manifest.render_json().unwrap();
+        assert_eq!(json.matches(r#""snapshotTsType": "Joined""#).count(), 1);
+    }
+
+    #[test]
+    fn the_declarations_declare_every_exported_runtime_function() {
+        let dts = Manifest::from_registrations(&[ManifestRegistration::of::<Joined>()])
+            .render_declarations()
+            .unwrap();
+        for line in RUNTIME_CODE
+            .lines()
+            .filter(|line| line.starts_with("export function "))
+        {
+            let name = line["export function ".len()..]
+                .split('(')
+                .next()
+                .unwrap_or_default();
+            assert!(
+                dts.contains(&format!("export declare function {name}(")),
+                "{name}"
+            );
+        }
     }
 }

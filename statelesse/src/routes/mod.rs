@@ -156,9 +156,18 @@
 //! channel, from the moment the route subscribes until the stream ends, the client goes away, or
 //! its write timeout releases it. Events a route drops are counted in
 //! [`Diagnostics::malformed_events`](crate::Diagnostics::malformed_events).
+//!
+//! # Observability
+//!
+//! Each request runs in an `sse_connection` span (route, domain, event, resume) recording its
+//! rejection, resume, gaps and close with its reason; with the `metrics` feature each route counts
+//! its open connections, rejections by reason and bytes written. [`readiness`] is a probe route
+//! over [`Backplane::health`]. The series, spans and probes are listed in
+//! [`docs/observability.md`](https://github.com/statelesse/statelesse/blob/main/docs/observability.md).
 
 mod error;
 pub(crate) mod frame;
+mod health;
 mod limit;
 mod serve;
 mod shutdown;
@@ -181,9 +190,11 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
+use tracing::{Instrument as _, Span};
 
 use crate::backplane::transport::BoxFuture;
 use crate::protocol::{LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY};
+use crate::telemetry::{EventMetrics, Rejection, RouteMetrics};
 use crate::{Backplane, Channel, ChannelKey, EventId, SseEvent};
 use stream::{Cancelled, EventStream, Events, Watchdog};
 
@@ -191,6 +202,7 @@ pub use error::{
     BackplaneUnavailable, Denied, InvalidKey, InvalidLastEventId, MissingKeyParam, SnapshotFailed,
     TooManyConnections,
 };
+pub use health::readiness;
 pub use limit::ConnectionLimit;
 pub use serve::{serve, serve_with_write_deadline};
 pub use shutdown::Shutdown;
@@ -584,67 +596,119 @@ where
                 "the event's `PATH` must start with `/`"
             );
         }
-        // One watchdog task for all the route's connections, not one each.
-        let watchdog = Watchdog::new(self.write_timeout);
-        let config = Arc::new(self);
+        let route = Arc::new(Route {
+            // One watchdog task for all the route's connections, not one each.
+            watchdog: Watchdog::new(self.write_timeout),
+            metrics: EventMetrics::of::<E>().route(),
+            config: self,
+        });
         let handler = move |State(state): State<S>, request: Request| {
-            let config = Arc::clone(&config);
-            let watchdog = watchdog.clone();
-            async move { config.serve(state, request, watchdog.as_ref()).await }
+            let route = Arc::clone(&route);
+            async move { route.serve(state, request).await }
         };
         Router::new().route(E::PATH, get(handler))
     }
+}
 
-    async fn serve(&self, state: S, request: Request, watchdog: Option<&Watchdog>) -> Response {
-        let (mut parts, _body) = request.into_parts();
-        let key = match key_of::<E>(&mut parts).await {
-            Ok(key) => key,
-            Err(rejection) => return rejection,
-        };
-        let last_id = match last_event_id(&parts) {
-            Ok(id) => id,
-            Err(rejection) => return rejection.into_response(),
-        };
-        if self.shutdown.as_ref().is_some_and(Shutdown::is_triggered) {
-            let head = VecDeque::from([frame::retry(self.retry), frame::shutdown()]);
-            return event_stream(EventStream::new(
-                head,
-                None,
-                None,
-                Duration::ZERO,
-                None,
-                None,
-            ));
+/// One route as it serves: its settings, and what it shares among its connections.
+struct Route<E: SseEvent, S> {
+    config: SseRoutes<E, S>,
+    watchdog: Option<Watchdog>,
+    /// The route's series, shared by its connections.
+    metrics: RouteMetrics,
+}
+
+/// A request answered without a stream: why, and the answer.
+struct Rejected(Rejection, Response);
+
+impl<E, S> Route<E, S>
+where
+    E: SseEvent,
+    S: Clone + Send + Sync + 'static,
+    Backplane: FromRef<S>,
+{
+    /// Serves one request, in the connection's span; counts and logs a rejection.
+    async fn serve(&self, state: S, request: Request) -> Response {
+        let span = tracing::info_span!(
+            "sse_connection",
+            route = E::PATH,
+            domain = E::DOMAIN,
+            event = E::KIND.name(),
+            resume = tracing::field::Empty,
+        );
+        let opened = self
+            .open(state, request, &span)
+            .instrument(span.clone())
+            .await;
+        match opened {
+            Ok(response) => response,
+            Err(Rejected(reason, response)) => {
+                self.metrics.rejected(reason);
+                tracing::info!(
+                    parent: &span,
+                    reason = reason.label(),
+                    status = response.status().as_u16(),
+                    "SSE connection rejected"
+                );
+                response
+            }
         }
-        let permit = match &self.limit {
+    }
+
+    async fn open(&self, state: S, request: Request, span: &Span) -> Result<Response, Rejected> {
+        let config = &self.config;
+        let (mut parts, _body) = request.into_parts();
+        let key = key_of::<E>(&mut parts)
+            .await
+            .map_err(|rejection| Rejected(Rejection::InvalidKey, rejection))?;
+        let last_id = last_event_id(&parts).map_err(|rejection| {
+            Rejected(Rejection::InvalidLastEventId, rejection.into_response())
+        })?;
+        span.record("resume", last_id.is_some());
+        if config.shutdown.as_ref().is_some_and(Shutdown::is_triggered) {
+            let head = VecDeque::from([frame::retry(config.retry), frame::shutdown()]);
+            let stream = EventStream::new(head, None, None, Duration::ZERO, None, None);
+            return Err(Rejected(Rejection::ShuttingDown, event_stream(stream)));
+        }
+        let permit = match &config.limit {
             None => None,
-            Some(limit) => match limit.try_acquire() {
-                Some(permit) => Some(permit),
-                None => return TooManyConnections::new(self.retry).into_response(),
-            },
+            Some(limit) => Some(limit.try_acquire().ok_or_else(|| {
+                Rejected(
+                    Rejection::TooManyConnections,
+                    TooManyConnections::new(config.retry).into_response(),
+                )
+            })?),
         };
-        if let Some(authorize) = &self.authorize
-            && let Err(denied) = authorize(parts, &key, &state).await
-        {
-            return denied;
+        if let Some(authorize) = &config.authorize {
+            authorize(parts, &key, &state)
+                .await
+                .map_err(|denied| Rejected(Rejection::Denied, denied))?;
         }
         let backplane = Backplane::from_ref(&state);
         let channel = Channel::<E>::new(&key);
-        let subscription = match backplane.subscribe_raw(&channel, last_id).await {
-            Ok(subscription) => subscription,
-            Err(err) => return BackplaneUnavailable::new(err, self.retry).into_response(),
-        };
-        let mut head = VecDeque::with_capacity(2);
-        head.push_back(frame::retry(self.retry));
-        if last_id.is_none()
-            && let Some(initial_state) = &self.initial_state
-        {
-            match initial_state(&key, &state).await {
-                Ok(data) => head.push_back(frame::snapshot(&data)),
-                Err(response) => return response,
-            }
+        let subscription = backplane
+            .subscribe_raw(&channel, last_id)
+            .await
+            .map_err(|err| {
+                Rejected(
+                    Rejection::BackplaneUnavailable,
+                    BackplaneUnavailable::new(err, config.retry).into_response(),
+                )
+            })?;
+        if let Some(id) = last_id {
+            tracing::info!(after = %id, "SSE connection resumed");
         }
-        let shutdown = self
+        let mut head = VecDeque::with_capacity(2);
+        head.push_back(frame::retry(config.retry));
+        if last_id.is_none()
+            && let Some(initial_state) = &config.initial_state
+        {
+            let data = initial_state(&key, &state)
+                .await
+                .map_err(|response| Rejected(Rejection::SnapshotFailed, response))?;
+            head.push_back(frame::snapshot(&data));
+        }
+        let shutdown = config
             .shutdown
             .as_ref()
             .map(|shutdown| -> Cancelled { Box::pin(shutdown.clone().triggered_owned()) });
@@ -652,15 +716,17 @@ where
             subscription,
             kind: E::KIND,
             malformed: Arc::clone(backplane.malformed_counter()),
+            metrics: self.metrics.clone(),
+            span: span.clone(),
         };
-        event_stream(EventStream::new(
+        Ok(event_stream(EventStream::new(
             head,
             Some(events),
             shutdown,
-            self.keep_alive,
-            watchdog,
+            config.keep_alive,
+            self.watchdog.as_ref(),
             permit,
-        ))
+        )))
     }
 }
 

@@ -14,8 +14,11 @@ use futures_core::Stream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
+use tracing::Span;
+
 use super::frame;
 use crate::backplane::subscription::RawSubscription;
+use crate::telemetry::{OpenConnection, RouteMetrics};
 use crate::{EventKind, Gap};
 
 /// A future completing when the stream must end: the [`Shutdown`](super::Shutdown) signal.
@@ -34,11 +37,14 @@ pub(crate) const MAX_CHUNK_FRAMES: usize = 256;
 const CHECKS_PER_TIMEOUT: u32 = 4;
 
 /// What one connection's stream sends besides its head: the events of `subscription` whose name
-/// is one of `kind`'s, counting the others in `malformed`.
+/// is one of `kind`'s, counting the others in `malformed`; and what observes the connection, its
+/// route's series and its span.
 pub(crate) struct Events {
     pub(crate) subscription: RawSubscription,
     pub(crate) kind: EventKind,
     pub(crate) malformed: Arc<AtomicU64>,
+    pub(crate) metrics: RouteMetrics,
+    pub(crate) span: Span,
 }
 
 /// The frames of one SSE connection: the head (retry hint, snapshot), then its subscription's
@@ -70,6 +76,12 @@ pub(crate) struct EventStream {
     carry: Option<Bytes>,
     shutdown: Option<Cancelled>,
     keep_alive: Option<KeepAlive>,
+    /// The route's series, for a stream with events (a connection, not a refusal).
+    metrics: Option<RouteMetrics>,
+    /// The connection's span: its events (gaps, close) are recorded in it.
+    span: Span,
+    /// Why the stream ended, once it did: logged on drop.
+    ended: Option<&'static str>,
 }
 
 /// The keep-alive timer: it ticks every half interval, and a tick that finds nothing sent since
@@ -99,10 +111,29 @@ struct SlotState {
     subscription: Option<RawSubscription>,
     /// Held for the connection's life: the slot of a [`ConnectionLimit`](super::ConnectionLimit).
     permit: Option<OwnedSemaphorePermit>,
+    /// Held for the connection's life: its place in `statelesse_connections_open`.
+    open: Option<OpenConnection>,
     /// The watchdog released the connection: the stream ends at its next poll.
     timed_out: bool,
     /// The stream was dropped: the watchdog stops watching it.
     dropped: bool,
+}
+
+impl SlotState {
+    /// Takes what the connection holds, to drop once the lock is released.
+    fn release(
+        &mut self,
+    ) -> (
+        Option<RawSubscription>,
+        Option<OwnedSemaphorePermit>,
+        Option<OpenConnection>,
+    ) {
+        (
+            self.subscription.take(),
+            self.permit.take(),
+            self.open.take(),
+        )
+    }
 }
 
 impl Slot {
@@ -195,17 +226,21 @@ impl EventStream {
                 sent: true,
             }
         });
-        let (subscription, kind) = match events {
+        let (subscription, kind, metrics, span) = match events {
             Some(events) => (
                 Some(events.subscription),
                 Some((events.kind, events.malformed)),
+                Some(events.metrics),
+                events.span,
             ),
-            None => (None, None),
+            None => (None, None, None, Span::none()),
         };
+        let open = metrics.as_ref().map(RouteMetrics::open);
         let slot = Arc::new(Slot {
             state: Mutex::new(SlotState {
                 subscription,
                 permit,
+                open,
                 timed_out: false,
                 dropped: false,
             }),
@@ -224,20 +259,27 @@ impl EventStream {
             carry: None,
             shutdown,
             keep_alive,
+            metrics,
+            span,
+            ended: None,
         }
     }
 
-    /// Sends `last` and ends: releases the subscription and the connection slot now, not when the
-    /// client finally goes away.
-    fn finish(&mut self, last: Bytes) -> Poll<Option<Result<Bytes, Infallible>>> {
+    /// Sends `last` and ends, for `reason`: releases the subscription and the connection slot
+    /// now, not when the client finally goes away.
+    fn finish(
+        &mut self,
+        last: Bytes,
+        reason: &'static str,
+    ) -> Poll<Option<Result<Bytes, Infallible>>> {
         self.head.clear();
         self.carry = None;
-        let mut state = self.slot.lock();
-        let released = (state.subscription.take(), state.permit.take());
-        drop(state);
+        let released = self.slot.lock().release();
         drop(released);
         self.shutdown = None;
         self.keep_alive = None;
+        self.ended = Some(reason);
+        self.written(&last);
         Poll::Ready(Some(Ok(last)))
     }
 
@@ -245,7 +287,15 @@ impl EventStream {
         if let Some(keep_alive) = &mut self.keep_alive {
             keep_alive.sent = true;
         }
+        self.written(&chunk);
         Poll::Ready(Some(Ok(chunk)))
+    }
+
+    #[inline]
+    fn written(&self, chunk: &Bytes) {
+        if let Some(metrics) = &self.metrics {
+            metrics.written(chunk.len());
+        }
     }
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
@@ -255,12 +305,12 @@ impl EventStream {
             .as_mut()
             .is_some_and(|shutdown| shutdown.as_mut().poll(cx).is_ready())
         {
-            return self.finish(frame::shutdown());
+            return self.finish(frame::shutdown(), "shutdown");
         }
         let mut state = self.slot.lock();
         if std::mem::take(&mut state.timed_out) {
             drop(state);
-            return self.finish(frame::timed_out());
+            return self.finish(frame::timed_out(), "write_timeout");
         }
         if let Some(frame) = self.head.pop_front() {
             drop(state);
@@ -296,6 +346,7 @@ impl EventStream {
                     }
                     // One of the route's events the client will not get: it must know.
                     malformed.fetch_add(1, Ordering::Relaxed);
+                    subscription.undeliverable();
                     frame::gap(Gap { missed: Some(1) }, Some(message.id()))
                 }
                 Poll::Ready(Some(Err(gap))) => frame::gap(gap, subscription.last_id()),
@@ -315,7 +366,7 @@ impl EventStream {
             // What was ready, then the final comment.
             chunk.append(&frame::closed());
             let last = chunk.into_bytes().unwrap_or_else(frame::closed);
-            return self.finish(last);
+            return self.finish(last, "backplane_closed");
         }
         if let Some(chunk) = chunk.into_bytes() {
             return self.send(chunk);
@@ -340,7 +391,13 @@ impl Stream for EventStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        // What the subscription logs (gaps, failed reads) belongs to this connection; taken out
+        // for the poll rather than cloned, which would cost a reference count per poll.
+        let span = std::mem::replace(&mut this.span, Span::none());
+        let entered = span.enter();
         let poll = this.poll_frame(cx);
+        drop(entered);
+        this.span = span;
         if this.watched {
             // Sampled by the watchdog when it wakes: no wake-up, lock or clock read per poll.
             this.polls += 1;
@@ -357,10 +414,20 @@ impl Drop for EventStream {
     fn drop(&mut self) {
         // Released here, not when the watchdog (which can reach the slot) next samples it.
         let mut state = self.slot.lock();
-        let released = (state.subscription.take(), state.permit.take());
+        let released = state.release();
         state.dropped = true;
+        // Released by the watchdog, and never polled again to say so.
+        let timed_out = state.timed_out;
         drop(state);
         drop(released);
+        if self.metrics.is_some() {
+            let reason = match self.ended {
+                Some(reason) => reason,
+                None if timed_out => "write_timeout",
+                None => "client_gone",
+            };
+            tracing::info!(parent: &self.span, reason, "SSE connection closed");
+        }
     }
 }
 
@@ -465,7 +532,7 @@ impl Watched {
             return true;
         }
         state.timed_out = true;
-        let released = (state.subscription.take(), state.permit.take());
+        let released = state.release();
         drop(state);
         tracing::debug!(
             ?timeout,
@@ -523,6 +590,8 @@ mod tests {
             subscription: bp.subscribe_name(channel).await,
             kind: EventKind::Keyed { name: "E" },
             malformed: Arc::clone(bp.malformed_counter()),
+            metrics: crate::telemetry::EventMetrics::new("test", "E").route(),
+            span: Span::none(),
         })
     }
 

@@ -45,6 +45,7 @@ use super::transport::{
     BoxFuture, HistoryPage, Interest, LiveFeed, OutgoingEvent, PageLimits, Transport,
 };
 use crate::diagnostics::{Diagnostics, RedisDiagnostics};
+use crate::health::{CLOSED, Health};
 use crate::id::EventId;
 use envelope::{Names, Scripts};
 use publisher::redis_error;
@@ -66,22 +67,28 @@ use subscriber::{Command, Subscriber};
 ///
 /// | what | name | holds |
 /// |---|---|---|
-/// | pub/sub channel | `{prefix}:{<channel>}` | one envelope per event |
-/// | stream (history) | `{prefix}:h:{<channel>}` | one entry per event, fields `e` (event name) and `d` (data) |
+/// | pub/sub channel | `{prefix}:{<channel>}` | one envelope per publish call, carrying that call's events for the channel |
+/// | stream (history) | `{prefix}:h:{<channel>}` | one entry per publish call, field `b`: the same events as the envelope |
 ///
 /// For example `statelesse:{game:42:PlayerJoined}` and `statelesse:h:{game:42:PlayerJoined}`.
 /// A stream expires after the [history time-to-live](RedisConfig::with_history_ttl) without
 /// publishes.
 ///
-/// An envelope is `statelesse/2\n<id>\n<event name>\n<data>`: a magic line carrying the format
-/// version, the event id, the SSE event name, then the JSON data verbatim. A message on one of
+/// An envelope is `statelesse/3\n<id>\n<count>\n` then, for each of `<count>` events,
+/// `<event name>\n<length>\n<data>`: a magic line carrying the format version, the stream entry
+/// id, then each event's SSE name and JSON data verbatim, oldest first. The last event's id is
+/// the entry id; the one `k` places before it has the id `<entry id>-<k>` (see [`EventId`]). A
+/// stream entry holds the same body (from `<count>` on) in its field `b`. A message on one of
 /// our channels that is not a valid envelope (no magic line, another version, a bad id, an event
-/// name that is empty or holds CR, LF or NUL), one whose id is more than 5 minutes ahead of this
-/// instance's clock (Redis makes ids from its own clock, so only clock skew puts a genuine one
-/// ahead; a forged one, trusted, would become the channel's position and mute it), and a stream
-/// entry without `e` and `d`, are counted in [`RedisDiagnostics::malformed_messages`], logged
+/// name that is empty or holds CR, LF or NUL, lengths that do not add up), one whose id is more
+/// than 5 minutes ahead of this instance's clock (Redis makes ids from its own clock, so only
+/// clock skew puts a genuine one ahead; a forged one, trusted, would become the channel's
+/// position and mute it), and a stream entry without `b` (or version 2's `e` and `d`), are
+/// counted in [`RedisDiagnostics::malformed_messages`], logged
 /// through `tracing` (at most one warning every 10 seconds), and dropped.
 ///
+/// Version 3 put the events one publish call sends to a channel in one envelope and one entry
+/// (version 2 had one per event, with fields `e` and `d`, which stay readable in history).
 /// Version 2 of the envelope came with the enum streams' channel names
 /// (`{domain}:{key}:{EnumName}`, where version 1 had `{domain}:{key}`). Instances of the two
 /// versions drop each other's envelopes (the log says when one came from an older statelesse),
@@ -93,10 +100,12 @@ use subscriber::{Command, Subscriber};
 /// # Publishing and ids
 ///
 /// Publishes run one Lua script (`EVALSHA`, loaded again after a server restart) that, for each
-/// event, appends it to the channel's stream (`XADD … MAXLEN ~ <history length>`) and `PUBLISH`es
-/// the envelope, atomically. The stream entry id (`<ms>-<seq>`) is the event id, so ids increase
-/// strictly along a channel whichever instance publishes. Trimming is approximate: a stream holds
-/// at least `<history length>` events, and usually up to one stream node (100 entries) more.
+/// channel of the call, appends its events as one entry to the channel's stream (`XADD … MAXLEN ~
+/// <history length>`) and `PUBLISH`es the envelope, atomically. The stream entry id
+/// (`<ms>-<seq>`) is the id of the entry's last event, the earlier ones get `<ms>-<seq>-<k>`, so
+/// ids increase strictly along a channel whichever instance publishes. Trimming counts entries
+/// and is approximate: a stream holds at least `<history length>` entries (so at least as many
+/// events), and usually up to one stream node (100 entries) more.
 /// With history off the script still appends, with `MAXLEN 0`: the stream stays empty but keeps
 /// its last id, so ids keep increasing.
 ///
@@ -104,8 +113,8 @@ use subscriber::{Command, Subscriber};
 /// at a time; a publish that finds it free goes at once, alone (no timer, no added latency), and
 /// publishes that arrive meanwhile queue up and go together in the next call, up to 256 events
 /// and 512 KiB, in the order they were queued. Each caller gets its own event's id or error:
-/// the script checks all its arguments before its first write, and an event whose append
-/// fails (its stream key holds another type) fails alone. [`Backplane::publish_many`] queues
+/// the script checks all its arguments before its first write, and the events of a channel
+/// whose append fails (its stream key holds another type) fail alone. [`Backplane::publish_many`] queues
 /// many events at once, so an idle backplane sends them in one call.
 ///
 /// The stream's time-to-live is refreshed (`PEXPIRE`) at most once per half TTL per channel and
@@ -535,15 +544,23 @@ impl Transport for RedisTransport {
     }
 
     fn refill_given_up(&self, _channel: &str) {
-        self.inner
-            .shared
-            .stats
-            .refills_given_up
-            .fetch_add(1, Ordering::Relaxed);
+        self.inner.shared.stats.count_refill_given_up();
     }
 
     fn local_subscriber_count(&self, channel: &str) -> usize {
         self.inner.shared.hub.subscriber_count(channel)
+    }
+
+    fn health(&self) -> Health {
+        let shared = &self.inner.shared;
+        match *shared.phase.borrow() {
+            Phase::Closed => Health::down(CLOSED),
+            Phase::Starting => Health::down("not connected to Redis yet"),
+            Phase::Ready if !shared.stats.connected.load(Ordering::Relaxed) => {
+                Health::degraded("the Redis pub/sub connection is down; reconnecting")
+            }
+            Phase::Ready => Health::ready(),
+        }
     }
 
     fn diagnostics(&self) -> Diagnostics {

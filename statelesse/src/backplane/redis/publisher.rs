@@ -231,13 +231,22 @@ pub(super) async fn publish(
         let mut queue = batcher.lock();
         for (channel, event, data) in events {
             let (reply, receiver) = oneshot::channel();
+            replies.push(receiver);
+            if !envelope::is_event_name(&event) {
+                // It would break the framing of the events sharing its entry.
+                let err = BackplaneError::with_source(
+                    ErrorKind::Encode,
+                    "an event name must be non-empty, without CR, LF or NUL",
+                );
+                let _ = reply.send(Err(err.on_channel(&channel)));
+                continue;
+            }
             queue.waiting.push_back(Pending {
                 channel,
                 event,
                 data,
                 reply,
             });
-            replies.push(receiver);
         }
         if queue.busy || queue.waiting.is_empty() {
             None
@@ -295,8 +304,7 @@ impl Sender {
     /// per slot, all sent at once on the node's connection (pipelined, one round trip), each
     /// slot's events in their order.
     async fn send(&self, batch: Batch) {
-        let shared = &self.shared;
-        let groups = if shared.shard.is_some() {
+        let groups = if self.shared.shard.is_some() {
             slot_groups(&batch.events)
         } else {
             vec![(0..batch.events.len()).collect()]
@@ -304,79 +312,95 @@ impl Sender {
         let answers =
             futures_util::future::join_all(groups.iter().map(|group| self.call(&batch, group)))
                 .await;
-        let mut replies: Vec<Option<Result<Value, BackplaneError>>> =
-            batch.events.iter().map(|_| None).collect();
+        let mut results: Vec<Option<Result<EventId, BackplaneError>>> =
+            (0..batch.events.len()).map(|_| None).collect();
         for (group, answer) in groups.iter().zip(answers) {
-            for (&index, reply) in group.iter().zip(answer) {
-                replies[index] = Some(reply);
+            for (&index, result) in group.iter().zip(answer) {
+                results[index] = result;
             }
         }
-        let results: Vec<Result<EventId, BackplaneError>> = replies
-            .into_iter()
-            .map(|reply| {
-                reply
-                    .unwrap_or_else(|| {
-                        Err(BackplaneError::with_source(ErrorKind::Protocol, "no reply"))
-                    })
-                    .and_then(|value| stream_id(&value))
-            })
-            .collect();
         self.answer(batch, results);
     }
 
-    /// One script call for the events of `batch` at `indices`: each one's reply, in order.
-    async fn call(&self, batch: &Batch, indices: &[usize]) -> Vec<Result<Value, BackplaneError>> {
+    /// One script call for the events of `batch` at `indices`, grouped by channel (one stream
+    /// entry and one message per channel): each event's result, in the order of `indices`.
+    async fn call(
+        &self,
+        batch: &Batch,
+        indices: &[usize],
+    ) -> Vec<Option<Result<EventId, BackplaneError>>> {
         let shared = &self.shared;
         let settings = &shared.settings;
-        let outgoing = indices.iter().map(|&i| Outgoing {
-            channel: &batch.events[i].channel,
-            event: &batch.events[i].event,
-            data: &batch.events[i].data,
-            refresh: batch.refresh[i],
-        });
+        // Each channel's events, as positions in `indices`.
+        let channels = envelope::by_channel(indices.iter().map(|&i| &*batch.events[i].channel));
+        let outgoing: Vec<Outgoing<'_>> = channels
+            .iter()
+            .map(|members| Outgoing {
+                channel: &batch.events[indices[members[0]]].channel,
+                events: members
+                    .iter()
+                    .map(|&m| {
+                        let pending = &batch.events[indices[m]];
+                        (&*pending.event, &pending.data[..])
+                    })
+                    .collect(),
+                refresh: members.iter().any(|&m| batch.refresh[indices[m]]),
+            })
+            .collect();
         let command = shared.scripts.publish_command(
             &shared.names,
             (settings.history_len, settings.history_ttl_ms),
-            outgoing,
+            &outgoing,
         );
+        drop(outgoing);
         let mut con = shared.publisher.clone();
         let script = &shared.scripts.publish;
-        let count = indices.len();
+        let count = channels.len();
         let reply = tokio::time::timeout(settings.call_timeout(), async {
             let reply = evalsha(script, &command, &mut con).await?;
             replicated(&mut con, settings).await.map(|()| reply)
         })
         .await;
-        match reply {
-            Err(_) => (0..count)
-                .map(|_| Err(BackplaneError::new(ErrorKind::Timeout)))
-                .collect(),
-            Ok(Err(err)) => (0..count).map(|_| Err(redis_error(err.clone()))).collect(),
-            Ok(Ok(Value::Array(values))) if values.len() == count => {
-                values.into_iter().map(Ok).collect()
+        // One reply per channel, or why the call failed; an error is built once per event.
+        let call_error = |reason: &CallFailure| match reason {
+            CallFailure::Timeout => BackplaneError::new(ErrorKind::Timeout),
+            CallFailure::Redis(err) => redis_error(err.clone()),
+            CallFailure::Reply(reason) => {
+                BackplaneError::with_source(ErrorKind::Protocol, reason.clone())
             }
-            Ok(Ok(other)) => {
-                let reason = format!(
-                    "the publish script answered {}, not a list of {count} stream ids",
-                    describe(&other)
-                );
-                (0..count)
-                    .map(|_| {
-                        Err(BackplaneError::with_source(
-                            ErrorKind::Protocol,
-                            reason.clone(),
-                        ))
-                    })
-                    .collect()
+        };
+        let replies: Result<Vec<Value>, CallFailure> = match reply {
+            Err(_) => Err(CallFailure::Timeout),
+            Ok(Err(err)) => Err(CallFailure::Redis(err)),
+            Ok(Ok(Value::Array(values))) if values.len() == count => Ok(values),
+            Ok(Ok(other)) => Err(CallFailure::Reply(format!(
+                "the publish script answered {}, not a list of {count} stream ids",
+                describe(&other)
+            ))),
+        };
+        // Each event's result: its channel's entry id, taken `before` events back, or an error.
+        let mut results: Vec<Option<Result<EventId, BackplaneError>>> =
+            (0..indices.len()).map(|_| None).collect();
+        for (c, members) in channels.iter().enumerate() {
+            for (position, &m) in members.iter().enumerate() {
+                let before = u32::try_from(members.len() - 1 - position).unwrap_or(u32::MAX);
+                results[m] = Some(match &replies {
+                    Ok(values) => stream_id(&values[c]).map(|id| EventId::in_entry(id, before)),
+                    Err(reason) => Err(call_error(reason)),
+                });
             }
         }
+        results
     }
 
     /// Counts the published events and answers each caller of `batch` with its result.
-    fn answer(&self, batch: Batch, results: Vec<Result<EventId, BackplaneError>>) {
+    fn answer(&self, batch: Batch, results: Vec<Option<Result<EventId, BackplaneError>>>) {
         let shared = &self.shared;
         // Counted before anyone is answered, so a caller sees its publish in the diagnostics.
-        let published = results.iter().filter(|result| result.is_ok()).count();
+        let published = results
+            .iter()
+            .filter(|result| matches!(result, Some(Ok(_))))
+            .count();
         shared
             .stats
             .published
@@ -384,6 +408,12 @@ impl Sender {
         let mut unsure = Vec::new();
         for ((pending, refresh), result) in batch.events.into_iter().zip(batch.refresh).zip(results)
         {
+            let result = result.unwrap_or_else(|| {
+                Err(BackplaneError::with_source(
+                    ErrorKind::Protocol,
+                    "no result",
+                ))
+            });
             if refresh && result.is_err() {
                 unsure.push(pending.channel.clone());
             }
@@ -412,6 +442,13 @@ fn slot_groups(events: &[Pending]) -> Vec<Vec<usize>> {
         }
     }
     groups.into_iter().map(|(_, group)| group).collect()
+}
+
+/// Why a whole script call failed.
+enum CallFailure {
+    Timeout,
+    Redis(RedisError),
+    Reply(String),
 }
 
 /// If the sending task is dropped mid-batch (its runtime shut down), the queue must not stay
@@ -506,11 +543,13 @@ pub(super) async fn read_stream(
     let mut con = shared.reader.clone();
     let mut invocation = shared.scripts.history.key(shared.names.stream(channel));
     match page {
+        // A reader that stopped inside an entry reads that entry again, from its next event.
         Some((after, limits)) => invocation
-            .arg(after.to_string())
+            .arg(after.entry().to_string())
             .arg(limits.events)
-            .arg(limits.bytes),
-        None => invocation.arg("").arg(0).arg(0),
+            .arg(limits.bytes)
+            .arg(u8::from(after.before() > 0)),
+        None => invocation.arg("").arg(0).arg(0).arg(0),
     };
     let value: Value = tokio::time::timeout(
         shared.settings.call_timeout(),
@@ -519,7 +558,8 @@ pub(super) async fn read_stream(
     .await
     .map_err(|_| BackplaneError::new(ErrorKind::Timeout))?
     .map_err(redis_error)?;
-    let state = envelope::parse_history(value)
+    let after = page.map(|(after, _)| after).unwrap_or_default();
+    let state = envelope::parse_history(value, after)
         .map_err(|reason| BackplaneError::with_source(ErrorKind::Protocol, reason))?;
     if let Some(state) = &state
         && state.malformed > 0

@@ -2,8 +2,8 @@
 //! the Redis names and scripts, the settings, whether the transport has connected yet, and the
 //! counters behind the diagnostics. In a cluster, each node has one, sharing the hub.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ::redis::Client;
 use ::redis::aio::ConnectionManager;
@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use super::config::Settings;
 use super::envelope::{Names, Scripts};
 use crate::backplane::hub::Hub;
+use crate::telemetry::RedisMetrics;
 
 /// What the transport and the subscriber task share.
 #[derive(Debug)]
@@ -72,8 +73,9 @@ pub(super) enum Phase {
     Closed,
 }
 
-/// Counters behind [`RedisDiagnostics`](crate::diagnostics::RedisDiagnostics).
-#[derive(Debug, Default)]
+/// Counters behind [`RedisDiagnostics`](crate::diagnostics::RedisDiagnostics), and the metrics
+/// that follow them (one method per change, so the two never drift apart).
+#[derive(Debug)]
 pub(super) struct Stats {
     pub(super) connected: AtomicBool,
     pub(super) reconnects: AtomicU64,
@@ -86,4 +88,102 @@ pub(super) struct Stats {
     pub(super) published: AtomicU64,
     /// Slot moves seen by a cluster shard: `MOVED` replies and unsolicited `SUNSUBSCRIBE`s.
     pub(super) migrations: AtomicU64,
+    /// The pub/sub connections behind the one `connected` gauge: this one alone on one Redis,
+    /// every shard's in a cluster.
+    links: Arc<Links>,
+    /// Whether this connection is counted in `links` as lost.
+    lost: AtomicBool,
+    metrics: RedisMetrics,
+}
+
+/// How many of the pub/sub connections behind the `connected` gauge are lost: the gauge says 1
+/// only while none is, so a cluster reports connected like one Redis, only with every shard up.
+#[derive(Debug, Default)]
+struct Links {
+    lost: Mutex<usize>,
+}
+
+impl Stats {
+    /// The counters of another connection behind the same `connected` gauge: a cluster's shard.
+    #[cfg_attr(not(feature = "redis-cluster"), allow(dead_code))]
+    pub(super) fn sibling(&self) -> Self {
+        Self::sharing(Arc::clone(&self.links))
+    }
+
+    fn sharing(links: Arc<Links>) -> Self {
+        Self {
+            connected: AtomicBool::default(),
+            reconnects: AtomicU64::default(),
+            subscribed: AtomicUsize::default(),
+            malformed: AtomicU64::default(),
+            recoveries: AtomicU64::default(),
+            refills_given_up: AtomicU64::default(),
+            published: AtomicU64::default(),
+            migrations: AtomicU64::default(),
+            links,
+            lost: AtomicBool::default(),
+            metrics: RedisMetrics::default(),
+        }
+    }
+
+    pub(super) fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::Relaxed);
+        let mut lost = self
+            .links
+            .lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.lost.swap(!up, Ordering::Relaxed) != !up {
+            *lost = if up {
+                lost.saturating_sub(1)
+            } else {
+                *lost + 1
+            };
+        }
+        // Set under the lock, so that the last change is the last value set.
+        self.metrics.connected(*lost == 0);
+    }
+
+    pub(super) fn count_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.metrics.reconnected();
+    }
+
+    pub(super) fn count_recovery(&self) {
+        self.recoveries.fetch_add(1, Ordering::Relaxed);
+        self.metrics.recovery();
+    }
+
+    pub(super) fn count_malformed(&self) {
+        self.malformed.fetch_add(1, Ordering::Relaxed);
+        self.metrics.malformed();
+    }
+
+    pub(super) fn count_refill_given_up(&self) {
+        self.refills_given_up.fetch_add(1, Ordering::Relaxed);
+        self.metrics.refill_given_up();
+    }
+}
+
+/// One Redis: a connection of its own behind the gauge.
+impl Default for Stats {
+    fn default() -> Self {
+        Self::sharing(Arc::default())
+    }
+}
+
+/// A cluster node dropped while its connection was lost (no master any more) no longer holds
+/// the other shards' gauge at 0.
+impl Drop for Stats {
+    fn drop(&mut self) {
+        if *self.lost.get_mut() && Arc::strong_count(&self.links) > 1 {
+            let mut lost = self
+                .links
+                .lost
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *lost = lost.saturating_sub(1);
+            self.metrics.connected(*lost == 0);
+        }
+    }
 }

@@ -196,7 +196,7 @@ impl Subscriber {
         commands: mpsc::UnboundedReceiver<Command>,
         link: Link,
     ) -> Self {
-        shared.stats.connected.store(true, Ordering::Relaxed);
+        shared.stats.set_connected(true);
         let channels = Channels::new();
         Self {
             shared,
@@ -363,7 +363,7 @@ impl Subscriber {
         let since = Instant::now();
         // Counted first, so that a subscriber that saw the recovery (or the gap it ended in)
         // sees it in the diagnostics.
-        self.shared.stats.recoveries.fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.count_recovery();
         if let Some(slot) = self.shared.hub.lock().get(channel) {
             slot.deliver(Delivery::Recover { since });
         }
@@ -410,18 +410,26 @@ impl Subscriber {
         let Some(channel) = self.shared.names.channel_of(&name) else {
             return;
         };
-        let decoded = envelope::decode(&Bytes::from(payload))
-            .and_then(|message| envelope::check_not_ahead(&message, now_ms()).map(|()| message));
-        let message = match decoded {
-            Ok(message) => Arc::new(message),
+        // The events of an envelope share their entry's id, so one check covers them all.
+        let decoded = envelope::decode(&Bytes::from(payload)).and_then(|messages| {
+            match messages.last() {
+                Some(last) => envelope::check_not_ahead(last, now_ms()),
+                None => Ok(()),
+            }
+            .map(|()| messages)
+        });
+        let messages = match decoded {
+            Ok(messages) => messages,
             Err(reason) => {
-                self.shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                self.shared.stats.count_malformed();
                 self.malformed_log.dropped(channel, &reason);
                 return;
             }
         };
-        if let Some(message) = self.channels.message(channel, message) {
-            self.deliver(channel, message);
+        for message in messages {
+            if let Some(message) = self.channels.message(channel, Arc::new(message)) {
+                self.deliver(channel, message);
+            }
         }
     }
 
@@ -633,7 +641,7 @@ impl Subscriber {
             retry_at: Instant::now() + self.backoff(0),
             connecting: false,
         };
-        self.shared.stats.connected.store(false, Ordering::Relaxed);
+        self.shared.stats.set_connected(false);
         let hub = &self.shared.hub;
         let actions = self
             .channels
@@ -700,9 +708,9 @@ impl Subscriber {
             }
         };
         self.link = LinkState::Up(link);
-        self.shared.stats.connected.store(true, Ordering::Relaxed);
+        self.shared.stats.set_connected(true);
         if self.ready {
-            self.shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            self.shared.stats.count_reconnect();
             tracing::info!("reconnected to Redis; resubscribing");
         } else {
             self.ready = true;
@@ -762,7 +770,7 @@ impl Subscriber {
             retry_at: Instant::now(),
             connecting: true,
         };
-        self.shared.stats.connected.store(false, Ordering::Relaxed);
+        self.shared.stats.set_connected(false);
         self.shared.stats.subscribed.store(0, Ordering::Relaxed);
     }
 

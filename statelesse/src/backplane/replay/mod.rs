@@ -6,7 +6,9 @@
 //!
 //! - **Pages.** A read returns at most [`ReplayConfig::page_events`] events and at most
 //!   [`ReplayConfig::page_bytes`] bytes of payload (a single event larger than that is a page of
-//!   its own). A subscription asks for the next page only when its reader has taken every event of
+//!   its own). The Redis transport stores the events one publish call sent to a channel as one
+//!   stream entry and ends a page at an entry's end, so its pages may exceed either limit by the
+//!   rest of one entry (at most 255 events and 512 KiB). A subscription asks for the next page only when its reader has taken every event of
 //!   the previous one, so a client that stops reading stops the reads.
 //! - **Shared reads.** Reads of the same page (channel and starting id) in flight at the same time
 //!   are one read. A page that stopped at a limit (more events follow) can never change, so it is
@@ -43,6 +45,7 @@ use tokio::time::Instant;
 use crate::backplane::error::{BackplaneError, ErrorKind};
 use crate::backplane::transport::{HistoryPage, PageLimits, Transport};
 use crate::id::EventId;
+use crate::telemetry::ReplayMetrics;
 
 pub(crate) mod config;
 
@@ -59,6 +62,7 @@ pub(crate) struct Replayer {
     limits: PageLimits,
     permits: Semaphore,
     state: Mutex<State>,
+    metrics: ReplayMetrics,
 }
 
 #[derive(Default)]
@@ -137,6 +141,7 @@ impl Replayer {
             transport,
             config,
             state: Mutex::new(State::default()),
+            metrics: ReplayMetrics::new(),
         }
     }
 
@@ -240,6 +245,7 @@ impl Replayer {
                         )
                         .into(),
                     })?;
+                self.metrics.read();
                 let result = self
                     .transport
                     .history_page(channel, after, self.limits)
@@ -371,6 +377,7 @@ mod tests {
     use crate::backplane::subscription::RawSubscription;
     use crate::backplane::transport::{BoxFuture, LiveFeed};
     use crate::diagnostics::Diagnostics;
+    use crate::telemetry::EventMetrics;
 
     /// A memory transport that counts history reads and can hold them until released.
     #[derive(Debug)]
@@ -629,9 +636,10 @@ mod tests {
         publish(&transport, "c", 3, 4).await;
         let replay = Arc::new(replayer(&transport, ReplayConfig::default()));
         let pass = transport.gate.write().await;
-        let opening = futures_util::future::join_all(
-            (0..1000).map(|_| RawSubscription::open(Arc::clone(&replay), "c", None)),
-        );
+        let opening = futures_util::future::join_all((0..1000).map(|_| {
+            let metrics = EventMetrics::new("test", "E");
+            RawSubscription::open(Arc::clone(&replay), "c", None, metrics)
+        }));
         let release = async {
             tokio::task::yield_now().await;
             drop(pass);

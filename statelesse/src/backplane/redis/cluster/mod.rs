@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ::redis::{Client, ConnectionAddr, RedisError};
@@ -36,6 +36,7 @@ use crate::backplane::transport::{
     BoxFuture, HistoryPage, LiveFeed, OutgoingEvent, PageLimits, Transport,
 };
 use crate::diagnostics::{Diagnostics, RedisDiagnostics, ShardDiagnostics};
+use crate::health::{CLOSED, Health, HealthStatus};
 use crate::id::EventId;
 use router::Router;
 use topology::SlotMap;
@@ -130,7 +131,9 @@ struct Inner {
     closed: AtomicBool,
     prefix: String,
     replay: ReplayConfig,
-    refills_given_up: AtomicU64,
+    /// The cluster's own counters (refills given up), whose `connected` gauge every shard's
+    /// connection shares.
+    stats: Stats,
 }
 
 /// One node (a master) of the cluster, driven by the one-Redis pieces.
@@ -183,7 +186,7 @@ impl RedisClusterTransport {
             closed: AtomicBool::new(false),
             prefix: config.prefix,
             replay: config.replay,
-            refills_given_up: AtomicU64::new(0),
+            stats: Stats::default(),
         });
         let masters = inner.map().masters();
         let mut phases = Vec::with_capacity(masters.len());
@@ -339,7 +342,7 @@ impl Inner {
             reader,
             client,
             settings: self.settings.clone(),
-            stats: Stats::default(),
+            stats: self.stats.sibling(),
             phase: watch::Sender::new(Phase::Starting),
             shard: Some(Shard {
                 address: Arc::clone(address),
@@ -505,11 +508,35 @@ impl Transport for RedisClusterTransport {
     }
 
     fn refill_given_up(&self, _channel: &str) {
-        self.inner.refills_given_up.fetch_add(1, Ordering::Relaxed);
+        self.inner.stats.count_refill_given_up();
     }
 
     fn local_subscriber_count(&self, channel: &str) -> usize {
         self.inner.hub.subscriber_count(channel)
+    }
+
+    /// Ready while every master's pub/sub connection is up, as [`RedisDiagnostics::connected`]
+    /// says; degraded, with a reason per shard down, while some are reconnecting.
+    fn health(&self) -> Health {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Health::down(CLOSED);
+        }
+        let masters = inner.map().masters();
+        if masters.is_empty() {
+            return Health::down("no Redis Cluster master is known");
+        }
+        let mut health = Health::ready();
+        for (address, node) in lock(&inner.nodes).iter() {
+            if masters.contains(address) && !node.shared.stats.connected.load(Ordering::Relaxed) {
+                health.status = HealthStatus::Degraded;
+                health.reasons.push(Cow::Owned(format!(
+                    "the Redis pub/sub connection to shard {address} is down; reconnecting"
+                )));
+            }
+        }
+        health.reasons.sort();
+        health
     }
 
     fn diagnostics(&self) -> Diagnostics {
@@ -522,7 +549,7 @@ impl Transport for RedisClusterTransport {
         nodes.sort_by(|a, b| a.0.cmp(&b.0));
         let mut redis = RedisDiagnostics {
             connected: !masters.is_empty(),
-            refills_given_up: inner.refills_given_up.load(Ordering::Relaxed),
+            refills_given_up: inner.stats.refills_given_up.load(Ordering::Relaxed),
             ..RedisDiagnostics::default()
         };
         let mut published = 0;
