@@ -89,7 +89,11 @@ impl RedisCluster {
             .ok_or_else(|| io::Error::other("a cluster needs 1 to 16,384 masters"))?;
         let nodes = start_nodes(masters)?;
         for node in &nodes[1..] {
-            nodes[0].try_cmd(&["CLUSTER", "MEET", "127.0.0.1", &node.port().to_string()])?;
+            // The bus port is given: it is not the data port + 10,000 (see `start_nodes`).
+            let config = node.try_cmd(&["CONFIG", "GET", "cluster-port"])?;
+            let bus = config.lines().last().unwrap_or_default();
+            let port = node.port().to_string();
+            nodes[0].try_cmd(&["CLUSTER", "MEET", "127.0.0.1", &port, bus])?;
         }
         for (index, node) in (0..count).zip(&nodes) {
             let start = (SLOTS / count) * index;

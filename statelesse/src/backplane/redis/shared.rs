@@ -133,7 +133,9 @@ impl Stats {
             .lost
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if self.lost.swap(!up, Ordering::Relaxed) != !up {
+        let was_lost = self.lost.swap(!up, Ordering::Relaxed);
+        // Lost and back, or up and lost.
+        if was_lost == up {
             *lost = if up {
                 lost.saturating_sub(1)
             } else {
@@ -142,6 +144,22 @@ impl Stats {
         }
         // Set under the lock, so that the last change is the last value set.
         self.metrics.connected(*lost == 0);
+    }
+
+    /// The connection is closed for good (shut down, or its node dropped): it no longer counts
+    /// as lost; the gauge says 0 unless other connections share it (a cluster's other shards).
+    pub(super) fn set_closed(&self) {
+        self.connected.store(false, Ordering::Relaxed);
+        let mut lost = self
+            .links
+            .lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.lost.swap(false, Ordering::Relaxed) {
+            *lost = lost.saturating_sub(1);
+        }
+        self.metrics
+            .connected(*lost == 0 && Arc::strong_count(&self.links) > 1);
     }
 
     pub(super) fn count_reconnect(&self) {
@@ -176,14 +194,8 @@ impl Default for Stats {
 /// the other shards' gauge at 0.
 impl Drop for Stats {
     fn drop(&mut self) {
-        if *self.lost.get_mut() && Arc::strong_count(&self.links) > 1 {
-            let mut lost = self
-                .links
-                .lost
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            *lost = lost.saturating_sub(1);
-            self.metrics.connected(*lost == 0);
+        if *self.lost.get_mut() {
+            self.set_closed();
         }
     }
 }

@@ -770,7 +770,7 @@ impl Subscriber {
             retry_at: Instant::now(),
             connecting: true,
         };
-        self.shared.stats.set_connected(false);
+        self.shared.stats.set_closed();
         self.shared.stats.subscribed.store(0, Ordering::Relaxed);
     }
 

@@ -343,6 +343,8 @@ impl Router {
             }
         });
         futures_util::future::join_all(stops).await;
+        // The transport is closed: its connection gauge says 0, as one Redis's does.
+        self.inner.stats.set_connected(false);
         for (_, waiters) in self.pending.drain(..) {
             for waiter in waiters {
                 let _ = waiter.send(Err(BackplaneError::new(ErrorKind::Closed)));
