@@ -930,7 +930,19 @@ async fn a_publish_without_the_replica_acks_asked_for_fails_as_a_timeout() {
     })
     .await;
     let bp = Backplane::redis(config("replicated")).await.unwrap();
-    bp.publish(&Tick { room: 1, n: 1 }).await.unwrap();
+    // After a full sync the master streams writes (and `WAIT`'s acknowledgement requests) to the
+    // replica only once the replica has acknowledged an offset, which it does once a second: the
+    // first publishes may still time out, one soon succeeds.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut n = 1;
+    while let Err(err) = bp.publish(&Tick { room: 1, n }).await {
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no publish acknowledged by the replica in sync: {err}"
+        );
+        n += 1;
+    }
 }
 
 /// With history off, ids still increase along a channel across instances, and resume reports

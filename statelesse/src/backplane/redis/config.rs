@@ -246,7 +246,9 @@ impl RedisConfig {
     /// have reached the replica promoted in its place, and is lost without anyone knowing. With
     /// `1` on a cluster whose masters each have a replica, a publish that succeeded survives the
     /// failover of its master (unless that replica fails too), at the cost of one more round
-    /// trip per script call.
+    /// trip per script call. Right after a replica's full sync, Redis forwards nothing to it
+    /// until the replica first acknowledges (once a second), so publishes in that second can
+    /// time out although the replica is up.
     #[must_use]
     pub fn with_replica_acks(mut self, replicas: u32) -> Self {
         self.replica_acks = replicas;
