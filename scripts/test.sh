@@ -37,7 +37,7 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "each feature of statelesse alone"
 cargo check -p statelesse --no-default-features --locked
-for feature in macros axum redis typescript uuid metrics; do
+for feature in macros axum redis redis-cluster typescript uuid metrics; do
     cargo check -p statelesse --no-default-features --features "$feature" --locked
 done
 cargo test -p statelesse --no-default-features --features macros --lib --locked -q

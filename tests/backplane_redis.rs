@@ -904,6 +904,47 @@ async fn a_forged_far_future_id_is_dropped_and_does_not_mute_the_channel() {
     assert_eq!(redis_stats(bp).malformed_messages, 1);
 }
 
+/// With replica acknowledgements asked for, a publish no replica received in time fails with a
+/// timeout (its fate unknown), though it was published; one a replica received succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_without_the_replica_acks_asked_for_fails_as_a_timeout() {
+    let fleet = OnRedis::start();
+    let config = |prefix: &str| {
+        fleet
+            .config(prefix, &Setup::default())
+            .with_command_timeout(Duration::from_secs(1))
+            .with_replica_acks(1)
+    };
+    let bp = Backplane::redis(config("alone")).await.unwrap();
+    let mut subscription = Tick::stream(&bp, &1).await.unwrap();
+    let err = bp.publish(&Tick { room: 1, n: 0 }).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(next_event(&mut subscription).await.event.n, 0);
+
+    let replica =
+        RedisServer::start_with(&["--replicaof", "127.0.0.1", &fleet.server.port().to_string()]);
+    eventually("the replica is in sync", || {
+        replica
+            .cmd(&["INFO", "replication"])
+            .contains("master_link_status:up")
+    })
+    .await;
+    let bp = Backplane::redis(config("replicated")).await.unwrap();
+    // After a full sync the master streams writes (and `WAIT`'s acknowledgement requests) to the
+    // replica only once the replica has acknowledged an offset, which it does once a second: the
+    // first publishes may still time out, one soon succeeds.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut n = 1;
+    while let Err(err) = bp.publish(&Tick { room: 1, n }).await {
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no publish acknowledged by the replica in sync: {err}"
+        );
+        n += 1;
+    }
+}
+
 /// With history off, ids still increase along a channel across instances, and resume reports
 /// a gap unless nothing was published since.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

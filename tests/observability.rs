@@ -20,7 +20,7 @@ use statelesse::SubscriptionError;
 use statelesse::prelude::*;
 use statelesse::routes::{Denied, MuxRoutes, readiness};
 use statelesse::{HealthStatus, MemoryConfig, RedisConfig};
-use statelesse_test_redis::RedisServer;
+use statelesse_test_redis::{RedisCluster, RedisServer};
 use statelesse_tests::app::spawn_app;
 use statelesse_tests::sse::SseClient;
 use statelesse_tests::suite::{PATIENCE, Tick, next_event, next_item, publish_all};
@@ -561,6 +561,36 @@ async fn health_is_degraded_while_redis_is_down_and_ready_once_it_is_back() {
     server.restart();
     eventually("health is ready", || bp.health().is_ready()).await;
     assert!(bp.health().reasons.is_empty());
+}
+
+/// A cluster with one shard down is degraded, naming that shard, and ready once it is back.
+#[tokio::test]
+async fn a_cluster_is_degraded_while_a_shard_is_down_and_ready_once_it_is_back() {
+    // No replicas: the slot map keeps naming the killed master, which nobody replaces.
+    let mut cluster = RedisCluster::try_start_masters(3).unwrap();
+    let urls = cluster.urls();
+    let config = RedisConfig::cluster(urls.iter().map(String::as_str))
+        .unwrap()
+        .with_prefix("shards")
+        .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .with_health_check_interval(Duration::from_secs(1));
+    let bp = Backplane::redis_cluster(config).await.unwrap();
+    assert!(bp.health().is_ready());
+
+    cluster.kill(1);
+    eventually("health is degraded", || {
+        bp.health().status == HealthStatus::Degraded
+    })
+    .await;
+    let reasons = bp.health().reasons;
+    let port = format!(":{}", cluster.nodes()[1].port());
+    assert!(
+        reasons.len() == 1 && reasons[0].contains(&port),
+        "{reasons:?}"
+    );
+    cluster.restart(1);
+    eventually("health is ready", || bp.health().is_ready()).await;
+    bp.shutdown().await;
 }
 
 #[tokio::test]

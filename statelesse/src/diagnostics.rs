@@ -78,4 +78,53 @@ pub struct RedisDiagnostics {
     /// a reconnect, after lagging, or for a next page), yielding a [`Gap`](crate::Gap) instead
     /// and going on with live events: one per subscriber and failed read.
     pub refills_given_up: u64,
+    /// On a Redis Cluster, slot moves seen: a node answered `MOVED` (or `ASK`, `TRYAGAIN`,
+    /// `CLUSTERDOWN`) to a subscription, or unsubscribed a channel itself because its slot
+    /// moved away. Always 0 on one Redis.
+    pub migrations: u64,
+    /// On a Redis Cluster, each node this instance has connections to, by address; the other
+    /// fields are their sums (and [`connected`](Self::connected) says whether every master's
+    /// pub/sub connection is up). Empty on one Redis.
+    pub shards: Vec<ShardDiagnostics>,
+}
+
+/// The state of one node of a Redis Cluster, as one instance sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ShardDiagnostics {
+    /// The node's address, `host:port`, as the cluster names it.
+    pub address: String,
+    /// Whether this instance's pub/sub connection to it is up.
+    pub connected: bool,
+    /// Channels this instance is subscribed to on it.
+    pub subscribed_channels: usize,
+    /// How many times the pub/sub connection to it was re-established.
+    pub reconnects: u64,
+    /// Recoveries started on it: a channel subscribed again (after a reconnect, or moved here
+    /// from another node) whose subscribers refilled from history.
+    pub recoveries: u64,
+    /// Slot moves it made this instance notice (see [`RedisDiagnostics::migrations`]).
+    pub migrations: u64,
+}
+
+impl ShardDiagnostics {
+    /// Used by the cluster transport (feature `redis-cluster`) only.
+    #[cfg_attr(not(feature = "redis-cluster"), allow(dead_code))]
+    pub(crate) fn new(
+        address: String,
+        connected: bool,
+        subscribed_channels: usize,
+        reconnects: u64,
+        recoveries: u64,
+        migrations: u64,
+    ) -> Self {
+        Self {
+            address,
+            connected,
+            subscribed_channels,
+            reconnects,
+            recoveries,
+            migrations,
+        }
+    }
 }

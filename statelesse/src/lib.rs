@@ -70,6 +70,7 @@
 //! | `macros` | `#[derive(SseEvent)]` | yes |
 //! | `axum` | SSE routes for axum | no |
 //! | `redis` | the Redis transport | no |
+//! | `redis-cluster` | the Redis transport on a Redis Cluster, with sharded pub/sub | no |
 //! | `redis-tls` | `rediss://` (TLS) for the Redis transport, with rustls | no |
 //! | `typescript` | the TypeScript manifest and client | no |
 //! | `uuid` | [`ChannelKey`] for `uuid::Uuid` | no |
@@ -112,6 +113,9 @@ pub mod __bench;
 
 pub use backplane::error::{BackplaneError, ErrorKind};
 pub use backplane::memory::{MemoryConfig, MemoryTransport};
+#[cfg(feature = "redis-cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+pub use backplane::redis::RedisClusterTransport;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use backplane::redis::{RedisConfig, RedisTransport};
@@ -119,7 +123,7 @@ pub use backplane::subscription::{Received, Subscription, SubscriptionError};
 pub use backplane::transport::Gap;
 pub use backplane::{Backplane, DEFAULT_MAX_PAYLOAD, Replay, SseEventExt};
 pub use channel::Channel;
-pub use diagnostics::{Diagnostics, RedisDiagnostics};
+pub use diagnostics::{Diagnostics, RedisDiagnostics, ShardDiagnostics};
 pub use event::{EventKind, SseEvent};
 pub use health::{Health, HealthStatus};
 pub use id::{EventId, ParseEventIdError};

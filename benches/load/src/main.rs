@@ -26,6 +26,9 @@
 //! - S6 resume storm with large events (statelesse only, not in the default run): one channel's
 //!   history holds 1,000 events of about 100 KB; `--s6-clients` clients (default 1,000) open it
 //!   at once with `Last-Event-ID: 0-0` and read it all; Redis and instance memory, catch-up time.
+//! - Cluster (statelesse only, not in the default run): S5's publishes, each channel subscribed
+//!   by a second instance, on a Redis Cluster of 1 shard then of 3: publishes/s and
+//!   deliveries/s of each.
 #![allow(
     clippy::cast_precision_loss,
     reason = "counts and durations shown as f64 stay far below 2^52"
@@ -34,6 +37,7 @@
 mod baseline;
 mod catch_up;
 mod client;
+mod cluster;
 mod measure;
 mod options;
 mod procfs;

@@ -6,15 +6,16 @@ use crate::server::Impl;
 pub(crate) const USAGE: &str = "\
 usage: bench-load [options]
 
-  --scenario LIST   scenarios to run, comma separated: s1,s2,s2r,s3,s4,s5,s6,s7 or all (default
-                    all, which is s1 to s5); s2r is S2's shape at a fixed rate both servers
-                    sustain (--rate, default 3000/s), to compare CPU per delivery at the same
-                    load; s6 is a resume storm with large events (statelesse only): --s6-clients
-                    clients resume one channel from 0-0 and read its history of 1,000 events of
-                    about 100 KB each, so 1,000 clients read 100 GB; it is not in all; s7
-                    compares 1,000 connections of 10 channels each (the multiplexed route)
-                    with 10,000 single-channel connections carrying the same events
-                    (statelesse only, --rate, default 1000/s; not in all)
+  --scenario LIST   scenarios to run, comma separated: s1,s2,s2r,s3,s4,s5,s6,s7,cluster or all
+                    (default all, which is s1 to s5); s2r is S2's shape at a fixed rate both
+                    servers sustain (--rate, default 3000/s), to compare CPU per delivery at the
+                    same load; s6 is a resume storm with large events (statelesse only):
+                    --s6-clients clients resume one channel from 0-0 and read its history of
+                    1,000 events of about 100 KB each, so 1,000 clients read 100 GB; it is not in
+                    all; s7 compares 1,000 connections of 10 channels each (the multiplexed route)
+                    with 10,000 single-channel connections carrying the same events (statelesse
+                    only, --rate, default 1000/s; not in all); cluster publishes --s5-events
+                    events on a Redis Cluster of 1 shard, then of 3 (statelesse only, not in all)
   --impl LIST       servers to measure: baseline,statelesse (default both)
   --seconds N       how long each scenario publishes (default 10)
   --history N       history length of the statelesse server (default 1000, the library's default)

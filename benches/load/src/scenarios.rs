@@ -70,6 +70,7 @@ async fn run(options: Options, pinning: Pinning) -> Result<(), BoxError> {
             "s5" => s5(&env).await?,
             "s6" => s6(&env).await?,
             "s7" => s7(&env).await?,
+            "cluster" => crate::cluster::cluster(&env).await?,
             other => return Err(format!("unknown scenario `{other}`").into()),
         };
         let mut table = table;

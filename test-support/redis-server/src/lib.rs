@@ -16,6 +16,11 @@
 //! Never the server on 6379: each guard starts its own process, so fault tests can stop, kill
 //! and restart it without disturbing other tests. Tests call the panicking [`RedisServer::start`]
 //! and [`RedisServer::cmd`]; tools that report errors instead call the `try_` forms.
+//! [`RedisCluster`] starts six of them as a Redis Cluster.
+
+mod cluster;
+
+pub use cluster::RedisCluster;
 
 use std::ffi::OsString;
 use std::io::{self, Read as _, Write as _};
@@ -397,5 +402,23 @@ mod tests {
             server.cmd(&["CONFIG", "GET", "maxclients"]),
             "maxclients\n123"
         );
+    }
+
+    #[test]
+    fn a_cluster_of_one_master_serves_every_slot() {
+        let cluster = super::RedisCluster::try_start_masters(1).unwrap();
+        assert_eq!(cluster.masters(), [(0, vec![(0, 16_383)])]);
+        assert_eq!(cluster.master_of_slot(12_182), 0);
+    }
+
+    #[test]
+    fn a_cluster_has_three_masters_serving_every_slot_and_survives_a_killed_one() {
+        let mut cluster = super::RedisCluster::start();
+        let masters = cluster.masters();
+        assert_eq!(masters.len(), 3);
+        let master = cluster.master_of_slot(0);
+        cluster.kill(master);
+        cluster.wait_until_healthy();
+        assert_ne!(cluster.master_of_slot(0), master);
     }
 }

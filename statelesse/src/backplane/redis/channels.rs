@@ -310,6 +310,47 @@ impl<W> Channels<W> {
         actions
     }
 
+    /// In a cluster, `channel` now belongs to this shard (its slot moved here, or its shard
+    /// failed over to this one): subscribe it, then have its subscribers recover what they
+    /// missed meanwhile, as after a reconnect; `waiters` are confirmed once it is subscribed.
+    pub(super) fn adopt(&mut self, channel: &str, waiters: Vec<W>, wanted: bool) -> Vec<Action<W>> {
+        if !wanted && waiters.is_empty() {
+            return Vec::new();
+        }
+        let state = self.states.entry(channel.into()).or_default();
+        state.recovering = true;
+        if !self.connected {
+            // Kept: the next connection subscribes it again and recovers it.
+            return if waiters.is_empty() {
+                Vec::new()
+            } else {
+                vec![Action::Fail(waiters, Failure::Down)]
+            };
+        }
+        state.waiters.extend(waiters);
+        if state.busy {
+            return Vec::new();
+        }
+        state.busy = true;
+        state.subscribed = false;
+        vec![Action::Resubscribe(vec![channel.into()])]
+    }
+
+    /// In a cluster, `channel` no longer belongs to this shard: forgets it and returns its
+    /// waiters, for its new shard, and whether it was subscribed here.
+    pub(super) fn evict(&mut self, channel: &str) -> Option<(Vec<W>, bool)> {
+        let state = self.states.remove(channel)?;
+        Some((state.waiters, state.subscribed))
+    }
+
+    /// Whether `channel` is subscribed and no SUBSCRIBE or UNSUBSCRIBE of it is in flight: an
+    /// unsubscribe confirmation for it now was not asked for.
+    pub(super) fn is_settled(&self, channel: &str) -> bool {
+        self.states
+            .get(channel)
+            .is_some_and(|state| state.subscribed && !state.busy)
+    }
+
     /// The transport shuts down: fail every waiter and forget every channel.
     pub(super) fn close(&mut self) -> Vec<Action<W>> {
         self.connected = false;
@@ -595,6 +636,55 @@ mod tests {
             said(channels.resubscribed(generation, vec![A.into()], |_| false)),
             ["unsubscribe game:1:Started"]
         );
+    }
+
+    #[test]
+    fn an_adopted_channel_is_subscribed_then_recovers_and_confirms_its_waiters() {
+        let mut channels = Channels::new();
+        assert_eq!(
+            said(channels.adopt(A, vec![7], true)),
+            ["resubscribe game:1:Started"]
+        );
+        // Pushed before the subscription is confirmed: left to the recovery.
+        assert!(channels.message(A, message(5)).is_none());
+        let generation = channels.generation();
+        assert_eq!(
+            said(channels.resubscribed(generation, vec![A.into()], |_| true)),
+            ["recover game:1:Started", "confirm [7]"]
+        );
+        assert!(channels.is_settled(A));
+        assert!(channels.message(A, message(6)).is_some());
+    }
+
+    #[test]
+    fn a_channel_adopted_while_the_connection_is_down_waits_for_the_next_one() {
+        let mut channels = Channels::new();
+        channels.disconnected(|_| true);
+        assert_eq!(said(channels.adopt(A, vec![1], true)), ["fail [1] Down"]);
+        assert_eq!(
+            said(channels.reconnected(|_| true)),
+            ["resubscribe game:1:Started"]
+        );
+    }
+
+    #[test]
+    fn an_evicted_channel_is_forgotten_with_its_waiters_handed_over() {
+        let mut channels = subscribed_to_a();
+        channels.ensure(B, 2, true);
+        assert_eq!(channels.evict(A), Some((vec![], true)));
+        assert_eq!(channels.evict(B), Some((vec![2], false)));
+        assert_eq!(channels.evict(A), None);
+        assert_eq!(channels.subscribed_count(), 0);
+        assert!(channels.message(A, message(1)).is_none());
+    }
+
+    #[test]
+    fn only_a_settled_subscription_can_be_unsubscribed_unasked() {
+        let mut channels = subscribed_to_a();
+        assert!(channels.is_settled(A));
+        channels.reconcile(A, false);
+        assert!(!channels.is_settled(A), "our own UNSUBSCRIBE is in flight");
+        assert!(!channels.is_settled(B));
     }
 
     #[test]

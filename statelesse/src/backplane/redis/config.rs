@@ -27,6 +27,7 @@ use crate::backplane::error::{BackplaneError, ErrorKind};
 /// | [reconnect backoff](Self::with_reconnect_backoff) | 100 ms doubling to 5 s, with jitter |
 /// | [health check](Self::with_health_check_interval) of the pub/sub connection | every 5 s |
 /// | [subscriber buffer](Self::with_subscriber_buffer) | 1,024 events |
+/// | [replica acknowledgements](Self::with_replica_acks) awaited by each publish | 0 (none) |
 ///
 /// # Examples
 ///
@@ -57,7 +58,10 @@ pub struct RedisConfig {
     pub(super) reconnect_max: Duration,
     pub(super) health_check: Duration,
     pub(super) subscriber_buffer: usize,
+    pub(super) replica_acks: u32,
     pub(super) replay: ReplayConfig,
+    /// Further nodes to ask for a cluster's layout when the first one (`client`) cannot answer.
+    pub(super) seeds: Vec<Client>,
 }
 
 /// The longest timeout, backoff or interval accepted: a day.
@@ -132,8 +136,42 @@ impl RedisConfig {
             reconnect_max: Duration::from_secs(5),
             health_check: Duration::from_secs(5),
             subscriber_buffer: 1024,
+            replica_acks: 0,
             replay: ReplayConfig::default(),
+            seeds: Vec::new(),
         }
+    }
+
+    /// Settings for a Redis Cluster reached through `urls`, its seed nodes: any of them
+    /// answering is enough to learn which node serves which slots (the others are tried in
+    /// turn). Every node is reached with the first URL's credentials and TLS settings, at the
+    /// address the cluster gives for it. Build the backplane with
+    /// [`Backplane::redis_cluster`](crate::Backplane::redis_cluster) (feature `redis-cluster`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] when `urls` is empty, or as [`new`](Self::new) for any URL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use statelesse::RedisConfig;
+    ///
+    /// let config = RedisConfig::cluster(["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/"])?;
+    /// assert!(RedisConfig::cluster(Vec::<&str>::new()).is_err());
+    /// # drop(config);
+    /// # Ok::<(), statelesse::BackplaneError>(())
+    /// ```
+    pub fn cluster<'a>(urls: impl IntoIterator<Item = &'a str>) -> Result<Self, BackplaneError> {
+        let mut urls = urls.into_iter();
+        let first = urls.next().ok_or_else(|| {
+            BackplaneError::with_source(ErrorKind::Config, "a cluster needs a seed node URL")
+        })?;
+        let mut config = Self::new(first)?;
+        for url in urls {
+            config.seeds.push(Self::new(url)?.client);
+        }
+        Ok(config)
     }
 
     /// Sets the prefix of every Redis key and channel name, isolating environments (`dev`,
@@ -195,6 +233,25 @@ impl RedisConfig {
     #[must_use]
     pub fn with_health_check_interval(mut self, interval: Duration) -> Self {
         self.health_check = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Sets how many replicas must have received each publish before it succeeds: after each
+    /// script call, the publisher sends `WAIT <replicas> <half the command timeout>`, and when
+    /// fewer replicas acknowledged in time, the call's publishes fail with [`ErrorKind::Timeout`]
+    /// (they were published, and may or may not survive a failover). `0`, the default, waits
+    /// for none, as Redis does.
+    ///
+    /// Redis replicates asynchronously: when a master dies, a publish it acknowledged may not
+    /// have reached the replica promoted in its place, and is lost without anyone knowing. With
+    /// `1` on a cluster whose masters each have a replica, a publish that succeeded survives the
+    /// failover of its master (unless that replica fails too), at the cost of one more round
+    /// trip per script call. Right after a replica's full sync, Redis forwards nothing to it
+    /// until the replica first acknowledges (once a second), so publishes in that second can
+    /// time out although the replica is up.
+    #[must_use]
+    pub fn with_replica_acks(mut self, replicas: u32) -> Self {
+        self.replica_acks = replicas;
         self
     }
 
@@ -286,6 +343,7 @@ impl RedisConfig {
             reconnect_max: self.reconnect_max,
             health_check: self.health_check,
             buffer: self.subscriber_buffer,
+            replica_acks: self.replica_acks,
         }
     }
 
@@ -327,7 +385,16 @@ impl fmt::Debug for RedisConfig {
             )
             .field("health_check", &self.health_check)
             .field("subscriber_buffer", &self.subscriber_buffer)
+            .field("replica_acks", &self.replica_acks)
             .field("replay", &self.replay)
+            .field(
+                "seeds",
+                &self
+                    .seeds
+                    .iter()
+                    .map(|seed| seed.get_connection_info().addr().to_string())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -344,6 +411,7 @@ pub(super) struct Settings {
     pub(super) reconnect_max: Duration,
     pub(super) health_check: Duration,
     pub(super) buffer: usize,
+    pub(super) replica_acks: u32,
 }
 
 impl Settings {

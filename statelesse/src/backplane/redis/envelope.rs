@@ -192,6 +192,17 @@ impl Scripts {
         }
     }
 
+    /// The scripts for a Redis Cluster: the publish script `SPUBLISH`es instead of
+    /// `PUBLISH`ing, so that a message reaches only the shard that owns its channel's slot
+    /// (a classic `PUBLISH` in a cluster is broadcast to every node).
+    #[cfg(feature = "redis-cluster")]
+    pub(super) fn sharded() -> Self {
+        Self {
+            publish: Script::new(&sharded(PUBLISH_LUA)),
+            history: Script::new(HISTORY_LUA),
+        }
+    }
+
     /// The `EVALSHA` of [`PUBLISH_LUA`] for a batch of channel batches, in order.
     ///
     /// Built directly rather than through `Script::key(..).arg(..)`, which stores every argument
@@ -237,6 +248,12 @@ impl Scripts {
         }
         cmd
     }
+}
+
+/// `script` with its `PUBLISH` calls made `SPUBLISH`: the same script, on sharded pub/sub.
+#[cfg(any(feature = "redis-cluster", test))]
+fn sharded(script: &str) -> String {
+    script.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
 }
 
 /// The events of one channel in a publish batch, as [`Scripts::publish_command`] writes them.
@@ -762,6 +779,14 @@ mod tests {
     fn a_batch_groups_by_channel_in_order_of_first_event_keeping_each_channels_order() {
         let groups = by_channel(["a", "b", "a", "c", "b", "a"].into_iter());
         assert_eq!(groups, [vec![0, 2, 5], vec![1, 4], vec![3]]);
+    }
+
+    #[test]
+    fn the_sharded_publish_script_spublishes_and_never_publishes() {
+        let script = sharded(PUBLISH_LUA);
+        assert!(script.contains("redis.call('SPUBLISH'"));
+        assert!(!script.contains("'PUBLISH'"));
+        assert_eq!(script.replace("SPUBLISH", "PUBLISH"), PUBLISH_LUA);
     }
 
     #[test]

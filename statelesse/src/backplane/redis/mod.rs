@@ -8,13 +8,20 @@
 //! - `channels`: the per-channel state as plain data, whose methods return actions;
 //! - `publisher`: the commands on the publisher connection, and what a Redis error means;
 //! - `shared`: what the handle and the task share;
-//! - `envelope`: the names, envelope, stream entries and scripts on Redis; `config`: the settings.
+//! - `envelope`: the names, envelope, stream entries and scripts on Redis; `config`: the settings;
+//!   `slot`: Redis Cluster hash slots.
+//!
+//! `cluster` (feature `redis-cluster`) builds the transport for a Redis Cluster from these same
+//! pieces, one set per node.
 
 mod channels;
+#[cfg(feature = "redis-cluster")]
+mod cluster;
 mod config;
 pub(crate) mod envelope;
 mod publisher;
 mod shared;
+mod slot;
 mod subscriber;
 
 use std::borrow::Cow;
@@ -26,6 +33,8 @@ use ::redis::aio::ConnectionManager;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
+#[cfg(feature = "redis-cluster")]
+pub use cluster::RedisClusterTransport;
 pub use config::RedisConfig;
 
 use super::Backplane;
@@ -52,9 +61,9 @@ use subscriber::{Command, Subscriber};
 /// # Layout on Redis
 ///
 /// Every name starts with the configured prefix (default `statelesse`), and wraps the channel in
-/// a hash tag, so a channel's stream and messages share one Redis Cluster slot (sharded pub/sub
-/// can come later without changing the format). Channel names never contain `{` or `}` (keys
-/// are escaped), so the tag is exactly the channel.
+/// a hash tag, so a channel's stream and messages share one Redis Cluster slot (on a cluster,
+/// feature `redis-cluster`, the same names carry sharded pub/sub). Channel names never contain
+/// `{` or `}` (keys are escaped), so the tag is exactly the channel.
 ///
 /// | what | name | holds |
 /// |---|---|---|
@@ -309,7 +318,7 @@ impl RedisTransport {
             Phase::Starting
         };
         let shared = Arc::new(Shared {
-            hub: Hub::new(settings.buffer),
+            hub: Arc::new(Hub::new(settings.buffer)),
             names: Names::new(&config.prefix),
             scripts: Scripts::new(),
             publisher,
@@ -318,6 +327,7 @@ impl RedisTransport {
             settings,
             stats: Stats::default(),
             phase: watch::Sender::new(phase),
+            shard: None,
         });
         let (commands, receiver) = mpsc::unbounded_channel();
         let task = match link {
@@ -396,31 +406,49 @@ impl RedisTransport {
 
     async fn subscribe_now(&self, channel: &str) -> Result<LiveFeed, BackplaneError> {
         let shared = &self.inner.shared;
-        let (receiver, _first) = shared.hub.subscribe(channel, || ());
-        let interest = {
-            let shared = Arc::clone(shared);
-            let commands = self.inner.commands.clone();
-            let channel: Box<str> = channel.into();
-            Interest::new(move || {
-                if shared.hub.release(&channel, |()| false) {
-                    let _ = commands.send(Command::Release { channel });
-                }
-            })
-        };
-        let (reply, confirmed) = oneshot::channel();
-        let ensure = Command::Ensure {
-            channel: channel.into(),
-            reply,
-        };
-        if self.inner.commands.send(ensure).is_err() {
-            return Err(BackplaneError::new(ErrorKind::Closed));
-        }
-        match tokio::time::timeout(shared.settings.call_timeout(), confirmed).await {
-            Ok(Ok(Ok(()))) => Ok(LiveFeed::new(receiver, interest)),
-            Ok(Ok(Err(err))) => Err(err),
-            Ok(Err(_)) => Err(BackplaneError::new(ErrorKind::Closed)),
-            Err(_) => Err(BackplaneError::new(ErrorKind::Timeout)),
-        }
+        subscribe_through(
+            &shared.hub,
+            &self.inner.commands,
+            shared.settings.call_timeout(),
+            channel,
+        )
+        .await
+    }
+}
+
+/// Joins `channel` in `hub` and asks the task behind `commands` (a subscriber, or a cluster's
+/// router) to make sure it is subscribed on Redis; returns the feed once that is confirmed, or
+/// the error, within `timeout`.
+async fn subscribe_through(
+    hub: &Arc<Hub<()>>,
+    commands: &mpsc::UnboundedSender<Command>,
+    timeout: std::time::Duration,
+    channel: &str,
+) -> Result<LiveFeed, BackplaneError> {
+    let (receiver, _first) = hub.subscribe(channel, || ());
+    let interest = {
+        let hub = Arc::clone(hub);
+        let commands = commands.clone();
+        let channel: Box<str> = channel.into();
+        Interest::new(move || {
+            if hub.release(&channel, |()| false) {
+                let _ = commands.send(Command::Release { channel });
+            }
+        })
+    };
+    let (reply, confirmed) = oneshot::channel();
+    let ensure = Command::Ensure {
+        channel: channel.into(),
+        reply,
+    };
+    if commands.send(ensure).is_err() {
+        return Err(BackplaneError::new(ErrorKind::Closed));
+    }
+    match tokio::time::timeout(timeout, confirmed).await {
+        Ok(Ok(Ok(()))) => Ok(LiveFeed::new(receiver, interest)),
+        Ok(Ok(Err(err))) => Err(err),
+        Ok(Err(_)) => Err(BackplaneError::new(ErrorKind::Closed)),
+        Err(_) => Err(BackplaneError::new(ErrorKind::Timeout)),
     }
 }
 
@@ -507,13 +535,7 @@ impl Transport for RedisTransport {
             let state = publisher::read_stream(&self.inner.shared, channel, page)
                 .await
                 .map_err(|err| err.on_channel(channel))?;
-            Ok(match state {
-                None => HistoryPage::new(Vec::new(), false, false, EventId::default()),
-                Some(state) => {
-                    let complete = state.covers(after);
-                    HistoryPage::new(state.events, complete, state.more, state.last)
-                }
-            })
+            Ok(history_page(state, after))
         })
     }
 
@@ -556,6 +578,7 @@ impl Transport for RedisTransport {
             malformed_messages: stats.malformed.load(Ordering::Relaxed),
             recoveries: stats.recoveries.load(Ordering::Relaxed),
             refills_given_up: stats.refills_given_up.load(Ordering::Relaxed),
+            ..RedisDiagnostics::default()
         });
         diagnostics
     }
@@ -576,6 +599,18 @@ impl Transport for RedisTransport {
             }
             self.inner.shared.hub.clear();
         })
+    }
+}
+
+/// The page a history read after `after` found: none of a stream that does not exist, which is
+/// incomplete.
+fn history_page(state: Option<envelope::StreamState>, after: EventId) -> HistoryPage {
+    match state {
+        None => HistoryPage::new(Vec::new(), false, false, EventId::default()),
+        Some(state) => {
+            let complete = state.covers(after);
+            HistoryPage::new(state.events, complete, state.more, state.last)
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use super::config::Settings;
 use super::envelope::{self, Outgoing, StreamState};
 use super::shared::Shared;
+use super::slot;
 use crate::backplane::error::{BackplaneError, ErrorKind};
 use crate::backplane::transport::PageLimits;
 use crate::id::EventId;
@@ -298,19 +299,52 @@ impl Sender {
     }
 
     /// Runs one batch and answers each of its callers.
+    ///
+    /// In a cluster, a script's keys must share a hash slot: the batch becomes one script call
+    /// per slot, all sent at once on the node's connection (pipelined, one round trip), each
+    /// slot's events in their order.
     async fn send(&self, batch: Batch) {
+        let groups = if self.shared.shard.is_some() {
+            slot_groups(&batch.events)
+        } else {
+            vec![(0..batch.events.len()).collect()]
+        };
+        let answers =
+            futures_util::future::join_all(groups.iter().map(|group| self.call(&batch, group)))
+                .await;
+        let mut results: Vec<Option<Result<EventId, BackplaneError>>> =
+            (0..batch.events.len()).map(|_| None).collect();
+        for (group, answer) in groups.iter().zip(answers) {
+            for (&index, result) in group.iter().zip(answer) {
+                results[index] = result;
+            }
+        }
+        self.answer(batch, results);
+    }
+
+    /// One script call for the events of `batch` at `indices`, grouped by channel (one stream
+    /// entry and one message per channel): each event's result, in the order of `indices`.
+    async fn call(
+        &self,
+        batch: &Batch,
+        indices: &[usize],
+    ) -> Vec<Option<Result<EventId, BackplaneError>>> {
         let shared = &self.shared;
         let settings = &shared.settings;
-        let channels = envelope::by_channel(batch.events.iter().map(|pending| &*pending.channel));
+        // Each channel's events, as positions in `indices`.
+        let channels = envelope::by_channel(indices.iter().map(|&i| &*batch.events[i].channel));
         let outgoing: Vec<Outgoing<'_>> = channels
             .iter()
             .map(|members| Outgoing {
-                channel: &batch.events[members[0]].channel,
+                channel: &batch.events[indices[members[0]]].channel,
                 events: members
                     .iter()
-                    .map(|&i| (&*batch.events[i].event, &batch.events[i].data[..]))
+                    .map(|&m| {
+                        let pending = &batch.events[indices[m]];
+                        (&*pending.event, &pending.data[..])
+                    })
                     .collect(),
-                refresh: members.iter().any(|&i| batch.refresh[i]),
+                refresh: members.iter().any(|&m| batch.refresh[indices[m]]),
             })
             .collect();
         let command = shared.scripts.publish_command(
@@ -322,9 +356,11 @@ impl Sender {
         let mut con = shared.publisher.clone();
         let script = &shared.scripts.publish;
         let count = channels.len();
-        let reply =
-            tokio::time::timeout(settings.call_timeout(), evalsha(script, &command, &mut con))
-                .await;
+        let reply = tokio::time::timeout(settings.call_timeout(), async {
+            let reply = evalsha(script, &command, &mut con).await?;
+            replicated(&mut con, settings).await.map(|()| reply)
+        })
+        .await;
         // One reply per channel, or why the call failed; an error is built once per event.
         let call_error = |reason: &CallFailure| match reason {
             CallFailure::Timeout => BackplaneError::new(ErrorKind::Timeout),
@@ -344,16 +380,22 @@ impl Sender {
         };
         // Each event's result: its channel's entry id, taken `before` events back, or an error.
         let mut results: Vec<Option<Result<EventId, BackplaneError>>> =
-            (0..batch.events.len()).map(|_| None).collect();
+            (0..indices.len()).map(|_| None).collect();
         for (c, members) in channels.iter().enumerate() {
-            for (position, &i) in members.iter().enumerate() {
+            for (position, &m) in members.iter().enumerate() {
                 let before = u32::try_from(members.len() - 1 - position).unwrap_or(u32::MAX);
-                results[i] = Some(match &replies {
+                results[m] = Some(match &replies {
                     Ok(values) => stream_id(&values[c]).map(|id| EventId::in_entry(id, before)),
                     Err(reason) => Err(call_error(reason)),
                 });
             }
         }
+        results
+    }
+
+    /// Counts the published events and answers each caller of `batch` with its result.
+    fn answer(&self, batch: Batch, results: Vec<Option<Result<EventId, BackplaneError>>>) {
+        let shared = &self.shared;
         // Counted before anyone is answered, so a caller sees its publish in the diagnostics.
         let published = results
             .iter()
@@ -389,6 +431,19 @@ impl Sender {
     }
 }
 
+/// The indices of `events` grouped by hash slot, each group in the events' order.
+fn slot_groups(events: &[Pending]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let slot = slot::key_slot(event.channel.as_bytes());
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, group)) => group.push(index),
+            None => groups.push((slot, vec![index])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
 /// Why a whole script call failed.
 enum CallFailure {
     Timeout,
@@ -405,6 +460,35 @@ impl Drop for Sender {
             queue.busy = false;
             queue.waiting.clear();
         }
+    }
+}
+
+/// Waits until the configured number of replicas received every write of `con` so far, when
+/// one is configured (`WAIT`); a timeout error when fewer did within half the command timeout
+/// (half, so that Redis answers before the connection's own timeout for the reply fires).
+async fn replicated(con: &mut ConnectionManager, settings: &Settings) -> Result<(), RedisError> {
+    if settings.replica_acks == 0 {
+        return Ok(());
+    }
+    let timeout_ms = u64::try_from(settings.command_timeout.as_millis() / 2)
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let acked: u64 = ::redis::cmd("WAIT")
+        .arg(settings.replica_acks)
+        .arg(timeout_ms)
+        .query_async(con)
+        .await?;
+    if acked >= u64::from(settings.replica_acks) {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "published, but acknowledged by {acked} of the {} replicas required",
+                settings.replica_acks
+            ),
+        )
+        .into())
     }
 }
 

@@ -17,6 +17,17 @@
 //! A transport built lazily starts this task without a connection: its first connection comes
 //! from the same reconnect loop, and also connects the command connections and loads the scripts
 //! before the transport is declared ready.
+//!
+//! In a Redis Cluster, each node that serves a channel with local interest has one of these
+//! tasks, in sharded mode: `SSUBSCRIBE` and `SUNSUBSCRIBE`, one channel per command (after a
+//! reconnect too, since one command's channels must share a slot and each reply is one push per
+//! channel), and what only the cluster's router can handle is reported to it: a channel whose
+//! slot is not served here any more (`MOVED`), and a lost connection (the node may have failed
+//! over). An unsolicited `SUNSUBSCRIBE` (Redis sends one to every subscriber of a slot that moved
+//! away) drops the connection on purpose: redis-rs takes any `sunsubscribe` push for the reply of
+//! the oldest command in flight, so after one the replies of that connection cannot be trusted;
+//! the reconnect subscribes every channel again, each on the node that now serves it, and their
+//! subscribers recover the gap from history.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -35,7 +46,7 @@ use super::channels::{Action, Channels, Failure};
 use super::config::Settings;
 use super::envelope;
 use super::publisher::{self, is_connection_error, redis_error};
-use super::shared::{Phase, Shared};
+use super::shared::{Phase, Shard, ShardReport, Shared};
 use crate::backplane::error::{BackplaneError, ErrorKind};
 use crate::backplane::transport::{BoxFuture, Delivery};
 use crate::message::Message;
@@ -52,6 +63,8 @@ const MALFORMED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A request to the subscriber task.
 #[derive(Debug)]
+// `Adopt` and `Evict` come only from the cluster transport's router (feature `redis-cluster`).
+#[cfg_attr(not(feature = "redis-cluster"), allow(dead_code))]
 pub(super) enum Command {
     /// Make sure `channel` is subscribed on Redis; reply once it is (or cannot be).
     Ensure { channel: Box<str>, reply: Reply },
@@ -59,6 +72,14 @@ pub(super) enum Command {
     Release { channel: Box<str> },
     /// Unsubscribe everything, close the connection and stop.
     Shutdown { reply: oneshot::Sender<()> },
+    /// In a cluster, `channel` belongs to this shard now: subscribe it, recover it, and
+    /// confirm `waiters`.
+    Adopt {
+        channel: Box<str>,
+        waiters: Vec<Reply>,
+    },
+    /// In a cluster, `channel` belongs to another shard now: forget it here and report it moved.
+    Evict { channel: Box<str> },
 }
 
 type Pushes = mpsc::UnboundedReceiver<PushInfo>;
@@ -117,12 +138,16 @@ enum Done {
     Resubscribed {
         generation: u64,
         channels: Vec<Box<str>>,
+        /// In a cluster, the channels the node refused with `MOVED`.
+        moved: Vec<Box<str>>,
         result: Result<(), RedisError>,
     },
     Pinged {
         generation: u64,
         result: Result<(), RedisError>,
     },
+    /// An operation whose outcome changes nothing.
+    Forgotten,
 }
 
 /// The subscriber task's state.
@@ -251,9 +276,52 @@ impl Subscriber {
                 let wanted = self.wanted(&channel);
                 self.channels.reconcile(&channel, wanted)
             }
+            Command::Adopt { channel, waiters } => {
+                let wanted = self.wanted(&channel);
+                self.channels.adopt(&channel, waiters, wanted)
+            }
+            Command::Evict { channel } => {
+                self.evict(channel);
+                Vec::new()
+            }
             Command::Shutdown { .. } => Vec::new(),
         };
         self.perform(actions);
+    }
+
+    /// In a cluster: forgets `channel`, which another shard serves now, and hands it (with
+    /// whoever waits for it) to the router.
+    fn evict(&mut self, channel: Box<str>) {
+        let Some(shard) = &self.shared.shard else {
+            return;
+        };
+        let Some((waiters, subscribed)) = self.channels.evict(&channel) else {
+            return;
+        };
+        if subscribed && let LinkState::Up(link) = &self.link {
+            // Best effort: the slot left this node, which usually dropped it already.
+            let mut con = link.con.clone();
+            let name = self.shared.names.pubsub(&channel);
+            self.ops.push(Box::pin(async move {
+                let _ = ::redis::cmd("SUNSUBSCRIBE")
+                    .arg(name)
+                    .query_async::<Value>(&mut con)
+                    .await;
+                Done::Forgotten
+            }));
+        }
+        let _ = shard.reports.send(ShardReport::Moved {
+            from: Arc::clone(&shard.address),
+            channel,
+            waiters,
+        });
+        self.count_subscribed();
+    }
+
+    /// In a cluster: `channel` was refused with a redirection: counted, and evicted.
+    fn moved(&mut self, channel: Box<str>) {
+        self.shared.stats.migrations.fetch_add(1, Ordering::Relaxed);
+        self.evict(channel);
     }
 
     fn wanted(&self, channel: &str) -> bool {
@@ -293,10 +361,12 @@ impl Subscriber {
     /// carries every event again from now on.
     fn recover(&self, channel: &str) {
         let since = Instant::now();
+        // Counted first, so that a subscriber that saw the recovery (or the gap it ended in)
+        // sees it in the diagnostics.
+        self.shared.stats.count_recovery();
         if let Some(slot) = self.shared.hub.lock().get(channel) {
             slot.deliver(Delivery::Recover { since });
         }
-        self.shared.stats.count_recovery();
     }
 
     fn on_push(&mut self, push: Option<PushInfo>) {
@@ -306,8 +376,28 @@ impl Subscriber {
         };
         match push.kind {
             PushKind::Disconnection => self.link_lost("the pub/sub connection was lost"),
-            PushKind::Message => self.on_message(push.data),
+            PushKind::Message | PushKind::SMessage => self.on_message(push.data),
+            PushKind::SUnsubscribe => self.on_sunsubscribe(&push.data),
             _ => {}
+        }
+    }
+
+    /// A `SUNSUBSCRIBE` push, in a cluster: unless it confirms one of ours, the node dropped a
+    /// channel whose slot moved away (see the module docs for why the link is dropped too).
+    fn on_sunsubscribe(&mut self, data: &[Value]) {
+        if self.shared.shard.is_none() {
+            return;
+        }
+        let Some(Value::BulkString(name)) = data.first() else {
+            return;
+        };
+        let Some(channel) = self.shared.names.channel_of(name) else {
+            return;
+        };
+        if self.channels.is_settled(channel) {
+            tracing::info!(channel, "a slot moved away from this node; resubscribing");
+            self.shared.stats.migrations.fetch_add(1, Ordering::Relaxed);
+            self.link_lost("a slot moved to another node");
         }
     }
 
@@ -358,9 +448,11 @@ impl Subscriber {
             Done::Resubscribed {
                 generation,
                 channels,
+                moved,
                 result,
-            } => self.on_resubscribed(generation, channels, result),
+            } => self.on_resubscribed(generation, channels, moved, result),
             Done::Pinged { generation, result } => self.on_pinged(generation, result),
+            Done::Forgotten => {}
         }
     }
 
@@ -373,6 +465,11 @@ impl Subscriber {
                     .subscribe_succeeded(generation, channel, wanted);
                 self.count_subscribed();
                 self.perform(actions);
+            }
+            Err(err) if self.shared.shard.is_some() && is_redirect(&err) => {
+                if self.channels.is_current(generation) {
+                    self.moved(channel.into());
+                }
             }
             Err(err) => {
                 let Some(waiters) = self.channels.subscribe_failed(generation, channel) else {
@@ -401,9 +498,16 @@ impl Subscriber {
     fn on_resubscribed(
         &mut self,
         generation: u64,
-        channels: Vec<Box<str>>,
+        mut channels: Vec<Box<str>>,
+        moved: Vec<Box<str>>,
         result: Result<(), RedisError>,
     ) {
+        if self.channels.is_current(generation) {
+            channels.retain(|channel| !moved.contains(channel));
+            for channel in moved {
+                self.moved(channel);
+            }
+        }
         if let Err(err) = result {
             if self.channels.is_current(generation) {
                 tracing::warn!(error = %err, "resubscribing after a reconnect failed");
@@ -440,8 +544,13 @@ impl Subscriber {
         let mut con = link.con.clone();
         let generation = self.channels.generation();
         let name = self.shared.names.pubsub(&channel);
+        let sharded = self.shared.shard.is_some();
         self.ops.push(Box::pin(async move {
-            let result = con.subscribe(name).await;
+            let result = if sharded {
+                ssubscribe(&mut con, &name).await
+            } else {
+                con.subscribe(name).await
+            };
             Done::Subscribed {
                 generation,
                 channel,
@@ -457,8 +566,18 @@ impl Subscriber {
         let mut con = link.con.clone();
         let generation = self.channels.generation();
         let name = self.shared.names.pubsub(&channel);
+        let sharded = self.shared.shard.is_some();
         self.ops.push(Box::pin(async move {
-            if let Err(err) = con.unsubscribe(&name).await {
+            let result = if sharded {
+                ::redis::cmd("SUNSUBSCRIBE")
+                    .arg(&name)
+                    .query_async::<Value>(&mut con)
+                    .await
+                    .map(drop)
+            } else {
+                con.unsubscribe(&name).await
+            };
+            if let Err(err) = result {
                 tracing::debug!(channel = &*channel, error = %err, "UNSUBSCRIBE failed");
             }
             Done::Unsubscribed {
@@ -479,6 +598,18 @@ impl Subscriber {
             .collect();
         let mut con = link.con.clone();
         let generation = self.channels.generation();
+        if self.shared.shard.is_some() {
+            self.ops.push(Box::pin(async move {
+                let (moved, result) = ssubscribe_each(&mut con, &channels, &names).await;
+                Done::Resubscribed {
+                    generation,
+                    channels,
+                    moved,
+                    result,
+                }
+            }));
+            return;
+        }
         self.ops.push(Box::pin(async move {
             let mut result = Ok(());
             for batch in names.chunks(RESUBSCRIBE_BATCH) {
@@ -490,6 +621,7 @@ impl Subscriber {
             Done::Resubscribed {
                 generation,
                 channels,
+                moved: Vec::new(),
                 result,
             }
         }));
@@ -516,6 +648,11 @@ impl Subscriber {
             .disconnected(|channel| hub.subscriber_count(channel) > 0);
         self.perform(actions);
         self.count_subscribed();
+        if let Some(Shard { address, reports }) = &self.shared.shard {
+            let _ = reports.send(ShardReport::Down {
+                from: Arc::clone(address),
+            });
+        }
     }
 
     fn connect(&mut self) {
@@ -633,7 +770,7 @@ impl Subscriber {
             retry_at: Instant::now(),
             connecting: true,
         };
-        self.shared.stats.set_connected(false);
+        self.shared.stats.set_closed();
         self.shared.stats.subscribed.store(0, Ordering::Relaxed);
     }
 
@@ -665,6 +802,44 @@ fn now_ms() -> u64 {
         .map_or(u64::MAX, |since| {
             u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
         })
+}
+
+/// `SSUBSCRIBE`s one channel: sent as a plain command, since redis-rs offers it only on its
+/// cluster connection, whose own re-subscriptions this transport does not use. One channel a
+/// command, so its one confirmation push is its reply.
+async fn ssubscribe(con: &mut MultiplexedConnection, name: &str) -> Result<(), RedisError> {
+    ::redis::cmd("SSUBSCRIBE")
+        .arg(name)
+        .query_async::<Value>(con)
+        .await
+        .map(drop)
+}
+
+/// `SSUBSCRIBE`s each of `channels` (whose names are `names`), one at a time: the channels the
+/// node refused with a redirection, and the first other error, which stops the rest.
+async fn ssubscribe_each(
+    con: &mut MultiplexedConnection,
+    channels: &[Box<str>],
+    names: &[String],
+) -> (Vec<Box<str>>, Result<(), RedisError>) {
+    let mut moved = Vec::new();
+    for (channel, name) in channels.iter().zip(names) {
+        match ssubscribe(con, name).await {
+            Ok(()) => {}
+            Err(err) if is_redirect(&err) => moved.push(channel.clone()),
+            Err(err) => return (moved, Err(err)),
+        }
+    }
+    (moved, Ok(()))
+}
+
+/// Whether `err` says another node serves the slot (or will, once a failover or migration ends).
+pub(super) fn is_redirect(err: &RedisError) -> bool {
+    use ::redis::{ErrorKind as Kind, ServerErrorKind as Server};
+    matches!(
+        err.kind(),
+        Kind::Server(Server::Moved | Server::Ask | Server::TryAgain | Server::ClusterDown)
+    )
 }
 
 /// The error a waiter gets for `failure`.
