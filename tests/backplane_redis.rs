@@ -15,8 +15,8 @@ use statelesse::prelude::*;
 use statelesse::{ErrorKind, RedisConfig};
 use statelesse_test_redis::RedisServer;
 use statelesse_tests::suite::{
-    self, Fleet, PATIENCE, Setup, Tick, assert_sequence, collect, next_event, next_item,
-    publish_all,
+    self, Fleet, PATIENCE, Setup, Tick, assert_sequence, collect, eventually, next_event,
+    next_item, publish_all,
 };
 
 /// One private server; each call of [`Fleet::backplanes`] gets a prefix of its own.
@@ -87,18 +87,6 @@ fn pubsub_channels(server: &RedisServer, prefix: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// Waits until `condition` holds, checking every 20 ms for at most [`PATIENCE`].
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn redis_stats(bp: &Backplane) -> statelesse::RedisDiagnostics {

@@ -23,7 +23,7 @@ use statelesse::{HealthStatus, MemoryConfig, RedisConfig};
 use statelesse_test_redis::{RedisCluster, RedisServer};
 use statelesse_tests::app::spawn_app;
 use statelesse_tests::sse::SseClient;
-use statelesse_tests::suite::{PATIENCE, Tick, next_event, next_item, publish_all};
+use statelesse_tests::suite::{PATIENCE, Tick, eventually, next_event, next_item, publish_all};
 
 /// A series: its name and its labels, sorted.
 type SeriesKey = (String, Vec<(String, String)>);
@@ -622,15 +622,4 @@ async fn the_readiness_route_answers_200_when_ready_and_503_when_not() {
         down.text().await.unwrap(),
         r#"{"status":"down","reasons":["the backplane is shut down"]}"#
     );
-}
-
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

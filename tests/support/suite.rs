@@ -74,6 +74,22 @@ pub async fn publish_all(
     ids
 }
 
+/// Waits until `condition` holds, checking every 20 ms for at most [`PATIENCE`].
+///
+/// # Panics
+///
+/// When it does not hold in time.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The next item of `subscription`, waiting at most [`PATIENCE`].
 ///
 /// # Panics
