@@ -380,7 +380,7 @@ impl Backplane {
     }
 
     /// A subscription to a channel by name, for unit tests of what consumes one.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "axum"))]
     pub(crate) async fn subscribe_name(&self, channel: &str) -> RawSubscription {
         let metrics = EventMetrics::new("test", "test");
         RawSubscription::open(Arc::clone(&self.replayer), channel, None, metrics)
