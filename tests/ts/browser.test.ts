@@ -125,6 +125,8 @@ test("the game page shows live events through the generated client, across a los
     assert.deepEqual(now.notifications, [`you have 1 point in game ${gameId}`]);
   });
 
+  // One connection carries the game, the announcements and the notifications.
+  await eventually(async () => assert.equal(proxy.openStreams(), 1, "the page holds one event-stream connection"));
   // The connection is lost; what is published meanwhile arrives once the page has reconnected.
   proxy.cut();
   await eventually(async () => assert.equal((await shown(page)).status, "reconnecting"));
@@ -145,6 +147,7 @@ test("the game page shows live events through the generated client, across a los
     ]);
   });
   assert.equal((await shown(page)).snapshots, 1, "a resuming stream gets no snapshot");
+  await eventually(async () => assert.equal(proxy.openStreams(), 1, "the page holds one event-stream connection again"));
   // One connection for the game, the announcements and the notifications, reopened with the
   // cursor of all three (the last event's id, then the cursor) in `Last-Event-ID`.
   const streams = proxy.received.filter((request) => request.line.startsWith("GET /sse/"));

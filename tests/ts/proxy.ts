@@ -10,6 +10,8 @@ export interface Proxy {
   requests: string[];
   /** Every HTTP request that went through: its line, its headers (names in lower case), when it came. */
   received: Received[];
+  /** How many open connections carry an event stream (their first request is to `/sse/`). */
+  openStreams(): number;
   /** Closes every open connection, and every new one until `restore`. */
   cut(): void;
   /** Forwards new connections again. */
@@ -34,6 +36,7 @@ export async function startProxy(target: string): Promise<Proxy> {
   const requests: string[] = [];
   const received: Received[] = [];
   let cut = false;
+  const streams = new Set<Socket>();
 
   const server = createServer((client) => {
     if (cut) {
@@ -46,6 +49,7 @@ export async function startProxy(target: string): Promise<Proxy> {
       sockets.add(socket);
       socket.on("error", () => {});
       socket.on("close", () => {
+        streams.delete(client);
         for (const other of pair) {
           sockets.delete(other);
           other.destroy();
@@ -57,6 +61,7 @@ export async function startProxy(target: string): Promise<Proxy> {
       const [line = "", ...rest] = chunk.toString("latin1").split("\r\n\r\n", 1)[0]?.split("\r\n") ?? [];
       if (!REQUEST_LINE.test(line)) return;
       requests.push(line);
+      if (line.startsWith("GET /sse/") && !client.destroyed) streams.add(client);
       const headers: Record<string, string> = {};
       for (const header of rest) {
         const colon = header.indexOf(":");
@@ -76,12 +81,14 @@ export async function startProxy(target: string): Promise<Proxy> {
     // the test process with it. To the client, a stream cut short is a lost connection either way.
     for (const socket of sockets) socket.destroy();
     sockets.clear();
+    streams.clear();
   };
 
   return {
     url: `http://127.0.0.1:${address.port}`,
     requests,
     received,
+    openStreams: () => streams.size,
     cut: cutAll,
     restore() {
       cut = false;
