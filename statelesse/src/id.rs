@@ -70,7 +70,7 @@ impl EventId {
     }
 
     /// The id of the stream entry holding this event: the id of its last event.
-    #[cfg(feature = "redis")]
+    #[cfg(any(test, feature = "redis"))]
     pub(crate) const fn entry(self) -> Self {
         Self::new(self.millis, self.seq)
     }
