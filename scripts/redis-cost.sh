@@ -52,8 +52,10 @@ run() {
   for cmd in eval publish xadd incrby pexpire; do
     read -r _ usec < <(stat "$cmd")
     if [[ $cmd == eval ]]; then
-      read -r _ more < <(stat evalsha)
-      usec=$((usec + more))
+      for script_cmd in evalsha fcall; do
+        read -r _ more < <(stat "$script_cmd")
+        usec=$((usec + more))
+      done
     fi
     local total
     total=$(awk -v u="$usec" -v e="$events" 'BEGIN { printf "%.3f", u / e }')
@@ -100,7 +102,7 @@ body() {
   printf '%s' "$out"
 }
 
-echo "| design (events per call) | events/s | EVALSHA/EVAL µs | PUBLISH µs | XADD µs | INCRBY µs | PEXPIRE µs | Lua + call µs | total µs per event |"
+echo "| design (events per call) | events/s | EVAL/EVALSHA/FCALL µs | PUBLISH µs | XADD µs | INCRBY µs | PEXPIRE µs | Lua + call µs | total µs per event |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 run "plain PUBLISH" 1 PUBLISH 'ch:{__rand_int__}' "$data"
 run "plain XADD MAXLEN ~ 1000" 1 XADD 'st:{__rand_int__}' MAXLEN '~' 1000 '*' e Tick d "$data"
@@ -117,6 +119,12 @@ done
 b=$(body 1)
 run "per channel, history on, 32 channels x 1" 32 EVAL "$per_channel" 1 's:{__rand_int__}' 32 1000 "$b"
 run "per channel, history off, 32 channels x 1" 32 EVAL "$per_channel" 1 's:{__rand_int__}' 32 0 "$b"
+# The same loop as a Redis Function (Redis 7): FCALL instead of EVAL, the same Lua engine.
+cli FUNCTION LOAD REPLACE "#!lua name=statelesse_cost
+redis.register_function('per_channel', function(KEYS, ARGV)
+$per_channel
+end)" >/dev/null
+run "per channel as a function (FCALL), history on, 32 channels x 1" 32 FCALL per_channel 1 's:{__rand_int__}' 32 1000 "$b"
 run "INCRBY ids, 32 channels x 1" 32 EVAL "$incr" 1 's:{__rand_int__}' 32 1 "$b"
 b=$(body 32)
 run "per channel, history off, 1 channel x 32" 32 EVAL "$per_channel" 1 's:{__rand_int__}' 1 0 "$b"

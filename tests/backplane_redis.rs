@@ -566,6 +566,129 @@ async fn publish_many_is_one_script_call() {
     assert_eq!(evalsha_calls(&fleet.server), 1);
 }
 
+/// A caller that stops waiting for its publish mid-call (a timeout, say) strands nothing: the
+/// publishes queued behind it still go out, in order, after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_queued_behind_a_dropped_publish_still_go_out_in_order() {
+    let fleet = OnRedis::start();
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let (a, b) = (&bps[0], &bps[1]);
+    let mut subscription = Tick::stream(b, &1).await.unwrap();
+    publish_all(a, 1, [0]).await;
+    // Redis holds every write for a while, so the next script call stays in flight.
+    assert_eq!(
+        fleet.server.cmd(&["CLIENT", "PAUSE", "1000", "WRITE"]),
+        "OK"
+    );
+    let short = Duration::from_millis(50);
+    let mut first = Box::pin(a.publish(&Tick { room: 1, n: 1 }));
+    assert!(tokio::time::timeout(short, &mut first).await.is_err());
+    let later = [Tick { room: 1, n: 2 }, Tick { room: 1, n: 3 }];
+    let mut queued = Box::pin(a.publish_many(&later));
+    assert!(tokio::time::timeout(short, &mut queued).await.is_err());
+    drop(first);
+    let ids: Vec<EventId> = queued
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(ids[0] < ids[1]);
+    // The dropped publish had reached Redis, which ran it first.
+    assert_sequence(&collect(&mut subscription, 4).await, 1, 0..4);
+}
+
+/// With a publish linger, what queues behind a call of several events (the sign of load) waits
+/// for company when that call returns: what arrives within the linger goes out with it, in one
+/// script call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_linger_gathers_what_arrives_under_load_into_one_call() {
+    let fleet = OnRedis::start();
+    let config = fleet
+        .config(&fleet.next_prefix(), &Setup::default())
+        .with_publish_linger(Duration::from_millis(800));
+    let bp = Backplane::redis(config).await.unwrap();
+    let mut subscription = Tick::stream(&bp, &1).await.unwrap();
+    publish_all(&bp, 1, [0]).await;
+    assert_eq!(fleet.server.cmd(&["CONFIG", "RESETSTAT"]), "OK");
+    // Load: Redis holds the next call in flight, and a publish queues behind it.
+    assert_eq!(fleet.server.cmd(&["CLIENT", "PAUSE", "200", "WRITE"]), "OK");
+    let short = Duration::from_millis(50);
+    let held = [Tick { room: 1, n: 1 }, Tick { room: 1, n: 2 }];
+    let mut first = Box::pin(bp.publish_many(&held));
+    assert!(tokio::time::timeout(short, &mut first).await.is_err());
+    let mut second = Box::pin(bp.publish(&Tick { room: 1, n: 3 }));
+    assert!(tokio::time::timeout(short, &mut second).await.is_err());
+    assert!(first.await.unwrap().iter().all(Result::is_ok));
+    let later = [Tick { room: 1, n: 4 }, Tick { room: 1, n: 5 }];
+    let (second, later) = tokio::join!(second, bp.publish_many(&later));
+    second.unwrap();
+    assert!(later.unwrap().iter().all(Result::is_ok));
+    assert_eq!(
+        evalsha_calls(&fleet.server),
+        2,
+        "the held call and one more"
+    );
+    assert_sequence(&collect(&mut subscription, 6).await, 1, 0..6);
+}
+
+/// A linger never holds a lone publish: at low load, each publish goes out at once, and the
+/// next one too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_linger_never_holds_lone_publishes() {
+    let fleet = OnRedis::start();
+    let config = fleet
+        .config(&fleet.next_prefix(), &Setup::default())
+        .with_publish_linger(Duration::from_secs(1));
+    let bp = Backplane::redis(config).await.unwrap();
+    let lone = async {
+        for n in 0..3 {
+            bp.publish(&Tick { room: 1, n }).await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_millis(900), lone)
+        .await
+        .expect("lone publishes wait for no linger");
+}
+
+/// A linger never holds a full call: 256 events queued behind a call in flight go out as soon
+/// as it returns, however long the linger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_linger_never_holds_a_full_call() {
+    let fleet = OnRedis::start();
+    let config = fleet
+        .config(&fleet.next_prefix(), &Setup::default())
+        .with_publish_linger(Duration::from_secs(1));
+    let bp = Backplane::redis(config).await.unwrap();
+    publish_all(&bp, 1, [0]).await;
+    assert_eq!(fleet.server.cmd(&["CLIENT", "PAUSE", "200", "WRITE"]), "OK");
+    let short = Duration::from_millis(50);
+    let held = [Tick { room: 1, n: 1 }, Tick { room: 1, n: 2 }];
+    let mut first = Box::pin(bp.publish_many(&held));
+    assert!(tokio::time::timeout(short, &mut first).await.is_err());
+    let full: Vec<Tick> = (3..259).map(|n| Tick { room: 1, n }).collect();
+    let mut queued = Box::pin(bp.publish_many(&full));
+    assert!(tokio::time::timeout(short, &mut queued).await.is_err());
+    assert!(first.await.unwrap().iter().all(Result::is_ok));
+    let results = tokio::time::timeout(Duration::from_millis(900), queued)
+        .await
+        .expect("a full call waits for no linger")
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok));
+}
+
+/// A linger longer than a second is refused when the backplane is built.
+#[tokio::test]
+async fn a_publish_linger_over_a_second_is_a_config_error() {
+    let config = RedisConfig::new("redis://127.0.0.1:1/")
+        .unwrap()
+        .with_publish_linger(Duration::from_millis(1001));
+    let err = Backplane::redis(config).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    let reason = std::error::Error::source(&err).unwrap().to_string();
+    assert!(reason.contains("publish linger"), "{reason}");
+}
+
 /// The events one call publishes to one channel are one stream entry and one envelope: the
 /// last takes the entry's id, each earlier one that id and how many follow it, so ids still
 /// increase in publish order, and another instance receives every event, in order.

@@ -35,6 +35,8 @@ Server settings (for S3's memory rows; every instance started gets them):
   --write-timeout MS       statelesse's write timeout in milliseconds (0: off, no watchdog;
                            default the library's, 30 s)
   --subscriber-buffer N    statelesse's subscriber buffer (default the library's, 1,024)
+  --publish-linger MS      statelesse's publish linger (RedisConfig::with_publish_linger) in
+                           the instances, and in S5 two more rows publishing with it
   --http1 LIST             serve with hyper's http1::Builder instead of axum::serve, with the
                            settings in LIST (comma separated, may be empty: hyper's defaults):
                            writev=BOOL, max_buf_size=N (at least 8192), half_close=BOOL;
@@ -65,6 +67,8 @@ pub(crate) struct Options {
     pub(crate) subscriber_buffer: Option<usize>,
     /// Serve through `http1::Builder` with these settings instead of `axum::serve`.
     pub(crate) http1: Option<String>,
+    /// statelesse's publish linger, in milliseconds, instead of none.
+    pub(crate) publish_linger_ms: Option<f64>,
 }
 
 impl Options {
@@ -90,6 +94,7 @@ impl Options {
             write_timeout_ms: None,
             subscriber_buffer: None,
             http1: None,
+            publish_linger_ms: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -130,6 +135,7 @@ impl Options {
                 "--write-timeout" => options.write_timeout_ms = Some(value()?.parse()?),
                 "--subscriber-buffer" => options.subscriber_buffer = Some(value()?.parse()?),
                 "--http1" => options.http1 = Some(value()?.clone()),
+                "--publish-linger" => options.publish_linger_ms = Some(value()?.parse()?),
                 other => return Err(format!("unknown option `{other}`\n\n{USAGE}").into()),
             }
         }

@@ -334,11 +334,7 @@ async fn s5(env: &Env) -> Result<Table, BoxError> {
     ];
     let bench = redis_benchmark(env)?;
     let mut rows = Vec::new();
-    for (label, history) in [
-        ("statelesse `publish`, history on (1,000)", Some(1000)),
-        ("statelesse `publish`, history off", Some(0)),
-        ("baseline: plain PUBLISH, multiplexed connection", None),
-    ] {
+    for (label, history, linger) in s5_runs(env.options.publish_linger_ms) {
         let kind = if history.is_some() {
             Impl::Statelesse
         } else {
@@ -353,7 +349,7 @@ async fn s5(env: &Env) -> Result<Table, BoxError> {
         let redis_cpu = procfs::cpu_seconds(env.redis_pid()?)?;
         let own_cpu = procfs::cpu_seconds(std::process::id())?;
         let rate = match history {
-            Some(history) => direct_publish(env, history, count, IN_FLIGHT).await?,
+            Some(history) => direct_publish(env, history, linger, count, IN_FLIGHT).await?,
             None => plain_publish(env, count, IN_FLIGHT).await?,
         };
         let redis_cpu = procfs::cpu_seconds(env.redis_pid()?)? - redis_cpu;
@@ -369,7 +365,7 @@ async fn s5(env: &Env) -> Result<Table, BoxError> {
     }
     for (label, rate, redis, own, per_call) in &rows {
         table.raw_row(&[
-            (*label).to_owned(),
+            label.clone(),
             format!("{rate:.0}"),
             format!("{redis:.2} / {own:.2}{per_call}"),
             format!("{:.2}", rate / bench),
@@ -583,14 +579,54 @@ fn quantiles(durations: impl Iterator<Item = Duration>) -> (Option<Duration>, Op
     )
 }
 
-/// `publish` of `count` events over 100 keys with `in_flight` at once; events/s and seconds.
+/// S5's publishers: label, history (`None`: the baseline's plain `PUBLISH`) and publish linger;
+/// with a linger (`--publish-linger`), statelesse's two rows again with it.
+fn s5_runs(linger_ms: Option<f64>) -> Vec<(String, Option<usize>, Duration)> {
+    let mut runs = vec![
+        (
+            "statelesse `publish`, history on (1,000)".to_owned(),
+            Some(1000),
+            Duration::ZERO,
+        ),
+        (
+            "statelesse `publish`, history off".to_owned(),
+            Some(0),
+            Duration::ZERO,
+        ),
+    ];
+    if let Some(ms) = linger_ms {
+        let linger = Duration::from_secs_f64(ms / 1000.0);
+        runs.push((
+            format!("statelesse `publish`, history on (1,000), linger {ms} ms"),
+            Some(1000),
+            linger,
+        ));
+        runs.push((
+            format!("statelesse `publish`, history off, linger {ms} ms"),
+            Some(0),
+            linger,
+        ));
+    }
+    runs.push((
+        "baseline: plain PUBLISH, multiplexed connection".to_owned(),
+        None,
+        Duration::ZERO,
+    ));
+    runs
+}
+
+/// `publish` of `count` events over 100 keys with `in_flight` at once, with a publish linger
+/// of `linger`; events/s.
 async fn direct_publish(
     env: &Env,
     history: usize,
+    linger: Duration,
     count: u64,
     in_flight: usize,
 ) -> Result<f64, BoxError> {
-    let config = RedisConfig::new(&env.redis.url())?.with_history_len(history);
+    let config = RedisConfig::new(&env.redis.url())?
+        .with_history_len(history)
+        .with_publish_linger(linger);
     let backplane = Backplane::redis(config).await?;
     let failed = AtomicU64::new(0);
     let start = Instant::now();

@@ -96,6 +96,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), BoxError> {
 const WRITE_TIMEOUT_ENV: &str = "STATELESSE_LOAD_WRITE_TIMEOUT_MS";
 const SUBSCRIBER_BUFFER_ENV: &str = "STATELESSE_LOAD_SUBSCRIBER_BUFFER";
 const HTTP1_ENV: &str = "STATELESSE_LOAD_HTTP1";
+const PUBLISH_LINGER_ENV: &str = "STATELESSE_LOAD_PUBLISH_LINGER_MS";
 
 /// The settings the load generator's options give every instance it starts, as environment
 /// variables; set once, from the options, before any instance starts.
@@ -113,6 +114,9 @@ pub(crate) fn server_env(options: &crate::options::Options) -> Vec<(&'static str
     if let Some(settings) = &options.http1 {
         env.push((HTTP1_ENV, settings.clone()));
     }
+    if let Some(ms) = options.publish_linger_ms {
+        env.push((PUBLISH_LINGER_ENV, ms.to_string()));
+    }
     env
 }
 
@@ -125,6 +129,8 @@ struct Knobs {
     /// Serve with `hyper::server::conn::http1::Builder` and these settings, or through
     /// `statelesse::routes::serve`, instead of `axum::serve` (`hyper_util`'s auto builder).
     http1: Option<Serve>,
+    /// statelesse's publish linger, instead of none.
+    publish_linger: Option<Duration>,
 }
 
 /// How an instance serves its router when not through `axum::serve`.
@@ -176,6 +182,12 @@ impl Knobs {
                 .map(|len| len.parse())
                 .transpose()?,
             http1,
+            publish_linger: var(PUBLISH_LINGER_ENV)
+                .map(|ms| {
+                    ms.parse()
+                        .map(|ms: f64| Duration::from_secs_f64(ms / 1000.0))
+                })
+                .transpose()?,
         })
     }
 }
@@ -215,6 +227,9 @@ async fn statelesse_app(url: &str, history: usize, knobs: &Knobs) -> Result<Rout
     let mut config = RedisConfig::new(url)?.with_history_len(history);
     if let Some(len) = knobs.subscriber_buffer {
         config = config.with_subscriber_buffer(len);
+    }
+    if let Some(linger) = knobs.publish_linger {
+        config = config.with_publish_linger(linger);
     }
     let backplane = Backplane::redis(config).await?;
     let mut routes = Tick::sse_routes::<Backplane>();

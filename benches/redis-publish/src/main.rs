@@ -10,7 +10,9 @@
 //! `BENCH_CONCURRENCY` (publishes in flight, default 256), `BENCH_CHANNELS` (default 64),
 //! `BENCH_RATE` (latency run, events per second, default 2000), `BENCH_SECONDS` (default 5).
 //! Besides `publish` with many in flight, it measures `publish_many` from one task, 256 events
-//! per call.
+//! per call, and the round trip of lone publishes, one after another from one task, next to a
+//! plain `PUBLISH` on a multiplexed connection (what a hand-written server sends), one of
+//! each in turn so that both see the same machine (`BENCH_ROUND_TRIPS`, default 20000 each).
 
 use std::error::Error;
 use std::process::Command;
@@ -56,7 +58,8 @@ Publish throughput (publish with BENCH_CONCURRENCY in flight, and publish_many o
 from one task) and publish-to-receive latency of the Redis backplane between two instances,
 next to redis-benchmark's PUBLISH. Starts a private redis-server, or uses REDIS_URL.
 Environment: BENCH_EVENTS (100000), BENCH_CONCURRENCY (256), BENCH_CHANNELS (64),
-BENCH_RATE (latency run, events/s, 2000), BENCH_SECONDS (latency run, 5).
+BENCH_RATE (latency run, events/s, 2000), BENCH_SECONDS (latency run, 5),
+BENCH_ROUND_TRIPS (lone publishes one after another, each way, 20000).
 ";
 
 #[tokio::main]
@@ -105,6 +108,14 @@ async fn main() -> Result<(), BoxError> {
         println!(
             "statelesse publish_many (256), history {history:>4}, 2 instances: {per_second:>7.0} events/s (all received by B)"
         );
+    }
+
+    let (library, plain) = round_trips(&url, knob("BENCH_ROUND_TRIPS", 20_000)).await?;
+    for (what, (p50, p99)) in [
+        ("statelesse publish, history 1000", library),
+        ("plain PUBLISH, multiplexed connection", plain),
+    ] {
+        println!("round trip of lone publishes, {what}: p50 {p50:.1} µs, p99 {p99:.1} µs");
     }
 
     let (p50, p99, max, count) = latency(&url, rate, seconds).await?;
@@ -306,4 +317,51 @@ async fn latency(url: &str, rate: u64, seconds: u64) -> Result<(f64, f64, f64, u
     a.shutdown().await;
     b.shutdown().await;
     Ok(result)
+}
+
+/// The round trip of lone publishes, each awaited before the next, from one task: p50 and p99
+/// in µs of `publish` (history 1,000) and of a plain `PUBLISH` of the same JSON on a
+/// multiplexed connection, `count` each, one of each in turn.
+async fn round_trips(url: &str, count: u64) -> Result<((f64, f64), (f64, f64)), BoxError> {
+    let (a, b) = instances(url, 1000).await?;
+    let mut plain = ::redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let (mut library, mut baseline) = (Vec::new(), Vec::new());
+    for seq in 0..count {
+        let event = Sample {
+            room: 0,
+            seq,
+            sent_ns: now_ns(),
+        };
+        let start = Instant::now();
+        a.publish(&event).await?;
+        library.push(start.elapsed());
+        let message = serde_json::to_vec(&event)?;
+        let start = Instant::now();
+        let _: u64 = ::redis::cmd("PUBLISH")
+            .arg("bench:plain")
+            .arg(message)
+            .query_async(&mut plain)
+            .await?;
+        baseline.push(start.elapsed());
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+    Ok((quantiles(library), quantiles(baseline)))
+}
+
+/// p50 and p99 of `samples`, in µs.
+fn quantiles(mut samples: Vec<Duration>) -> (f64, f64) {
+    samples.sort_unstable();
+    let at = |q: f64| {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let index = ((samples.len() - 1) as f64 * q).round() as usize;
+        samples[index].as_secs_f64() * 1e6
+    };
+    (at(0.5), at(0.99))
 }

@@ -28,6 +28,7 @@ use crate::backplane::error::{BackplaneError, ErrorKind};
 /// | [health check](Self::with_health_check_interval) of the pub/sub connection | every 5 s |
 /// | [subscriber buffer](Self::with_subscriber_buffer) | 1,024 events |
 /// | [replica acknowledgements](Self::with_replica_acks) awaited by each publish | 0 (none) |
+/// | [publish linger](Self::with_publish_linger) under load | none |
 ///
 /// # Examples
 ///
@@ -59,6 +60,7 @@ pub struct RedisConfig {
     pub(super) health_check: Duration,
     pub(super) subscriber_buffer: usize,
     pub(super) replica_acks: u32,
+    pub(super) publish_linger: Duration,
     pub(super) replay: ReplayConfig,
     /// Further nodes to ask for a cluster's layout when the first one (`client`) cannot answer.
     pub(super) seeds: Vec<Client>,
@@ -66,6 +68,9 @@ pub struct RedisConfig {
 
 /// The longest timeout, backoff or interval accepted: a day.
 const LONGEST_WAIT: Duration = Duration::from_hours(24);
+
+/// The longest publish linger accepted: a second (it is added to publishes' latency under load).
+const LONGEST_LINGER: Duration = Duration::from_secs(1);
 
 /// The longest history TTL accepted: about a hundred years.
 const LONGEST_TTL: Duration = Duration::from_hours(100 * 365 * 24);
@@ -137,6 +142,7 @@ impl RedisConfig {
             health_check: Duration::from_secs(5),
             subscriber_buffer: 1024,
             replica_acks: 0,
+            publish_linger: Duration::ZERO,
             replay: ReplayConfig::default(),
             seeds: Vec::new(),
         }
@@ -255,6 +261,26 @@ impl RedisConfig {
         self
     }
 
+    /// Sets how long, under load, the publisher may hold publishes to send more of them in one
+    /// script call: after a call of several events returns (the sign of load), it waits up to
+    /// `linger` for a full call's worth (256 events or 512 KiB) to queue before sending what is
+    /// queued. `Duration::ZERO`, the default, never waits. At most a second.
+    ///
+    /// A publish that finds the connection free still goes at once, and a lone publish's call
+    /// is never followed by a wait, so this adds no latency at low load. Under load it trades up
+    /// to `linger` of latency for Redis CPU and throughput: the events one call carries for a
+    /// channel share one stream entry and one message, whose cost (about 3 µs of Redis CPU, the
+    /// script's `XADD` and `PUBLISH`) is spread over more events, and a publisher that publishes
+    /// again as soon as its publishes return (a bulk import, a closed loop) gets full calls
+    /// instead of calls alternating between one event and a full batch. docs/BENCHMARKS.md (S5)
+    /// measures both. Tokio's timers have millisecond resolution: a non-zero linger that no full
+    /// call ends lasts at least a millisecond.
+    #[must_use]
+    pub fn with_publish_linger(mut self, linger: Duration) -> Self {
+        self.publish_linger = linger;
+        self
+    }
+
     /// Sets how history is replayed: page size, shared reads and the read budget of this instance
     /// (see [`replay`](crate::backplane::replay)). History reads use a connection of their own,
     /// so they never wait behind publishes, nor publishes behind them.
@@ -312,6 +338,7 @@ impl RedisConfig {
             ("command timeout", self.command_timeout, LONGEST_WAIT),
             ("reconnect backoff", self.reconnect_max, LONGEST_WAIT),
             ("health check interval", self.health_check, LONGEST_WAIT),
+            ("publish linger", self.publish_linger, LONGEST_LINGER),
             (
                 "history TTL",
                 self.history_ttl.unwrap_or_default(),
@@ -344,6 +371,7 @@ impl RedisConfig {
             health_check: self.health_check,
             buffer: self.subscriber_buffer,
             replica_acks: self.replica_acks,
+            publish_linger: self.publish_linger,
         }
     }
 
@@ -386,6 +414,7 @@ impl fmt::Debug for RedisConfig {
             .field("health_check", &self.health_check)
             .field("subscriber_buffer", &self.subscriber_buffer)
             .field("replica_acks", &self.replica_acks)
+            .field("publish_linger", &self.publish_linger)
             .field("replay", &self.replay)
             .field(
                 "seeds",
@@ -412,6 +441,7 @@ pub(super) struct Settings {
     pub(super) health_check: Duration,
     pub(super) buffer: usize,
     pub(super) replica_acks: u32,
+    pub(super) publish_linger: Duration,
 }
 
 impl Settings {

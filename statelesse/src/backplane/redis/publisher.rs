@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ::redis::aio::{ConnectionLike as _, ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisError, Value};
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::config::Settings;
 use super::envelope::{self, Outgoing, StreamState};
@@ -106,23 +106,37 @@ struct Pending {
     reply: oneshot::Sender<Result<EventId, BackplaneError>>,
 }
 
+impl Pending {
+    /// What it adds to a call, as [`MAX_BATCH_BYTES`] counts: its data, its event name, and its
+    /// channel twice (the stream key and the pub/sub channel).
+    fn size(&self) -> usize {
+        2 * self.channel.len() + self.event.len() + self.data.len()
+    }
+}
+
 /// Groups concurrent publishes into script calls on the publisher connection.
 ///
 /// One script call is in flight at a time. A publish that finds the connection free goes at once,
 /// alone (no timer, no waiting for company); publishes that arrive while a call is in flight
 /// queue up, and as soon as it returns, everything queued (up to [`MAX_BATCH_EVENTS`] and
-/// [`MAX_BATCH_BYTES`]) goes in the next call. The queue is first in, first out and only one call
+/// [`MAX_BATCH_BYTES`]) goes in the next call, or, with a
+/// [publish linger](super::RedisConfig::with_publish_linger), as soon as a full call's worth is
+/// queued or the linger has passed. The queue is first in, first out and only one call
 /// is in flight, so events reach Redis in the order they were queued; the batch script appends
 /// and publishes each in that order. Under load this amortizes the per-call cost of `EVALSHA`
 /// (about 3 µs of Redis CPU) over the whole batch.
 #[derive(Debug, Default)]
 pub(super) struct Batcher {
     state: Mutex<Queue>,
+    /// Woken when the queue holds a full call's worth, which ends a linger.
+    full: Notify,
 }
 
 #[derive(Default)]
 struct Queue {
     waiting: VecDeque<Pending>,
+    /// The size of `waiting`, as [`Pending::size`] counts it.
+    bytes: usize,
     /// Whether a task is sending batches.
     busy: bool,
     refreshed: Refreshed,
@@ -189,6 +203,16 @@ impl Batcher {
 }
 
 impl Queue {
+    /// Whether the queue holds at least one full call's worth of events.
+    fn full(&self) -> bool {
+        self.waiting.len() >= MAX_BATCH_EVENTS || self.bytes >= MAX_BATCH_BYTES
+    }
+
+    fn push(&mut self, pending: Pending) {
+        self.bytes += pending.size();
+        self.waiting.push_back(pending);
+    }
+
     /// Takes the next batch from the front of the queue, deciding which events refresh.
     fn take_batch(&mut self, ttl_ms: u64) -> Batch {
         let now = Instant::now();
@@ -202,7 +226,7 @@ impl Queue {
             let Some(next) = self.waiting.front() else {
                 break;
             };
-            let size = 2 * next.channel.len() + next.event.len() + next.data.len();
+            let size = next.size();
             if !batch.events.is_empty() && bytes + size > MAX_BATCH_BYTES {
                 break;
             }
@@ -210,6 +234,7 @@ impl Queue {
             let Some(next) = self.waiting.pop_front() else {
                 break;
             };
+            self.bytes -= size;
             batch
                 .refresh
                 .push(ttl_ms > 0 && self.refreshed.due(&next.channel, now, half_ttl));
@@ -241,14 +266,20 @@ pub(super) async fn publish(
                 let _ = reply.send(Err(err.on_channel(&channel)));
                 continue;
             }
-            queue.waiting.push_back(Pending {
+            queue.push(Pending {
                 channel,
                 event,
                 data,
                 reply,
             });
         }
-        if queue.busy || queue.waiting.is_empty() {
+        if queue.busy {
+            if queue.full() {
+                // Ends the sender's linger, if it is lingering; otherwise harmless.
+                batcher.full.notify_one();
+            }
+            None
+        } else if queue.waiting.is_empty() {
             None
         } else {
             queue.busy = true;
@@ -285,8 +316,21 @@ struct Sender {
 
 impl Sender {
     async fn run(mut self, mut batch: Batch) {
+        let linger = self.shared.settings.publish_linger;
         loop {
+            let carried = batch.events.len();
             self.send(batch).await;
+            // Lingers only after a call that carried more than one event: under load, never
+            // after a lone publish. Also with nothing queued: the callers just answered often
+            // publish again at once (a bulk publisher, a closed loop), and without waiting the
+            // first of them would go out alone with the rest queued behind it, calls then
+            // alternating between one event and a full batch.
+            let lingers = !linger.is_zero() && carried > 1 && !self.batcher.lock().full();
+            if lingers {
+                // A permit left by a `notify_one` since (the queue filled meanwhile) ends it at
+                // once, as it should.
+                let _ = tokio::time::timeout(linger, self.batcher.full.notified()).await;
+            }
             let mut queue = self.batcher.lock();
             if queue.waiting.is_empty() {
                 queue.busy = false;
@@ -459,6 +503,7 @@ impl Drop for Sender {
             let mut queue = self.batcher.lock();
             queue.busy = false;
             queue.waiting.clear();
+            queue.bytes = 0;
         }
     }
 }
