@@ -325,11 +325,16 @@ impl Sender {
             // publish again at once (a bulk publisher, a closed loop), and without waiting the
             // first of them would go out alone with the rest queued behind it, calls then
             // alternating between one event and a full batch.
-            let lingers = !linger.is_zero() && carried > 1 && !self.batcher.lock().full();
-            if lingers {
-                // A permit left by a `notify_one` since (the queue filled meanwhile) ends it at
-                // once, as it should.
-                let _ = tokio::time::timeout(linger, self.batcher.full.notified()).await;
+            if !linger.is_zero() && carried > 1 {
+                let deadline = tokio::time::Instant::now() + linger;
+                // A permit left by an earlier `notify_one` wakes this early: hence the check
+                // again after each wakeup.
+                while !self.batcher.lock().full() {
+                    let wake = self.batcher.full.notified();
+                    if tokio::time::timeout_at(deadline, wake).await.is_err() {
+                        break;
+                    }
+                }
             }
             let mut queue = self.batcher.lock();
             if queue.waiting.is_empty() {
