@@ -505,6 +505,8 @@ pub(crate) struct RedisMetrics {
 }
 
 #[cfg(feature = "redis")]
+// Without `metrics` the struct is empty and `#[derive(Default)]` would do; with it, it would not.
+#[cfg_attr(not(feature = "metrics"), allow(clippy::derivable_impls))]
 impl Default for RedisMetrics {
     fn default() -> Self {
         Self {

@@ -302,17 +302,8 @@ async fn latency(url: &str, rate: u64, seconds: u64) -> Result<(f64, f64, f64, u
     }
     let mut samples = reader.await??;
     samples.sort_unstable();
-    let at = |q: f64| {
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        let index = ((samples.len() - 1) as f64 * q).round() as usize;
-        #[allow(clippy::cast_precision_loss)]
-        let ms = samples[index] as f64 / 1e6;
-        ms
-    };
+    #[allow(clippy::cast_precision_loss)] // nanoseconds, far below 2^52
+    let at = |q: f64| at_quantile(&samples, q) as f64 / 1e6;
     let result = (at(0.5), at(0.99), at(1.0), samples.len());
     a.shutdown().await;
     b.shutdown().await;
@@ -354,14 +345,17 @@ async fn round_trips(url: &str, count: u64) -> Result<((f64, f64), (f64, f64)), 
 /// p50 and p99 of `samples`, in µs.
 fn quantiles(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort_unstable();
-    let at = |q: f64| {
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        let index = ((samples.len() - 1) as f64 * q).round() as usize;
-        samples[index].as_secs_f64() * 1e6
-    };
+    let at = |q: f64| at_quantile(&samples, q).as_secs_f64() * 1e6;
     (at(0.5), at(0.99))
+}
+
+/// The `q` quantile (0 to 1) of `sorted`, which is not empty.
+fn at_quantile<T: Copy>(sorted: &[T], q: f64) -> T {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[index]
 }
