@@ -263,8 +263,9 @@ impl RedisConfig {
 
     /// Sets how long, under load, the publisher may hold publishes to send more of them in one
     /// script call: after a call of several events returns (the sign of load), it waits up to
-    /// `linger` for a full call's worth (256 events or 512 KiB) to queue before sending what is
-    /// queued. `Duration::ZERO`, the default, never waits. At most a second.
+    /// `linger` until as many events are queued as that call carried (its callers, publishing
+    /// again, are expected back) or a full call's worth (256 events or 512 KiB), then sends what
+    /// is queued. `Duration::ZERO`, the default, never waits. At most a second.
     ///
     /// A publish that finds the connection free still goes at once, and a lone publish's call
     /// is never followed by a wait, so this adds no latency at low load. Under load it trades up

@@ -120,16 +120,17 @@ impl Pending {
 /// alone (no timer, no waiting for company); publishes that arrive while a call is in flight
 /// queue up, and as soon as it returns, everything queued (up to [`MAX_BATCH_EVENTS`] and
 /// [`MAX_BATCH_BYTES`]) goes in the next call, or, with a
-/// [publish linger](super::RedisConfig::with_publish_linger), as soon as a full call's worth is
-/// queued or the linger has passed. The queue is first in, first out and only one call
+/// [publish linger](super::RedisConfig::with_publish_linger), as soon as as many events are
+/// queued as the call carried (its callers are expected back), or a full call's worth, or the
+/// linger has passed. The queue is first in, first out and only one call
 /// is in flight, so events reach Redis in the order they were queued; the batch script appends
 /// and publishes each in that order. Under load this amortizes the per-call cost of `EVALSHA`
 /// (about 3 µs of Redis CPU) over the whole batch.
 #[derive(Debug, Default)]
 pub(super) struct Batcher {
     state: Mutex<Queue>,
-    /// Woken when the queue holds a full call's worth, which ends a linger.
-    full: Notify,
+    /// Woken when the queue reaches what a linger waits for, which ends it.
+    enough: Notify,
 }
 
 #[derive(Default)]
@@ -137,6 +138,8 @@ struct Queue {
     waiting: VecDeque<Pending>,
     /// The size of `waiting`, as [`Pending::size`] counts it.
     bytes: usize,
+    /// While the sender lingers, how many queued events end the linger; `0` otherwise.
+    awaited: usize,
     /// Whether a task is sending batches.
     busy: bool,
     refreshed: Refreshed,
@@ -203,9 +206,9 @@ impl Batcher {
 }
 
 impl Queue {
-    /// Whether the queue holds at least one full call's worth of events.
-    fn full(&self) -> bool {
-        self.waiting.len() >= MAX_BATCH_EVENTS || self.bytes >= MAX_BATCH_BYTES
+    /// Whether a linger waiting for `awaited` events (or a full call's worth) is over.
+    fn enough(&self, awaited: usize) -> bool {
+        self.waiting.len() >= awaited.min(MAX_BATCH_EVENTS) || self.bytes >= MAX_BATCH_BYTES
     }
 
     fn push(&mut self, pending: Pending) {
@@ -274,9 +277,9 @@ pub(super) async fn publish(
             });
         }
         if queue.busy {
-            if queue.full() {
-                // Ends the sender's linger, if it is lingering; otherwise harmless.
-                batcher.full.notify_one();
+            if queue.awaited > 0 && queue.enough(queue.awaited) {
+                queue.awaited = 0;
+                batcher.enough.notify_one();
             }
             None
         } else if queue.waiting.is_empty() {
@@ -324,17 +327,11 @@ impl Sender {
             // after a lone publish. Also with nothing queued: the callers just answered often
             // publish again at once (a bulk publisher, a closed loop), and without waiting the
             // first of them would go out alone with the rest queued behind it, calls then
-            // alternating between one event and a full batch.
+            // alternating between one event and a full batch. Waiting for as many as the call
+            // carried, not for a full call, keeps a few publishers (fewer in flight than a call
+            // holds) from waiting the whole linger every time.
             if !linger.is_zero() && carried > 1 {
-                let deadline = tokio::time::Instant::now() + linger;
-                // A permit left by an earlier `notify_one` wakes this early: hence the check
-                // again after each wakeup.
-                while !self.batcher.lock().full() {
-                    let wake = self.batcher.full.notified();
-                    if tokio::time::timeout_at(deadline, wake).await.is_err() {
-                        break;
-                    }
-                }
+                self.linger(carried, linger).await;
             }
             let mut queue = self.batcher.lock();
             if queue.waiting.is_empty() {
@@ -344,6 +341,31 @@ impl Sender {
                 return;
             }
             batch = queue.take_batch(self.shared.settings.history_ttl_ms);
+        }
+    }
+
+    /// Waits, up to `linger`, until as many events are queued as the call just answered carried
+    /// (its callers, publishing again, are expected back) or a full call's worth.
+    async fn linger(&self, carried: usize, linger: Duration) {
+        let deadline = tokio::time::Instant::now() + linger;
+        loop {
+            let wake = {
+                let mut queue = self.batcher.lock();
+                if queue.enough(carried) {
+                    queue.awaited = 0;
+                    return;
+                }
+                queue.awaited = carried;
+                // Registered before the lock is released, so that a publish reaching the count
+                // in between still wakes it.
+                let mut wake = Box::pin(self.batcher.enough.notified());
+                wake.as_mut().enable();
+                wake
+            };
+            if tokio::time::timeout_at(deadline, wake).await.is_err() {
+                self.batcher.lock().awaited = 0;
+                return;
+            }
         }
     }
 
@@ -509,6 +531,7 @@ impl Drop for Sender {
             queue.busy = false;
             queue.waiting.clear();
             queue.bytes = 0;
+            queue.awaited = 0;
         }
     }
 }
