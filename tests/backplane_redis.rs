@@ -664,6 +664,29 @@ async fn a_publish_linger_never_holds_lone_publishes() {
         .expect("lone publishes wait for no linger");
 }
 
+/// A linger ends as soon as as many events are queued as the last call carried (its callers are
+/// back), not only when a full call's worth is: a few publishers never wait the whole linger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_linger_ends_when_the_last_calls_callers_are_back() {
+    let fleet = OnRedis::start();
+    let bp = lingering(&fleet, Duration::from_secs(1)).await;
+    hold_writes(&fleet.server, 200);
+    let held = [Tick { room: 1, n: 1 }, Tick { room: 1, n: 2 }];
+    let mut first = Box::pin(bp.publish_many(&held));
+    assert_waiting(&mut first).await;
+    let mut second = Box::pin(bp.publish(&Tick { room: 1, n: 3 }));
+    assert_waiting(&mut second).await;
+    assert!(first.await.unwrap().iter().all(Result::is_ok));
+    let back = async {
+        let (second, third) = tokio::join!(second, bp.publish(&Tick { room: 1, n: 4 }));
+        second.unwrap();
+        third.unwrap();
+    };
+    tokio::time::timeout(Duration::from_millis(900), back)
+        .await
+        .expect("two queued after a call of two end the linger");
+}
+
 /// A linger never holds a full call: 256 events queued behind a call in flight go out as soon
 /// as it returns, however long the linger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
