@@ -431,6 +431,7 @@ impl Manifest {
         let mut described = Vec::with_capacity(self.events.len());
         for source in &self.events {
             let mut types = (source.describe)(&mut collector)?;
+            types.presence = source.presence.map(|member| member(&mut collector));
             for (event, snapshot) in &self.snapshots {
                 if *event == source.info.rust_type {
                     types.snapshot = Some(snapshot(&mut collector));

@@ -1,0 +1,196 @@
+//! Presence through the routes: who is connected to a channel, the `presence` frame a
+//! connection starts with, and the `join` and `leave` events, on single and multiplexed routes.
+
+// Helpers outside `#[test]` functions unwrap too, as tests do (STYLE §5).
+#![allow(clippy::unwrap_used)]
+
+use axum::Router;
+use axum::http::StatusCode;
+use statelesse::prelude::*;
+use statelesse::routes::{Denied, MuxRoutes};
+use statelesse_tests::app::spawn_app;
+use statelesse_tests::sse::{Frame, SseClient};
+use statelesse_tests::suite::eventually;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(crate = "statelesse::ts_rs")]
+struct Player {
+    name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, SseEvent)]
+#[ts(crate = "statelesse::ts_rs")]
+#[sse(domain = "lobby", key = "game_id", presence = Player)]
+enum LobbyEvent {
+    Chat { game_id: u64, text: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, SseEvent)]
+#[ts(crate = "statelesse::ts_rs")]
+#[sse(domain = "lobby", key = "game_id")]
+struct Started {
+    game_id: u64,
+}
+
+/// The player a request says it is, in `x-player`: the tests' stand-in for a session.
+fn player_of(parts: &axum::http::request::Parts) -> Result<Player, Denied> {
+    let name = parts.headers.get("x-player").ok_or(Denied::Unauthorized)?;
+    let name = name.to_str().map_err(|_| Denied::Unauthorized)?;
+    Ok(Player {
+        name: name.to_owned(),
+    })
+}
+
+fn lobby_routes() -> statelesse::routes::SseRoutes<LobbyEvent, Backplane> {
+    LobbyEvent::sse_routes()
+        .member(|parts, _game_id: u64, _: Backplane| async move { player_of(&parts) })
+}
+
+fn app(bp: &Backplane) -> Router {
+    Router::new()
+        .merge(lobby_routes())
+        .merge(
+            MuxRoutes::new("/sse/page")
+                .event(lobby_routes())
+                .event(Started::sse_routes()),
+        )
+        .with_state(bp.clone())
+}
+
+/// Connects to `url` as `player`.
+async fn join(url: &str, player: Option<&str>) -> SseClient {
+    // `None` sends no identity: the member hook refuses it, a route without one takes it.
+    let mut request = SseClient::request(url);
+    if let Some(player) = player {
+        request = request.header("x-player", player);
+    }
+    request.open().await
+}
+
+/// The names in a `presence` frame.
+fn names(frame: &Frame) -> Vec<String> {
+    let mut names: Vec<String> = frame
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| member["member"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The name of the member of a `join` or `leave` frame.
+fn member(frame: &Frame) -> String {
+    frame.json()["member"]["name"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_connection_starts_with_the_members_itself_included() {
+    let bp = Backplane::in_memory();
+    let app = spawn_app(app(&bp)).await;
+    let url = app.url("/sse/lobby/7");
+    let _ada = join(&url, Some("ada")).await;
+    let mut bob = join(&url, Some("bob")).await;
+    let presence = bob.next_event().await.unwrap();
+    assert_eq!(presence.event(), "presence");
+    assert!(presence.id().is_empty(), "the presence frame has no id");
+    assert_eq!(names(&presence), ["ada", "bob"]);
+    let first = &presence.json()[0];
+    assert_eq!(first["connections"], 1);
+    assert!(first["since"].as_u64().is_some());
+}
+
+#[tokio::test]
+async fn members_join_once_and_leave_when_their_last_connection_closes() {
+    let bp = Backplane::in_memory();
+    let app = spawn_app(app(&bp)).await;
+    let url = app.url("/sse/lobby/7");
+    let mut watcher = join(&url, Some("eve")).await;
+    let presence = watcher.next_event().await.unwrap();
+    assert_eq!(names(&presence), ["eve"], "its own join is not sent to it");
+
+    let first_tab = join(&url, Some("ada")).await;
+    let joined = watcher.next_event().await.unwrap();
+    assert_eq!((joined.event(), member(&joined)), ("join", "ada".into()));
+    assert!(!joined.id().is_empty(), "a join is an event of the channel");
+
+    let second_tab = join(&url, Some("ada")).await;
+    drop(first_tab);
+    drop(second_tab);
+    let left = watcher.next_event().await.unwrap();
+    // No second `join` came between: a member with two tabs joins once.
+    assert_eq!((left.event(), member(&left)), ("leave", "ada".into()));
+    assert_eq!(
+        LobbyEvent::presence_count(&bp, &7).await.unwrap(),
+        1,
+        "eve is left"
+    );
+}
+
+#[tokio::test]
+async fn a_presence_route_without_an_identity_is_a_spectator() {
+    let bp = Backplane::in_memory();
+    let app = spawn_app(
+        Router::new()
+            .merge(LobbyEvent::sse_routes())
+            .with_state(bp.clone()),
+    )
+    .await;
+    let mut spectator = join(&app.url("/sse/lobby/7"), Some("ada")).await;
+    let presence = spectator.next_event().await.unwrap();
+    assert_eq!(
+        (presence.event(), presence.json()),
+        ("presence", serde_json::json!([]))
+    );
+    assert!(LobbyEvent::presence(&bp, &7).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_identity_is_the_response_and_no_member() {
+    let bp = Backplane::in_memory();
+    let app = spawn_app(app(&bp)).await;
+    let refused = SseClient::request(&app.url("/sse/lobby/7")).send().await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(LobbyEvent::presence_count(&bp, &7).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_members_are_read_typed_from_the_backplane() {
+    let bp = Backplane::in_memory();
+    let app = spawn_app(app(&bp)).await;
+    let _ada = join(&app.url("/sse/lobby/7"), Some("ada")).await;
+    eventually("ada is a member", || {
+        futures_util::FutureExt::now_or_never(LobbyEvent::presence_count(&bp, &7))
+            .is_some_and(|count| count.unwrap() == 1)
+    })
+    .await;
+    let members = LobbyEvent::presence(&bp, &7).await.unwrap();
+    assert_eq!(members[0].member, Player { name: "ada".into() });
+    assert_eq!(members[0].connections, 1);
+}
+
+#[tokio::test]
+async fn a_multiplexed_route_tags_the_presence_frames_with_their_channel() {
+    let bp = Backplane::in_memory();
+    let app = spawn_app(app(&bp)).await;
+    let url = app.url("/sse/page?Started=7&LobbyEvent=7");
+    let mut page = join(&url, Some("ada")).await;
+    assert_eq!(page.next_event().await.unwrap().event(), "cursor");
+    let presence = page.next_event().await.unwrap();
+    assert_eq!(presence.event(), "1:LobbyEvent.presence");
+    assert_eq!(names(&presence), ["ada"]);
+
+    let bob = join(&app.url("/sse/lobby/7"), Some("bob")).await;
+    let joined = page.next_event().await.unwrap();
+    assert_eq!(
+        (joined.event(), member(&joined)),
+        ("1:LobbyEvent.join", "bob".into())
+    );
+    drop(bob);
+    let left = page.next_event().await.unwrap();
+    assert_eq!(
+        (left.event(), member(&left)),
+        ("1:LobbyEvent.leave", "bob".into())
+    );
+}
