@@ -359,3 +359,80 @@ fn presence_instance_process() {
         std::future::pending::<()>().await;
     });
 }
+
+/// The script calls (`EVALSHA`) Redis ran since its statistics were reset: presence writes and
+/// reads, and publishes, are each one.
+fn script_calls(server: &RedisServer) -> u64 {
+    let stats = server.cmd(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_members_first_and_last_connection_on_an_instance_touch_redis() {
+    let server = RedisServer::start();
+    // The default TTL: no heartbeat runs during the test.
+    let bp = Backplane::redis(RedisConfig::new(&server.url()).unwrap().with_prefix("cost"))
+        .await
+        .unwrap();
+    let transport = bp.transport();
+    let identity = |name: &str| -> bytes::Bytes {
+        serde_json::to_vec(&Player { name: name.into() })
+            .unwrap()
+            .into()
+    };
+    let room = |n: u64| LobbyEvent::channel(&n).name().to_owned();
+    // Loads the scripts, so that what follows counts no `NOSCRIPT` retry.
+    drop(
+        transport
+            .presence_enter(&room(1), identity("warm"))
+            .await
+            .unwrap(),
+    );
+    LobbyEvent::presence(&bp, &1).await.unwrap();
+    eventually("the warm-up left", || {
+        futures_util::FutureExt::now_or_never(LobbyEvent::presence_count(&bp, &1))
+            .is_some_and(|count| count.unwrap() == 0)
+    })
+    .await;
+    assert_eq!(server.cmd(&["CONFIG", "RESETSTAT"]).trim(), "OK");
+
+    // First connection: the presence script, then the publish of the `join`.
+    let first = transport
+        .presence_enter(&room(7), identity("ada"))
+        .await
+        .unwrap();
+    assert_eq!(script_calls(&server), 2);
+    let second = transport
+        .presence_enter(&room(7), identity("ada"))
+        .await
+        .unwrap();
+    assert_eq!(
+        script_calls(&server),
+        2,
+        "a second connection costs nothing"
+    );
+    drop(first);
+    // Had the close queued a write, it would be one more script call beside bob's two.
+    let _bob = transport
+        .presence_enter(&room(8), identity("bob"))
+        .await
+        .unwrap();
+    assert_eq!(
+        script_calls(&server),
+        4,
+        "closing a connection that is not the last costs nothing"
+    );
+    // Last connection: the presence script, then the publish of the `leave`.
+    drop(second);
+    eventually("ada's leave is written and published", || {
+        script_calls(&server) == 6
+    })
+    .await;
+    // A read is one script call.
+    assert!(LobbyEvent::presence(&bp, &7).await.unwrap().is_empty());
+    assert_eq!(script_calls(&server), 7);
+}
