@@ -436,3 +436,64 @@ async fn only_a_members_first_and_last_connection_on_an_instance_touch_redis() {
     assert!(LobbyEvent::presence(&bp, &7).await.unwrap().is_empty());
     assert_eq!(script_calls(&server), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_entries_on_redis_are_skipped_and_counted() {
+    let server = RedisServer::start();
+    let bp = Backplane::redis(redis_config(&server.url(), "hostile"))
+        .await
+        .unwrap();
+    let channel = LobbyEvent::channel(&7);
+    let ada = serde_json::to_vec(&Player { name: "ada".into() }).unwrap();
+    let _ada = bp
+        .transport()
+        .presence_enter(channel.name(), ada.into())
+        .await
+        .unwrap();
+    let (set, hash) = (
+        format!("hostile:p:{{{}}}", channel.name()),
+        format!("hostile:pc:{{{}}}", channel.name()),
+    );
+    let forever = "99999999999999";
+    // No newline; an identity that is not JSON; a value that is not `<n>:<ms>`; no value.
+    for (entry, value) in [
+        ("no-newline", Some("1:1")),
+        ("x\n{not json", Some("1:1")),
+        ("x\n\"bob\"", Some("lots")),
+        ("y\n\"cid\"", None),
+    ] {
+        assert_eq!(server.cmd(&["ZADD", &set, forever, entry]).trim(), "1");
+        if let Some(value) = value {
+            assert_eq!(server.cmd(&["HSET", &hash, entry, value]).trim(), "1");
+        }
+    }
+    assert_eq!(lobby(&bp).await, ["ada"]);
+    assert_eq!(bp.diagnostics().redis.unwrap().malformed_messages, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_holds_the_oldest_members_up_to_its_cap_and_the_count_all_of_them() {
+    let server = RedisServer::start();
+    let bp = Backplane::redis(redis_config(&server.url(), "crowd"))
+        .await
+        .unwrap();
+    let channel = LobbyEvent::channel(&7);
+    let max = statelesse::presence::MAX_PRESENCE_MEMBERS;
+    let enters = (0..=max).map(|n| {
+        let member = serde_json::to_vec(&Player {
+            name: format!("p{n}"),
+        })
+        .unwrap();
+        bp.transport().presence_enter(channel.name(), member.into())
+    });
+    // Entered together, they share a few script calls.
+    let _leases: Vec<_> = futures_util::future::try_join_all(enters).await.unwrap();
+    let members = LobbyEvent::presence(&bp, &7).await.unwrap();
+    assert_eq!(members.len(), max);
+    assert!(
+        members
+            .windows(2)
+            .all(|pair| pair[0].since <= pair[1].since)
+    );
+    assert_eq!(LobbyEvent::presence_count(&bp, &7).await.unwrap(), max + 1);
+}
