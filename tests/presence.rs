@@ -5,15 +5,17 @@
 // Helpers outside `#[test]` functions unwrap too, as tests do (STYLE §5).
 #![allow(clippy::unwrap_used)]
 
+use std::borrow::Cow;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use statelesse::RedisConfig;
+use statelesse::backplane::transport::{BoxFuture, HistoryPage, LiveFeed, PageLimits, Transport};
 use statelesse::prelude::*;
 use statelesse::routes::{Denied, MuxRoutes};
+use statelesse::{Diagnostics, ErrorKind, MemoryTransport, RedisConfig};
 use statelesse_test_redis::RedisServer;
 use statelesse_tests::app::spawn_app;
 use statelesse_tests::sse::{Frame, SseClient};
@@ -496,4 +498,105 @@ async fn a_list_holds_the_oldest_members_up_to_its_cap_and_the_count_all_of_them
             .all(|pair| pair[0].since <= pair[1].since)
     );
     assert_eq!(LobbyEvent::presence_count(&bp, &7).await.unwrap(), max + 1);
+}
+
+/// A memory transport that keeps no presence: the trait's defaults.
+#[derive(Debug, Default)]
+struct NoPresence(MemoryTransport);
+
+impl Transport for NoPresence {
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        event: Cow<'static, str>,
+        data: bytes::Bytes,
+    ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
+        self.0.publish(channel, event, data)
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<LiveFeed, BackplaneError>> {
+        self.0.subscribe(channel)
+    }
+
+    fn history_page<'a>(
+        &'a self,
+        channel: &'a str,
+        after: EventId,
+        limits: PageLimits,
+    ) -> BoxFuture<'a, Result<HistoryPage, BackplaneError>> {
+        self.0.history_page(channel, after, limits)
+    }
+
+    fn local_subscriber_count(&self, channel: &str) -> usize {
+        self.0.local_subscriber_count(channel)
+    }
+
+    fn diagnostics(&self) -> Diagnostics {
+        self.0.diagnostics()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        self.0.shutdown()
+    }
+}
+
+#[tokio::test]
+async fn a_transport_without_presence_says_so_and_its_presence_routes_answer_503() {
+    let bp = Backplane::new(NoPresence::default());
+    let err = LobbyEvent::presence(&bp, &7).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let err = LobbyEvent::presence_count(&bp, &7).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let app = spawn_app(app(&bp)).await;
+    let refused = SseClient::request(&app.url("/sse/lobby/7"))
+        .header("x-player", "ada")
+        .send()
+        .await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // A route of a type without presence is unaffected.
+    SseClient::connect(&app.url("/sse/page?Started=7")).await;
+}
+
+#[tokio::test]
+async fn a_resuming_connection_gets_the_members_then_the_changes_it_missed() {
+    let bp = Backplane::in_memory();
+    let app = spawn_app(app(&bp)).await;
+    let url = app.url("/sse/lobby/7");
+    let count = |expected: usize| {
+        let bp = bp.clone();
+        move || {
+            futures_util::FutureExt::now_or_never(LobbyEvent::presence_count(&bp, &7))
+                .is_some_and(|count| count.unwrap() == expected)
+        }
+    };
+    let mut eve = join(&url, Some("eve")).await;
+    assert_eq!(names(&eve.next_event().await.unwrap()), ["eve"]);
+    let ada = join(&url, Some("ada")).await;
+    let joined = eve.next_event().await.unwrap();
+    drop(ada);
+    eventually("ada left", count(1)).await;
+    drop(eve);
+    eventually("eve left", count(0)).await;
+
+    let mut back = SseClient::request(&url)
+        .header("x-player", "eve")
+        .last_event_id(joined.id())
+        .open()
+        .await;
+    // The members of now first, then, from history, every change after the last id: its own
+    // `join` among them, which a fresh connection would not get.
+    assert_eq!(names(&back.next_event().await.unwrap()), ["eve"]);
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        let frame = back.next_event().await.unwrap();
+        replayed.push((frame.event().to_owned(), member(&frame)));
+    }
+    let expected = [("leave", "ada"), ("leave", "eve"), ("join", "eve")];
+    assert_eq!(
+        replayed,
+        expected.map(|(event, name)| (event.to_owned(), name.to_owned()))
+    );
 }

@@ -120,7 +120,8 @@
 //! `retry` hint and before any snapshot, listing the channel's members on every instance
 //! (`[{"member":..,"connections":n,"since":ms}]`, no id), and receives the channel's
 //! [`JOIN_EVENT`] and [`LEAVE_EVENT`] events. The connection enters before it subscribes, so
-//! it is in its own list and does not receive its own member's `join`. See
+//! it is in its own list and does not receive its own member's `join` live (a resuming one
+//! finds it in the history it replays: apply joins and leaves idempotently). See
 //! [`docs/presence.md`](https://github.com/statelesse/statelesse/blob/main/docs/presence.md).
 //!
 //! # Bad input and limits
@@ -772,21 +773,31 @@ where
         })?;
         span.record("resume", last_id.is_some());
         let permit = config.settings.admit()?;
+        let mut parts = Some(parts);
         if let Some(authorize) = &config.authorize {
-            authorize(parts.clone(), &key, &state)
-                .await
-                .map_err(|denied| Rejected(Rejection::Denied, denied))?;
+            // Cloned only when the member hook needs them too.
+            let given = match config.identify {
+                Some(_) => parts.clone(),
+                None => parts.take(),
+            };
+            if let Some(given) = given {
+                authorize(given, &key, &state)
+                    .await
+                    .map_err(|denied| Rejected(Rejection::Denied, denied))?;
+            }
         }
-        let member = match &config.identify {
-            Some(hook) => Some(hook(parts, &key, &state).await.map_err(|denied| {
-                let reason = if denied.status().is_server_error() {
-                    Rejection::MemberFailed
-                } else {
-                    Rejection::Denied
-                };
-                Rejected(reason, denied)
-            })?),
-            None => None,
+        let member = match (&config.identify, parts) {
+            (Some(hook), Some(parts)) => {
+                Some(hook(parts, &key, &state).await.map_err(|denied| {
+                    let reason = if denied.status().is_server_error() {
+                        Rejection::MemberFailed
+                    } else {
+                        Rejection::Denied
+                    };
+                    Rejected(reason, denied)
+                })?)
+            }
+            _ => None,
         };
         let backplane = Backplane::from_ref(&state);
         let channel = Channel::<E>::new(&key);
