@@ -85,3 +85,23 @@ async fn publish_to_reaches_every_channel_once() {
 async fn publish_many_delivers_in_order_with_each_events_id() {
     suite::publish_many_delivers_in_order_with_each_events_id(&Memory).await;
 }
+
+#[tokio::test]
+async fn presence_lists_the_members_of_every_instance() {
+    suite::presence_lists_the_members_of_every_instance(&Memory).await;
+}
+
+#[tokio::test]
+async fn presence_counts_a_member_with_many_connections_once() {
+    suite::presence_counts_a_member_with_many_connections_once(&Memory).await;
+}
+
+#[tokio::test]
+async fn presence_keeps_a_member_until_its_last_connection_closes() {
+    suite::presence_keeps_a_member_until_its_last_connection_closes(&Memory).await;
+}
+
+#[tokio::test]
+async fn presence_join_and_leave_reach_every_instance() {
+    suite::presence_join_and_leave_reach_every_instance(&Memory).await;
+}

@@ -386,7 +386,7 @@ fn newtype_variant_converts_from_the_wrapped_event() {
 fn the_derive_rejects_exactly_the_protocols_reserved_names() {
     assert_eq!(
         statelesse::protocol::RESERVED_EVENT_NAMES,
-        ["gap", "snapshot"]
+        ["gap", "snapshot", "join", "leave", "presence"]
     );
 }
 

@@ -117,10 +117,18 @@ enum GameEvent {
     },
 }
 
-/// A message in a chat room, keyed by a string.
+/// Who is in a chat room: the member identity of its presence.
+#[derive(Clone, Debug, Serialize, Deserialize, TS)]
+#[ts(crate = "statelesse::ts_rs")]
+struct Chatter {
+    id: u64,
+    nick: String,
+}
+
+/// A message in a chat room, keyed by a string; the room keeps presence.
 #[derive(Clone, Debug, Serialize, Deserialize, TS, SseEvent)]
 #[ts(crate = "statelesse::ts_rs")]
-#[sse(domain = "chat", key = "room", name = "message-posted")]
+#[sse(domain = "chat", key = "room", name = "message-posted", presence = Chatter)]
 struct ChatMessage {
     room: String,
     text: String,

@@ -5,12 +5,12 @@ use std::collections::BTreeSet;
 
 use proc_macro2::TokenTree;
 use syn::meta::ParseNestedMeta;
-use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitStr, Meta, Token};
+use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitStr, Meta, Token, Type};
 
 use crate::ctxt::Ctxt;
 
 /// The keys `#[sse(..)]` accepts on a struct or an enum.
-const TYPE_KEYS: &[&str] = &["domain", "key", "name", "path"];
+const TYPE_KEYS: &[&str] = &["domain", "key", "name", "path", "presence"];
 
 /// The keys `#[sse(..)]` accepts on an enum variant.
 const VARIANT_KEYS: &[&str] = &["name"];
@@ -25,9 +25,13 @@ const ALIASES: &[(&str, &str)] = &[
     ("key_field", "key"),
     ("field", "key"),
     ("channel", "domain"),
+    ("member", "presence"),
+    ("members", "presence"),
+    ("identity", "presence"),
 ];
 
-/// `#[sse(domain = "..", key = "..", name = "..", path = "..")]` on a struct or an enum.
+/// `#[sse(domain = "..", key = "..", name = "..", path = "..", presence = Type)]` on a struct or
+/// an enum.
 pub(crate) struct TypeAttrs<'a> {
     /// The first `#[sse]` attribute, `None` when the type has none.
     pub(crate) sse: Option<&'a Attribute>,
@@ -39,6 +43,8 @@ pub(crate) struct TypeAttrs<'a> {
     pub(crate) key: Option<LitStr>,
     pub(crate) name: Option<LitStr>,
     pub(crate) path: Option<LitStr>,
+    /// The member identity type of a presence type: a type, not a string.
+    pub(crate) presence: Option<Type>,
 }
 
 impl<'a> TypeAttrs<'a> {
@@ -47,6 +53,7 @@ impl<'a> TypeAttrs<'a> {
         let mut key = Slot::new("key");
         let mut name = Slot::new("name");
         let mut path = Slot::new("path");
+        let mut presence = TypeSlot::default();
         let mut sse = None;
         let mut malformed = false;
         for attr in attrs.iter().filter(|attr| attr.path().is_ident("sse")) {
@@ -57,17 +64,24 @@ impl<'a> TypeAttrs<'a> {
                     "key" => &mut key,
                     "name" => &mut name,
                     "path" => &mut path,
+                    "presence" => {
+                        presence.set(cx, meta)?;
+                        return Ok(true);
+                    }
                     _ => return Ok(false),
                 };
                 slot.set(cx, meta)?;
                 Ok(true)
             });
         }
-        let written = [&domain, &key, &name, &path]
+        let mut written: BTreeSet<&'static str> = [&domain, &key, &name, &path]
             .into_iter()
             .filter(|slot| slot.written)
             .map(|slot| slot.name)
             .collect();
+        if presence.written {
+            written.insert("presence");
+        }
         Self {
             sse,
             malformed,
@@ -76,6 +90,7 @@ impl<'a> TypeAttrs<'a> {
             key: key.value,
             name: name.value,
             path: path.value,
+            presence: presence.value,
         }
     }
 }
@@ -173,6 +188,67 @@ impl Slot {
         }
         Ok(())
     }
+}
+
+/// The value of `presence = Type`: a type (a path such as `Player` or `crate::auth::User`), where
+/// the other keys take strings. A second occurrence is an error on the second.
+#[derive(Default)]
+struct TypeSlot {
+    written: bool,
+    value: Option<Type>,
+}
+
+impl TypeSlot {
+    fn set(&mut self, cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        self.written = true;
+        let Some(ty) = member_type(cx, meta)? else {
+            return Ok(());
+        };
+        if self.value.is_some() {
+            cx.error_spanned_by(
+                &meta.path,
+                "duplicate sse attribute `presence`; remove this one",
+            );
+        } else {
+            self.value = Some(ty);
+        }
+        Ok(())
+    }
+}
+
+/// The type after `presence =`, or `None` after reporting what was expected instead.
+fn member_type(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Type>> {
+    const EXPECTED: &str =
+        "expected `presence = Type`, the type of a member's identity, such as `presence = Player`";
+    if !meta.input.peek(Token![=]) {
+        if meta.input.is_empty() || meta.input.peek(Token![,]) {
+            cx.error_spanned_by(&meta.path, EXPECTED);
+            return Ok(None);
+        }
+        return Err(meta.error(EXPECTED));
+    }
+    let value = meta.value()?;
+    if value.is_empty() || value.peek(Token![,]) {
+        cx.error_spanned_by(&meta.path, EXPECTED);
+        return Ok(None);
+    }
+    if value.peek(LitStr) {
+        let lit: LitStr = value.parse()?;
+        cx.error_spanned_by(
+            &lit,
+            format!(
+                "`presence` takes a type, not a string: write `presence = {}`",
+                lit.value()
+            ),
+        );
+        return Ok(None);
+    }
+    if value.peek(Lit) {
+        let lit: Lit = value.parse()?;
+        cx.error_spanned_by(&lit, EXPECTED);
+        return Ok(None);
+    }
+    Ok(Some(value.parse()?))
 }
 
 /// Parses the keys of one `#[sse(..)]`; `known` stores a key and returns whether it knew it.
@@ -367,7 +443,10 @@ mod tests {
 
     #[test]
     fn keys_are_listed_in_prose() {
-        assert_eq!(one_of(TYPE_KEYS), "`domain`, `key`, `name` or `path`");
+        assert_eq!(
+            one_of(TYPE_KEYS),
+            "`domain`, `key`, `name`, `path` or `presence`"
+        );
         assert_eq!(one_of(VARIANT_KEYS), "`name`");
     }
 }

@@ -82,7 +82,11 @@ fn expand_struct(
         path,
         body: key_body,
     } = key;
-    let registration = register(ident);
+    let registration = register(input);
+    let Presence {
+        flag: presence_flag,
+        impl_: presence_impl,
+    } = presence(input);
     let (span, self_ty) = at_type(ident);
     Ok(quote_spanned! {span=>
         #[automatically_derived]
@@ -92,6 +96,7 @@ fn expand_struct(
             const KEY_FIELD: ::core::option::Option<&'static str> = #key_field;
             const KIND: ::statelesse::EventKind = #kind;
             const PATH: &'static str = #path;
+            #presence_flag
 
             fn key(&self) -> &Self::Key {
                 #key_body
@@ -101,6 +106,7 @@ fn expand_struct(
                 #name
             }
         }
+        #presence_impl
         #registration
     })
 }
@@ -151,7 +157,11 @@ fn expand_enum(
         from_impls,
     } = arms;
 
-    let registration = register(ident);
+    let registration = register(input);
+    let Presence {
+        flag: presence_flag,
+        impl_: presence_impl,
+    } = presence(input);
     let (span, self_ty) = at_type(ident);
     Ok(quote_spanned! {span=>
         #[automatically_derived]
@@ -165,6 +175,7 @@ fn expand_enum(
                 variants: &[#(#names),*],
             };
             const PATH: &'static str = #path;
+            #presence_flag
 
             #[allow(clippy::match_same_arms)]
             fn key(&self) -> &Self::Key {
@@ -191,6 +202,7 @@ fn expand_enum(
             }
         }
         #(#from_impls)*
+        #presence_impl
         #registration
     })
 }
@@ -281,13 +293,50 @@ fn at_type(ident: &Ident) -> (Span, Ident) {
     (span, self_ty)
 }
 
+/// What `#[sse(presence = Member)]` adds: `SseEvent::PRESENCE` in the impl, and the `Presence`
+/// impl naming the member type. Nothing for a type without it.
+struct Presence {
+    flag: TokenStream,
+    impl_: TokenStream,
+}
+
+fn presence(input: &Input<'_>) -> Presence {
+    let Some(member) = &input.attrs.presence else {
+        return Presence {
+            flag: TokenStream::new(),
+            impl_: TokenStream::new(),
+        };
+    };
+    let ident = input.ident;
+    // The member's bounds are checked by the associated type's, whose error lands on the
+    // member type written in the attribute.
+    let member_ty = quote_spanned! {member.span()=> #member};
+    Presence {
+        flag: quote!(
+            const PRESENCE: bool = true;
+        ),
+        impl_: quote! {
+            #[automatically_derived]
+            impl ::statelesse::Presence for #ident {
+                type Member = #member_ty;
+            }
+        },
+    }
+}
+
 /// Registers the type through statelesse, whose features (not the derive's) decide where. The
 /// call sits at the type's name, where an unmet bound of the registration (no `TS` impl) is
-/// then reported.
-fn register(ident: &Ident) -> TokenStream {
+/// then reported; a presence type registers its member type too.
+fn register(input: &Input<'_>) -> TokenStream {
+    let ident = input.ident;
     let (span, _) = at_type(ident);
-    quote_spanned! {span=>
-        ::statelesse::__private::register_event!(#ident);
+    match &input.attrs.presence {
+        None => quote_spanned! {span=>
+            ::statelesse::__private::register_event!(#ident);
+        },
+        Some(member) => quote_spanned! {span=>
+            ::statelesse::__private::register_event!(#ident, #member);
+        },
     }
 }
 

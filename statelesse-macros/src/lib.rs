@@ -37,9 +37,16 @@ use syn::{DeriveInput, parse_macro_input};
 /// - **`name = "..."`**: the SSE event name of a struct (default: the type's name), or the
 ///   name of an enum stream. Same characters as `domain`. A name is unique within its domain,
 ///   across structs and enums: a backplane refuses two types of one domain and name, whose
-///   channels could be the same (`statelesse::registry::collisions`). An event may not be named `gap` or
-///   `snapshot`: a route sends frames of its own under those names
-///   (`statelesse::protocol::RESERVED_EVENT_NAMES`).
+///   channels could be the same (`statelesse::registry::collisions`). An event may not be named `gap`,
+///   `snapshot`, `join`, `leave` or `presence`: a route sends frames of its own under those
+///   names (`statelesse::protocol::RESERVED_EVENT_NAMES`).
+/// - **`presence = Type`**: the type keeps presence, who is connected to each of its channels
+///   across every instance, with `Type` (a type, not a string: `presence = Player`) as the
+///   identity of a member, which must be `Serialize + DeserializeOwned + Clone + Send + Sync +
+///   'static` (and `TS` with statelesse's `typescript` feature). The derive then implements
+///   `statelesse::Presence` and sets `SseEvent::PRESENCE`; the type's routes take a `member`
+///   hook naming each connection's member, its channels carry `join` and `leave` events and its
+///   connections start with a `presence` frame (`docs/presence.md`).
 /// - **`path = "..."`**: the route path template, starting with `/`. It must contain exactly
 ///   one placeholder, the key field (`{game_id}`), or none for a broadcast event. Defaults:
 ///   - keyed struct: `/sse/{domain}/{key}/{name in kebab-case}`, e.g.
@@ -50,7 +57,7 @@ use syn::{DeriveInput, parse_macro_input};
 /// On an enum variant, `#[sse(..)]` takes:
 ///
 /// - **`name = "..."`**: the SSE event name of the variant (default: the variant's name), which
-///   may not be `gap` or `snapshot` either.
+///   may not be one of the reserved names either.
 ///
 /// `#[sse]` is not accepted on fields.
 ///
@@ -126,8 +133,9 @@ use syn::{DeriveInput, parse_macro_input};
 ///
 /// Every mistake below is a compile error spanned at the token to fix, all reported at once:
 /// a missing `#[sse]` or `domain`; an empty `domain` or `name`, or one with a character
-/// outside `[A-Za-z0-9_-]`; a struct or variant whose event name is `gap` or `snapshot`,
-/// reserved for the route's own frames; an unknown key (with a suggestion), a duplicate key, a value that
+/// outside `[A-Za-z0-9_-]`; a struct or variant whose event name is reserved for the route's
+/// own frames (`gap`, `snapshot`, `join`, `leave`, `presence`); a `presence` without a type,
+/// with a string for a type, or given twice; a member type that is not serializable; an unknown key (with a suggestion), a duplicate key, a value that
 /// is not a string literal; a `key` naming no field; a `path` whose placeholders are not
 /// exactly the key; an enum variant without the key field, a unit or tuple variant, a newtype
 /// variant wrapping an event with another key type, two variants wrapping the same type or

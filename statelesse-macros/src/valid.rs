@@ -21,6 +21,9 @@ use crate::ctxt::Ctxt;
 const RESERVED_EVENT_NAMES: &[(&str, &str)] = &[
     ("gap", "reports lost events"),
     ("snapshot", "carries the initial state"),
+    ("join", "announces a member's arrival"),
+    ("leave", "announces a member's departure"),
+    ("presence", "lists the channel's members"),
 ];
 
 pub(crate) fn validate(cx: &Ctxt, input: &Input<'_>) {

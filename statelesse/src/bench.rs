@@ -73,6 +73,8 @@ pub fn sse_body(
     let events = Events {
         subscription,
         kind,
+        presence: false,
+        lease: None,
         malformed: std::sync::Arc::default(),
     };
     let feed = Feed {

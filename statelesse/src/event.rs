@@ -109,6 +109,11 @@ pub trait SseEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The route path template, e.g. `/sse/game/{game_id}/player-joined`.
     const PATH: &'static str;
 
+    /// Whether the type keeps presence (`#[sse(presence = Member)]`, which also implements
+    /// [`Presence`](crate::Presence)): its channels then carry `join` and `leave` events and
+    /// its routes send a `presence` frame first. `false` unless the derive says otherwise.
+    const PRESENCE: bool = false;
+
     /// The key of this event's channel.
     fn key(&self) -> &Self::Key;
 

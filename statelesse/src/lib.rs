@@ -95,6 +95,7 @@ mod key;
 #[cfg_attr(docsrs, doc(cfg(feature = "typescript")))]
 pub mod manifest;
 mod message;
+pub mod presence;
 pub mod protocol;
 pub mod registry;
 #[cfg(feature = "axum")]
@@ -129,6 +130,7 @@ pub use health::{Health, HealthStatus};
 pub use id::{EventId, ParseEventIdError};
 pub use key::{ChannelKey, KeyParseError, escape_key, unescape_key};
 pub use message::Message;
+pub use presence::{Member, Presence, PresenceEntry, PresenceExt};
 
 /// The ts-rs crate, for `#[derive(TS)]` with `#[ts(crate = "statelesse::ts_rs")]` (feature
 /// `typescript`).
@@ -150,6 +152,7 @@ pub use statelesse_macros::SseEvent;
 /// ```
 pub mod prelude {
     pub use crate::backplane::SseEventExt as _;
+    pub use crate::presence::PresenceExt as _;
     pub use crate::{
         Backplane, BackplaneError, Channel, ChannelKey, EventId, SseEvent, Subscription,
     };

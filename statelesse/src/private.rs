@@ -23,6 +23,11 @@ macro_rules! __register_event {
             $crate::__private::Registration::of::<$event>()
         }
     };
+    ($event:ident, $member:ty) => {
+        $crate::__private::inventory::submit! {
+            $crate::__private::Registration::of::<$event>()
+        }
+    };
 }
 
 #[cfg(feature = "typescript")]
@@ -35,6 +40,14 @@ macro_rules! __register_event {
         }
         $crate::__private::inventory::submit! {
             $crate::__private::ManifestRegistration::of::<$event>()
+        }
+    };
+    ($event:ident, $member:ty) => {
+        $crate::__private::inventory::submit! {
+            $crate::__private::Registration::of::<$event>()
+        }
+        $crate::__private::inventory::submit! {
+            $crate::__private::ManifestRegistration::of_presence::<$event>()
         }
     };
 }

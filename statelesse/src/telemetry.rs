@@ -100,6 +100,8 @@ pub(crate) enum Rejection {
     Denied,
     BackplaneUnavailable,
     SnapshotFailed,
+    /// A presence route's member identity did not serialize, or was too large.
+    MemberFailed,
     /// A multiplexed route's query named no channel, an unknown type, a bad key or too many.
     InvalidChannels,
     /// A multiplexed route's cursor was not one it wrote.
@@ -108,7 +110,7 @@ pub(crate) enum Rejection {
 
 impl Rejection {
     #[cfg(feature = "metrics")]
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 10] = [
         Self::InvalidKey,
         Self::InvalidLastEventId,
         Self::ShuttingDown,
@@ -116,6 +118,7 @@ impl Rejection {
         Self::Denied,
         Self::BackplaneUnavailable,
         Self::SnapshotFailed,
+        Self::MemberFailed,
         Self::InvalidChannels,
         Self::InvalidCursor,
     ];
@@ -130,6 +133,7 @@ impl Rejection {
             Self::Denied => "denied",
             Self::BackplaneUnavailable => "backplane_unavailable",
             Self::SnapshotFailed => "snapshot_failed",
+            Self::MemberFailed => "member_failed",
             Self::InvalidChannels => "invalid_channels",
             Self::InvalidCursor => "invalid_cursor",
         }
@@ -138,7 +142,7 @@ impl Rejection {
 
 impl ErrorKind {
     #[cfg(feature = "metrics")]
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 11] = [
         Self::Closed,
         Self::Unavailable,
         Self::Timeout,
@@ -149,6 +153,7 @@ impl ErrorKind {
         Self::Config,
         Self::Busy,
         Self::ChannelCollision,
+        Self::Unsupported,
     ];
 
     /// The `kind` label of `statelesse_publish_errors_total`.
@@ -165,6 +170,7 @@ impl ErrorKind {
             Self::Config => "config",
             Self::Busy => "busy",
             Self::ChannelCollision => "channel_collision",
+            Self::Unsupported => "unsupported",
         }
     }
 }
@@ -190,7 +196,7 @@ struct EventSeries {
     /// By [`GapCause`], in [`GapCause::ALL`]'s order.
     gaps: [Counter; 5],
     /// By [`ErrorKind`], in [`ErrorKind::ALL`]'s order.
-    publish_errors: [Counter; 10],
+    publish_errors: [Counter; 11],
 }
 
 /// The handles of `name` for each of `values` as the label `label`, beside `labels`: every
@@ -391,7 +397,7 @@ pub(crate) struct RouteMetrics {
     written: Counter,
     /// By [`Rejection`], in [`Rejection::ALL`]'s order.
     #[cfg(feature = "metrics")]
-    rejected: Arc<[Counter; 9]>,
+    rejected: Arc<[Counter; 10]>,
 }
 
 #[cfg_attr(not(feature = "axum"), allow(dead_code))]

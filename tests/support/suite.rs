@@ -11,6 +11,7 @@ use std::num::NonZeroUsize;
 
 use statelesse::SubscriptionError;
 use statelesse::backplane::replay::ReplayConfig;
+use statelesse::backplane::transport::Interest;
 use statelesse::prelude::*;
 use statelesse::{ErrorKind, Received};
 
@@ -26,6 +27,9 @@ pub struct Setup {
     pub subscriber_buffer: usize,
     /// How history is replayed: page size, shared reads and read budget.
     pub replay: ReplayConfig,
+    /// How long an instance's presence entries live without a refresh (on Redis; a third of it
+    /// is the heartbeat that also reports connection counts).
+    pub presence_ttl: Duration,
 }
 
 impl Default for Setup {
@@ -34,6 +38,7 @@ impl Default for Setup {
             history_len: 1000,
             subscriber_buffer: 1024,
             replay: ReplayConfig::default(),
+            presence_ttl: Duration::from_millis(1500),
         }
     }
 }
@@ -477,4 +482,200 @@ pub async fn publish_many_delivers_in_order_with_each_events_id(fleet: &impl Fle
         assert_eq!(received, sent, "each result is its own event's id");
     }
     assert!(a.publish_many::<Tick>(&[]).await.unwrap().is_empty());
+}
+
+/// Who a presence suite test's connections are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(crate = "statelesse::ts_rs")]
+pub struct Visitor {
+    /// The visitor's name.
+    pub name: String,
+}
+
+/// The presence type of the suite: its channels keep who is there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS, SseEvent)]
+#[ts(crate = "statelesse::ts_rs")]
+#[sse(domain = "suite", key = "room", presence = Visitor)]
+pub struct Seen {
+    /// The channel's key.
+    pub room: u32,
+}
+
+/// The identity of `name`, as a presence route hands it to the transport.
+fn identity(name: &str) -> bytes::Bytes {
+    bytes::Bytes::from(
+        serde_json::to_vec(&Visitor {
+            name: name.to_owned(),
+        })
+        .unwrap(),
+    )
+}
+
+/// Counts one connection of `name` in `room` on `bp`, until the returned interest is dropped.
+///
+/// # Panics
+///
+/// When the transport refuses it.
+pub async fn enter(bp: &Backplane, room: u32, name: &str) -> Interest {
+    bp.transport()
+        .presence_enter(Seen::channel(&room).name(), identity(name))
+        .await
+        .unwrap()
+}
+
+/// The names of the members of `room`, as `bp` lists them.
+///
+/// # Panics
+///
+/// When the read fails.
+pub async fn names(bp: &Backplane, room: u32) -> Vec<String> {
+    let mut names: Vec<String> = Seen::presence(bp, &room)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| member.member.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until `bp` lists exactly `expected` (sorted) in `room`.
+///
+/// # Panics
+///
+/// When it does not in time.
+pub async fn eventually_names(bp: &Backplane, room: u32, expected: &[&str]) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let names = names(bp, room).await;
+        if names == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "room {room} lists {names:?}, not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The members of every instance are listed, and counted, by every instance.
+pub async fn presence_lists_the_members_of_every_instance(fleet: &impl Fleet) {
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let room = 1;
+    assert!(names(&bps[0], room).await.is_empty());
+    let _ada = enter(&bps[0], room, "ada").await;
+    let _bob = enter(&bps[1], room, "bob").await;
+    for bp in &bps {
+        // Entering completes once the member is listed everywhere.
+        assert_eq!(names(bp, room).await, ["ada", "bob"]);
+        assert_eq!(Seen::presence_count(bp, &room).await.unwrap(), 2);
+    }
+    assert!(names(&bps[0], room + 1).await.is_empty());
+}
+
+/// A member with several connections, on one instance or more, is one member, whose count of
+/// connections is the sum.
+pub async fn presence_counts_a_member_with_many_connections_once(fleet: &impl Fleet) {
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let room = 2;
+    let _tabs = [
+        enter(&bps[0], room, "ada").await,
+        enter(&bps[0], room, "ada").await,
+        enter(&bps[1], room, "ada").await,
+    ];
+    assert_eq!(names(&bps[1], room).await, ["ada"]);
+    assert_eq!(Seen::presence_count(&bps[1], &room).await.unwrap(), 1);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let members = Seen::presence(&bps[1], &room).await.unwrap();
+        if members.len() == 1 && members[0].connections == 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ada is listed as {members:?}, not with 3 connections"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Closing one of a member's two connections keeps it; closing the other removes it.
+pub async fn presence_keeps_a_member_until_its_last_connection_closes(fleet: &impl Fleet) {
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let room = 3;
+    let first = enter(&bps[0], room, "ada").await;
+    let second = enter(&bps[0], room, "ada").await;
+    drop(first);
+    // The instance still counts a connection of ada's: nothing left it anywhere.
+    assert_eq!(names(&bps[1], room).await, ["ada"]);
+    drop(second);
+    eventually_names(&bps[1], room, &[]).await;
+    assert_eq!(Seen::presence_count(&bps[1], &room).await.unwrap(), 0);
+}
+
+/// The next presence event (`join` or `leave`) on `raw`, as `(event, member's name)`.
+///
+/// # Panics
+///
+/// When none arrives in time, or it is malformed.
+pub async fn next_presence_change(
+    raw: &mut statelesse::backplane::subscription::RawSubscription,
+) -> (String, String) {
+    loop {
+        let Ok(Some(item)) = tokio::time::timeout(PATIENCE, raw.next()).await else {
+            panic!("no presence event within {PATIENCE:?}");
+        };
+        let Ok(message) = item else { continue };
+        if !statelesse::protocol::is_presence_change(message.event()) {
+            continue;
+        }
+        let data: serde_json::Value = serde_json::from_slice(message.data()).unwrap();
+        let name = data["member"]["name"].as_str().unwrap().to_owned();
+        if message.event() == "join" {
+            assert!(data["since"].as_u64().is_some(), "a join says since when");
+        }
+        return (message.event().to_owned(), name);
+    }
+}
+
+/// A member's first connection anywhere publishes one `join`, its last one closing one
+/// `leave`, which subscribers of every instance receive; typed subscriptions pass over them.
+pub async fn presence_join_and_leave_reach_every_instance(fleet: &impl Fleet) {
+    let bps = fleet.backplanes(2, Setup::default()).await;
+    let room = 4;
+    let mut raw = bps[1]
+        .subscribe(&Seen::channel(&room))
+        .await
+        .unwrap()
+        .into_raw();
+    let first = enter(&bps[0], room, "ada").await;
+    let second = enter(&bps[1], room, "ada").await;
+    assert_eq!(
+        next_presence_change(&mut raw).await,
+        ("join".into(), "ada".into())
+    );
+    drop(first);
+    drop(second);
+    assert_eq!(
+        next_presence_change(&mut raw).await,
+        ("leave".into(), "ada".into())
+    );
+    let _bob = enter(&bps[0], room, "bob").await;
+    // Had ada joined or left twice, the second would come before bob's join.
+    assert_eq!(
+        next_presence_change(&mut raw).await,
+        ("join".into(), "bob".into())
+    );
+
+    let mut typed = bps[1].subscribe(&Seen::channel(&room)).await.unwrap();
+    let _cid = enter(&bps[0], room, "cid").await;
+    let id = bps[0].publish(&Seen { room }).await.unwrap();
+    let Ok(Some(Ok(received))) = tokio::time::timeout(PATIENCE, typed.next()).await else {
+        panic!("no event within {PATIENCE:?}");
+    };
+    assert_eq!(
+        received.id, id,
+        "the typed subscription yields the type's events only"
+    );
 }

@@ -49,6 +49,9 @@ pub enum ErrorKind {
     /// the same; the source is the [`ChannelCollision`](crate::registry::ChannelCollision),
     /// naming both types. A program error, fixed by renaming one with `#[sse(name = "..")]`.
     ChannelCollision,
+    /// The transport does not implement this operation (presence, on a transport that keeps
+    /// none).
+    Unsupported,
 }
 
 impl ErrorKind {
@@ -64,6 +67,7 @@ impl ErrorKind {
             Self::Config => "invalid backplane configuration",
             Self::Busy => "too many history reads in flight on this instance",
             Self::ChannelCollision => "two event types take this event's name in its domain",
+            Self::Unsupported => "the backplane transport does not support this operation",
         }
     }
 }

@@ -3,9 +3,10 @@
 //! Every channel keeps a bounded history ring, so `Last-Event-ID` resume works in one process
 //! exactly as it does on Redis. A channel's state is dropped once it has no local subscriber and
 //! its last publish is older than the history time-to-live, so churned keys do not grow memory.
+//! Presence is a map of each channel's members, their connections and since when.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,6 +23,7 @@ use crate::diagnostics::Diagnostics;
 use crate::health::{CLOSED, Health};
 use crate::id::EventId;
 use crate::message::Message;
+use crate::presence::{self, PresenceEntry};
 
 /// Settings of a [`MemoryTransport`].
 ///
@@ -107,6 +109,16 @@ struct Inner {
     /// increasing on a channel even while no state is kept for it (history off, nobody
     /// listening).
     last_id: Mutex<EventId>,
+    /// Each channel's members, by identity (compact JSON). Taken before the hub's lock, never
+    /// after it, so that a member's `join` and `leave` are published in the order they happen.
+    presence: Mutex<HashMap<String, HashMap<Bytes, Seat>>>,
+}
+
+/// One member of a channel: its open connections, and when the first of them opened.
+#[derive(Debug, Clone, Copy)]
+struct Seat {
+    connections: u64,
+    since: u64,
 }
 
 /// A channel's history and id sequence.
@@ -194,8 +206,67 @@ impl MemoryTransport {
                 published: AtomicU64::new(0),
                 last_sweep: Mutex::new(Instant::now()),
                 last_id: Mutex::new(EventId::default()),
+                presence: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Counts one connection of `member` on `channel`; publishes its `join` when it is the
+    /// member's first.
+    fn enter(&self, channel: &str, member: Bytes) -> Interest {
+        let mut channels = self.lock_presence();
+        let seats = channels.entry(channel.to_owned()).or_default();
+        let seat = seats.entry(member.clone()).or_insert(Seat {
+            connections: 0,
+            since: presence::now_millis(),
+        });
+        seat.connections += 1;
+        if seat.connections == 1 {
+            let since = seat.since;
+            self.publish_now(
+                channel,
+                crate::protocol::JOIN_EVENT.into(),
+                presence::join_data(&member, since),
+            );
+        }
+        drop(channels);
+        let transport = self.clone();
+        let channel = channel.to_owned();
+        Interest::new(move || transport.leave(&channel, &member))
+    }
+
+    /// Releases one connection of `member` on `channel`; publishes its `leave` when it was the
+    /// member's last.
+    fn leave(&self, channel: &str, member: &Bytes) {
+        let mut channels = self.lock_presence();
+        let Some(seats) = channels.get_mut(channel) else {
+            return;
+        };
+        let Some(seat) = seats.get_mut(member) else {
+            return;
+        };
+        seat.connections -= 1;
+        if seat.connections > 0 {
+            return;
+        }
+        seats.remove(member);
+        if seats.is_empty() {
+            channels.remove(channel);
+        }
+        if !self.inner.closed.load(Ordering::Acquire) {
+            self.publish_now(
+                channel,
+                crate::protocol::LEAVE_EVENT.into(),
+                presence::leave_data(member),
+            );
+        }
+    }
+
+    fn lock_presence(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<Bytes, Seat>>> {
+        self.inner
+            .presence
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The number of channels whose state is held (subscribed, or with unexpired history).
@@ -328,6 +399,46 @@ impl Transport for MemoryTransport {
         self.inner.hub.subscriber_count(channel)
     }
 
+    fn presence_enter<'a>(
+        &'a self,
+        channel: &'a str,
+        member: Bytes,
+    ) -> BoxFuture<'a, Result<Interest, BackplaneError>> {
+        let result = match self.closed_error(channel) {
+            Some(err) => Err(err),
+            None => presence::check_member(channel, &member).map(|()| self.enter(channel, member)),
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn presence<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<PresenceEntry>, BackplaneError>> {
+        let mut entries: Vec<PresenceEntry> = self
+            .lock_presence()
+            .get(channel)
+            .map(|seats| {
+                seats
+                    .iter()
+                    .map(|(member, seat)| {
+                        PresenceEntry::new(member.clone(), seat.connections, seat.since)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        presence::sort_and_cap(&mut entries);
+        Box::pin(std::future::ready(Ok(entries)))
+    }
+
+    fn presence_count<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<usize, BackplaneError>> {
+        let count = self.lock_presence().get(channel).map_or(0, HashMap::len);
+        Box::pin(std::future::ready(Ok(count)))
+    }
+
     fn health(&self) -> Health {
         if self.inner.closed.load(Ordering::Acquire) {
             Health::down(CLOSED)
@@ -346,6 +457,7 @@ impl Transport for MemoryTransport {
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         self.inner.closed.store(true, Ordering::Release);
+        self.lock_presence().clear();
         self.inner.hub.clear();
         Box::pin(std::future::ready(()))
     }

@@ -344,6 +344,9 @@ impl Backplane {
             let complete = complete.get_or_insert(page.complete);
             for message in &page.events {
                 cursor = message.id();
+                if subscription::is_presence_change_of::<E>(message.event()) {
+                    continue;
+                }
                 match subscription::decode::<E>(message) {
                     Ok(event) => events.push(Received {
                         id: message.id(),
@@ -386,6 +389,73 @@ impl Backplane {
         RawSubscription::open(Arc::clone(&self.replayer), channel, None, metrics)
             .await
             .expect("subscribe")
+    }
+
+    /// The members of `channel` on every instance, as the transport stores them (identities as
+    /// JSON bytes), oldest first, at most
+    /// [`MAX_PRESENCE_MEMBERS`](crate::presence::MAX_PRESENCE_MEMBERS). The typed read is
+    /// [`PresenceExt::presence`](crate::PresenceExt::presence).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`] when the transport's server cannot
+    /// be read, [`ErrorKind::Unsupported`] on a transport that keeps no presence,
+    /// [`ErrorKind::ChannelCollision`] when another event type takes `E`'s name in its domain.
+    pub async fn presence<E: SseEvent>(
+        &self,
+        channel: &Channel<E>,
+    ) -> Result<Vec<crate::PresenceEntry>, BackplaneError> {
+        self.refuse_collision::<E>(channel.name())?;
+        self.transport.presence(channel.name()).await
+    }
+
+    /// The number of members of `channel` on every instance.
+    ///
+    /// # Errors
+    ///
+    /// As [`presence`](Self::presence).
+    pub async fn presence_count<E: SseEvent>(
+        &self,
+        channel: &Channel<E>,
+    ) -> Result<usize, BackplaneError> {
+        self.refuse_collision::<E>(channel.name())?;
+        self.transport.presence_count(channel.name()).await
+    }
+
+    /// Counts one connection of `member` on `channel` until the returned interest is dropped:
+    /// what a presence route does for each connection with an identity.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) async fn presence_enter<E: SseEvent>(
+        &self,
+        channel: &Channel<E>,
+        member: Bytes,
+    ) -> Result<transport::Interest, BackplaneError> {
+        self.refuse_collision::<E>(channel.name())?;
+        self.transport.presence_enter(channel.name(), member).await
+    }
+
+    /// Decodes `entries` as members of type `M`, skipping (and counting as malformed) those
+    /// that do not decode.
+    pub(crate) fn decode_members<M: serde::de::DeserializeOwned>(
+        &self,
+        channel: &str,
+        entries: &[crate::PresenceEntry],
+    ) -> Vec<crate::Member<M>> {
+        entries
+            .iter()
+            .filter_map(|entry| match serde_json::from_slice(&entry.member) {
+                Ok(member) => Some(crate::Member {
+                    member,
+                    connections: entry.connections,
+                    since: entry.since,
+                }),
+                Err(err) => {
+                    self.malformed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(channel, error = %err, "skipping a member identity that does not decode");
+                    None
+                }
+            })
+            .collect()
     }
 
     /// The number of local subscribers of `channel` on this instance.

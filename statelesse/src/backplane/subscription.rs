@@ -335,6 +335,12 @@ impl<E: SseEvent> Subscription<E> {
     }
 }
 
+/// Whether `event` is a `join` or `leave` on a channel of `E`, a presence type: typed readers
+/// pass over them.
+pub(crate) fn is_presence_change_of<E: SseEvent>(event: &str) -> bool {
+    E::PRESENCE && crate::protocol::is_presence_change(event)
+}
+
 /// Decodes `message` as one of `E`'s events, as every typed reader does (subscriptions and
 /// history reads). A name that is not one of `E`'s (a `snapshot`, `gap` or other event published
 /// on the channel by another client) is an error even when its data would fit `E`: the caller
@@ -355,7 +361,17 @@ impl<E: SseEvent> Stream for Subscription<E> {
     type Item = Result<Received<E>, SubscriptionError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let item = ready!(Pin::new(&mut self.raw).poll_next(cx));
+        let item = loop {
+            let item = ready!(Pin::new(&mut self.raw).poll_next(cx));
+            // A presence type's channel also carries `join` and `leave`: not events of the type,
+            // and not malformed either. Its members are read with `PresenceExt::presence`.
+            if let Some(Ok(message)) = &item
+                && is_presence_change_of::<E>(message.event())
+            {
+                continue;
+            }
+            break item;
+        };
         Poll::Ready(item.map(|item| {
             let message = item?;
             let decoded = decode::<E>(&message);

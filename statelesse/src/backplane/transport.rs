@@ -24,6 +24,7 @@ use crate::diagnostics::Diagnostics;
 use crate::health::Health;
 use crate::id::EventId;
 use crate::message::Message;
+use crate::presence::PresenceEntry;
 
 /// A boxed, sendable future, as returned by [`Transport`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -99,12 +100,60 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// The number of local subscribers of `channel`.
     fn local_subscriber_count(&self, channel: &str) -> usize;
 
+    /// Counts one local connection of `member` (its identity, compact JSON) on `channel`, until
+    /// the returned [`Interest`] is dropped.
+    ///
+    /// The member's first connection on any instance publishes a
+    /// [`JOIN_EVENT`](crate::protocol::JOIN_EVENT) on `channel`, its last one closing (or, on
+    /// another instance, expiring) a [`LEAVE_EVENT`](crate::protocol::LEAVE_EVENT): a
+    /// transport counts connections per member locally and tells the other instances only when
+    /// a member's local count goes from 0 to 1 or from 1 to 0. The future completes once the
+    /// member is listed by [`presence`](Self::presence) on every instance. The default refuses
+    /// with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+    fn presence_enter<'a>(
+        &'a self,
+        channel: &'a str,
+        member: Bytes,
+    ) -> BoxFuture<'a, Result<Interest, BackplaneError>> {
+        let _ = member;
+        Box::pin(std::future::ready(Err(unsupported(channel))))
+    }
+
+    /// The members of `channel` on every instance, oldest first, at most
+    /// [`MAX_PRESENCE_MEMBERS`](crate::presence::MAX_PRESENCE_MEMBERS); entries of an instance
+    /// that stopped refreshing them are not listed. The default refuses with
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+    fn presence<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<PresenceEntry>, BackplaneError>> {
+        Box::pin(std::future::ready(Err(unsupported(channel))))
+    }
+
+    /// The number of members of `channel` on every instance (not capped). The default refuses
+    /// with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+    fn presence_count<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<usize, BackplaneError>> {
+        Box::pin(std::future::ready(Err(unsupported(channel))))
+    }
+
     /// A snapshot of the transport's state.
     fn diagnostics(&self) -> Diagnostics;
 
     /// Ends every local feed, releases the transport's resources, and makes every later publish
     /// and subscribe fail with [`ErrorKind::Closed`](crate::ErrorKind::Closed).
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+}
+
+/// The error of a presence operation on a transport that keeps no presence.
+fn unsupported(channel: &str) -> BackplaneError {
+    BackplaneError::with_source(
+        super::error::ErrorKind::Unsupported,
+        "this transport keeps no presence",
+    )
+    .on_channel(channel)
 }
 
 /// One event of a [`Transport::publish_many`] call: where it goes and what it carries.

@@ -36,6 +36,8 @@ impl<T: TS + 'static> TypeScriptEvent for T {}
 pub struct ManifestRegistration {
     info: fn() -> EventInfo,
     describe: Describe,
+    /// The member type of a presence type.
+    presence: Option<SnapshotType>,
 }
 
 impl ManifestRegistration {
@@ -46,6 +48,21 @@ impl ManifestRegistration {
         Self {
             info: EventInfo::of::<E>,
             describe: describe::<E>,
+            presence: None,
+        }
+    }
+
+    /// The registration of `E`, a presence type, whose member type must have a TypeScript type
+    /// too.
+    #[must_use]
+    pub const fn of_presence<E>() -> Self
+    where
+        E: crate::Presence + TypeScriptEvent,
+    {
+        Self {
+            info: EventInfo::of::<E>,
+            describe: describe::<E>,
+            presence: Some(snapshot_type::<E::Member>),
         }
     }
 
@@ -53,6 +70,7 @@ impl ManifestRegistration {
         Source {
             info: (self.info)(),
             describe: self.describe,
+            presence: self.presence,
         }
     }
 }
@@ -69,6 +87,8 @@ pub(super) fn registrations() -> impl Iterator<Item = &'static ManifestRegistrat
 pub(super) struct Source {
     pub(super) info: EventInfo,
     pub(super) describe: Describe,
+    /// Walks the member type of a presence type and returns its TypeScript name.
+    pub(super) presence: Option<SnapshotType>,
 }
 
 /// The manifest hook of a registration: walks the event's types into `collector`.
@@ -82,7 +102,7 @@ pub(super) fn visit_type<T: TS + 'static>(collector: &mut Collector<'_>) {
     collector.visit::<T>();
 }
 
-/// Walks a snapshot type into a collector and returns its TypeScript name.
+/// Walks a snapshot (or presence member) type into a collector and returns its TypeScript name.
 pub(super) type SnapshotType = fn(&mut Collector<'_>) -> String;
 
 /// The [`SnapshotType`] of `T`.
@@ -133,6 +153,7 @@ fn describe<E: SseEvent + TS>(collector: &mut Collector<'_>) -> Result<EventType
         ts_type,
         payloads,
         snapshot: None,
+        presence: None,
     })
 }
 

@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::model::{EventModel, Model, TypeDecl};
 use super::typescript;
 use crate::event::EventKind;
-use crate::protocol::{GAP_EVENT, LAST_EVENT_ID_QUERY, SNAPSHOT_EVENT};
+use crate::protocol::{
+    GAP_EVENT, JOIN_EVENT, LAST_EVENT_ID_QUERY, LEAVE_EVENT, PRESENCE_EVENT, SNAPSHOT_EVENT,
+};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,6 +47,21 @@ struct JsonEvent<'a> {
     /// The TypeScript type of the route's initial state, when the manifest was told it.
     #[serde(skip_serializing_if = "Option::is_none")]
     snapshot_ts_type: Option<&'a str>,
+    /// For a presence type, the TypeScript type of a member's identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence: Option<JsonPresence<'a>>,
+}
+
+/// What a presence type's stream carries besides its events.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonPresence<'a> {
+    /// The TypeScript type of a member's identity.
+    member_ts_type: &'a str,
+    /// The SSE event names of the presence frames: `join`, `leave`, `presence`.
+    join_event: &'static str,
+    leave_event: &'static str,
+    presence_event: &'static str,
 }
 
 #[derive(Serialize)]
@@ -121,6 +138,15 @@ fn event(event: &EventModel) -> JsonEvent<'_> {
             })
             .collect(),
         snapshot_ts_type: event.snapshot.as_deref(),
+        presence: event
+            .presence
+            .as_deref()
+            .map(|member_ts_type| JsonPresence {
+                member_ts_type,
+                join_event: JOIN_EVENT,
+                leave_event: LEAVE_EVENT,
+                presence_event: PRESENCE_EVENT,
+            }),
     }
 }
 

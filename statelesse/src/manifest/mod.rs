@@ -402,7 +402,9 @@ impl Manifest {
     ///
     /// The document has `events` (domain, name, kind, key field and TypeScript type, path
     /// template, client function, SSE event names with their payload types, and
-    /// `snapshotTsType` when [`with_snapshot`](Self::with_snapshot) gave one), `types` (each
+    /// `snapshotTsType` when [`with_snapshot`](Self::with_snapshot) gave one; for a presence type,
+    /// `presence` with its member's `memberTsType` and the `joinEvent`, `leaveEvent` and
+    /// `presenceEvent` names), `types` (each
     /// declaration) and `protocol` (the names of the `gap` and `snapshot` events and of the
     /// `lastEventId` query parameter).
     ///
@@ -431,6 +433,7 @@ impl Manifest {
         let mut described = Vec::with_capacity(self.events.len());
         for source in &self.events {
             let mut types = (source.describe)(&mut collector)?;
+            types.presence = source.presence.map(|member| member(&mut collector));
             for (event, snapshot) in &self.snapshots {
                 if *event == source.info.rust_type {
                     types.snapshot = Some(snapshot(&mut collector));

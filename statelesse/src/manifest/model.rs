@@ -84,6 +84,8 @@ pub(super) struct EventModel {
     pub(super) payloads: Vec<Payload>,
     /// The TypeScript type of `onSnapshot`'s argument; `None` leaves it to the caller.
     pub(super) snapshot: Option<String>,
+    /// The TypeScript type of a member of a presence type; `None` when it keeps no presence.
+    pub(super) presence: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -110,6 +112,8 @@ pub(super) struct EventTypes {
     pub(super) payloads: Vec<Payload>,
     /// The TypeScript type of the route's initial state ([`Manifest::with_snapshot`](super::Manifest::with_snapshot)).
     pub(super) snapshot: Option<String>,
+    /// The TypeScript type of a member, for a presence type (`#[sse(presence = ..)]`).
+    pub(super) presence: Option<String>,
 }
 
 impl EventModel {
@@ -124,6 +128,7 @@ impl EventModel {
             path,
             payloads: types.payloads,
             snapshot: types.snapshot,
+            presence: types.presence,
         })
     }
 

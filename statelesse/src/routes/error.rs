@@ -194,6 +194,20 @@ define_rejection! {
 }
 
 define_rejection! {
+    /// The member identity returned by a presence route's member hook did not serialize, or is
+    /// larger than [`MAX_MEMBER_BYTES`](crate::presence::MAX_MEMBER_BYTES):
+    /// `500 Internal Server Error`.
+    #[derive(Debug)]
+    pub struct MemberFailed {
+        source: crate::BackplaneError,
+    }
+    status: INTERNAL_SERVER_ERROR, "`500 Internal Server Error`";
+    display: |_, f| f.write_str("member identity could not be encoded");
+    source: |this| Some(&this.source);
+    log: |this| tracing::error!(error = %this.source, "SSE member identity could not be encoded");
+}
+
+define_rejection! {
     /// A denial returned by an authorization hook ([`SseRoutes::authorize`](super::SseRoutes::authorize)).
     ///
     /// Any `IntoResponse` can deny a request; this one answers the usual statuses with a plain body.
@@ -334,6 +348,12 @@ impl BackplaneUnavailable {
             source,
             retry_after,
         }
+    }
+}
+
+impl MemberFailed {
+    pub(crate) fn new(source: crate::BackplaneError) -> Self {
+        Self { source }
     }
 }
 

@@ -141,6 +141,15 @@ pub(crate) fn snapshot(data: &str) -> Bytes {
     render(Event::default().event(super::SNAPSHOT_EVENT).data(data))
 }
 
+/// The `presence` frame: the channel's members as JSON.
+pub(crate) fn presence(data: &str) -> Bytes {
+    render(
+        Event::default()
+            .event(crate::protocol::PRESENCE_EVENT)
+            .data(data),
+    )
+}
+
 /// The `retry` hint: how long a client waits before reconnecting.
 pub(crate) fn retry(after: Duration) -> Bytes {
     render(Event::default().retry(after))

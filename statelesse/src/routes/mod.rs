@@ -112,6 +112,18 @@
 //! and answers `Ok(())` or a denial, any `IntoResponse` such as [`Denied::Forbidden`]; a denial is
 //! the response, and no stream is opened or subscribed.
 //!
+//! # Presence
+//!
+//! For an event type with `#[sse(presence = Member)]`, [`SseRoutes::member`] names the member
+//! each connection is (an authorization hook returning the identity; without it connections
+//! are spectators). Each connection then starts with a [`PRESENCE_EVENT`] frame, after the
+//! `retry` hint and before any snapshot, listing the channel's members on every instance
+//! (`[{"member":..,"connections":n,"since":ms}]`, no id), and receives the channel's
+//! [`JOIN_EVENT`] and [`LEAVE_EVENT`] events. The connection enters before it subscribes, so
+//! it is in its own list and does not receive its own member's `join` live (a resuming one
+//! finds it in the history it replays: apply joins and leaves idempotently). See
+//! [`docs/presence.md`](https://github.com/statelesse/statelesse/blob/main/docs/presence.md).
+//!
 //! # Bad input and limits
 //!
 //! Each failure is a response with a fixed status and a plain text body, before any stream opens:
@@ -121,8 +133,10 @@
 //! | the key segment does not parse as the key type | 400 | [`InvalidKey`] |
 //! | malformed `Last-Event-ID` / `lastEventId` | 400 | [`InvalidLastEventId`] |
 //! | denied by the authorization hook | the hook's (401/403 with [`Denied`]) | |
+//! | denied by the member hook of a presence route (which runs after it) | the hook's | |
+//! | the member identity does not serialize, or exceeds 1 KiB | 500 | [`MemberFailed`] |
 //! | past the [`ConnectionLimit`] | 503 + `Retry-After` | [`TooManyConnections`] |
-//! | the backplane cannot subscribe, or cannot read a resume's first page of history (server down, or this instance at its budget of concurrent reads: [`ErrorKind::Busy`](crate::ErrorKind::Busy)) | 503 + `Retry-After` | [`BackplaneUnavailable`] |
+//! | the backplane cannot subscribe, or enter or read a presence route's members, or cannot read a resume's first page of history (server down, or this instance at its budget of concurrent reads: [`ErrorKind::Busy`](crate::ErrorKind::Busy)) | 503 + `Retry-After` | [`BackplaneUnavailable`] |
 //! | the initial state does not serialize | 500 | [`SnapshotFailed`] |
 //!
 //! Checks run in that order; the connection slot is taken before the authorization hook runs.
@@ -194,7 +208,7 @@ use axum::routing::get;
 use serde::Serialize;
 use tracing::{Instrument as _, Span};
 
-use crate::backplane::transport::BoxFuture;
+use crate::backplane::transport::{BoxFuture, Interest};
 use crate::protocol::{LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY};
 use crate::telemetry::{EventMetrics, Rejection, RouteMetrics};
 use crate::{Backplane, Channel, ChannelKey, EventId, SseEvent};
@@ -205,7 +219,7 @@ use tokio::sync::OwnedSemaphorePermit;
 pub use cursor::CursorError;
 pub use error::{
     BackplaneUnavailable, Denied, InvalidChannels, InvalidCursor, InvalidKey, InvalidLastEventId,
-    MissingKeyParam, SnapshotFailed, TooManyConnections,
+    MemberFailed, MissingKeyParam, SnapshotFailed, TooManyConnections,
 };
 pub use health::readiness;
 pub use limit::ConnectionLimit;
@@ -214,7 +228,7 @@ pub use serve::{serve, serve_with_write_deadline};
 pub use shutdown::Shutdown;
 pub use write_deadline::{WriteDeadline, WriteDeadlineIo};
 
-pub use crate::protocol::{GAP_EVENT, SNAPSHOT_EVENT};
+pub use crate::protocol::{GAP_EVENT, JOIN_EVENT, LEAVE_EVENT, PRESENCE_EVENT, SNAPSHOT_EVENT};
 
 /// The default interval of keep-alive comments: 15 seconds.
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -292,6 +306,8 @@ type AuthorizeHook<K, S> =
     dyn Fn(Parts, &K, &S) -> BoxFuture<'static, Result<(), Response>> + Send + Sync;
 type InitialStateHook<K, S> =
     dyn Fn(&K, &S) -> BoxFuture<'static, Result<String, Response>> + Send + Sync;
+type MemberHook<K, S> =
+    dyn Fn(Parts, &K, &S) -> BoxFuture<'static, Result<Bytes, Response>> + Send + Sync;
 
 /// A builder of an event type's SSE route, from [`SseRouteExt::sse_routes`].
 ///
@@ -336,6 +352,7 @@ type InitialStateHook<K, S> =
 pub struct SseRoutes<E: SseEvent, S> {
     authorize: Option<Arc<AuthorizeHook<E::Key, S>>>,
     initial_state: Option<Arc<InitialStateHook<E::Key, S>>>,
+    identify: Option<Arc<MemberHook<E::Key, S>>>,
     settings: Settings,
     event: PhantomData<fn() -> E>,
 }
@@ -438,6 +455,7 @@ where
         Self {
             authorize: None,
             initial_state: None,
+            identify: None,
             settings: Settings::default(),
             event: PhantomData,
         }
@@ -755,13 +773,38 @@ where
         })?;
         span.record("resume", last_id.is_some());
         let permit = config.settings.admit()?;
+        let mut parts = Some(parts);
         if let Some(authorize) = &config.authorize {
-            authorize(parts, &key, &state)
-                .await
-                .map_err(|denied| Rejected(Rejection::Denied, denied))?;
+            // Cloned only when the member hook needs them too.
+            let given = match config.identify {
+                Some(_) => parts.clone(),
+                None => parts.take(),
+            };
+            if let Some(given) = given {
+                authorize(given, &key, &state)
+                    .await
+                    .map_err(|denied| Rejected(Rejection::Denied, denied))?;
+            }
         }
+        let member = match (&config.identify, parts) {
+            (Some(hook), Some(parts)) => {
+                Some(hook(parts, &key, &state).await.map_err(|denied| {
+                    let reason = if denied.status().is_server_error() {
+                        Rejection::MemberFailed
+                    } else {
+                        Rejection::Denied
+                    };
+                    Rejected(reason, denied)
+                })?)
+            }
+            _ => None,
+        };
         let backplane = Backplane::from_ref(&state);
         let channel = Channel::<E>::new(&key);
+        // Entered before subscribing, so the connection does not receive its own `join`.
+        let lease = enter_presence(&backplane, &channel, member)
+            .await
+            .map_err(|err| config.settings.unavailable(err))?;
         let subscription = backplane
             .subscribe_raw(&channel, last_id)
             .await
@@ -769,7 +812,13 @@ where
         if let Some(id) = last_id {
             tracing::info!(after = %id, "SSE connection resumed");
         }
-        let mut head = config.settings.head(1);
+        let mut head = config.settings.head(2);
+        if E::PRESENCE {
+            let members = presence_list(&backplane, &channel)
+                .await
+                .map_err(|err| config.settings.unavailable(err))?;
+            head.push_back(frame::presence(&members));
+        }
         if last_id.is_none()
             && let Some(initial_state) = &config.initial_state
         {
@@ -781,6 +830,8 @@ where
         let events = Events {
             subscription,
             kind: E::KIND,
+            presence: E::PRESENCE,
+            lease,
             malformed: Arc::clone(backplane.malformed_counter()),
         };
         Ok(config.settings.stream(
@@ -793,6 +844,73 @@ where
             self.watchdog.as_ref(),
             permit,
         ))
+    }
+}
+
+impl<E, S> SseRoutes<E, S>
+where
+    E: crate::Presence,
+    S: Clone + Send + Sync + 'static,
+    Backplane: FromRef<S>,
+{
+    /// Names the member each connection of this presence route is, with `hook`: an
+    /// authorization hook that returns the member's identity.
+    ///
+    /// The hook receives the request's parts, the parsed key and the app state, as
+    /// [`authorize`](Self::authorize)'s does (which, if set too, runs first), and returns the
+    /// identity ([`Presence::Member`](crate::Presence::Member)) or an error, any
+    /// [`IntoResponse`] such as [`Denied`], which is the response. Take the identity from what
+    /// authenticates the request (a session, a verified token), never from what the client
+    /// claims. The connection then counts as one of that member's until it ends: the member's
+    /// first connection on any instance publishes a `join` on the channel, its last a `leave`.
+    ///
+    /// Without this hook, a presence route's connections are spectators: they receive the
+    /// `presence` frame, `join` and `leave`, but are no members.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use statelesse::prelude::*;
+    /// use statelesse::routes::Denied;
+    ///
+    /// #[derive(Clone, Serialize, Deserialize)]
+    /// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+    /// pub struct Player {
+    ///     pub name: String,
+    /// }
+    ///
+    /// #[derive(Clone, Serialize, Deserialize, SseEvent)]
+    /// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+    /// #[sse(domain = "game", key = "game_id", presence = Player)]
+    /// pub struct Moved {
+    ///     pub game_id: u64,
+    /// }
+    ///
+    /// let route = Moved::sse_routes().member(|parts, _game_id: u64, _: Backplane| async move {
+    ///     // Stand-in for a session lookup: a real app verifies who sends the request.
+    ///     let name = parts.headers.get("x-player").ok_or(Denied::Unauthorized)?;
+    ///     let name = name.to_str().map_err(|_| Denied::Unauthorized)?;
+    ///     Ok::<_, Denied>(Player { name: name.to_owned() })
+    /// });
+    /// # let _: axum::Router<Backplane> = route.into_router();
+    /// ```
+    #[must_use]
+    pub fn member<F, Fut, R>(mut self, hook: F) -> Self
+    where
+        F: Fn(Parts, E::Key, S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<E::Member, R>> + Send + 'static,
+        R: IntoResponse,
+        E::Key: Clone,
+    {
+        self.identify = Some(Arc::new(move |parts: Parts, key: &E::Key, state: &S| {
+            let identity = hook(parts, key.clone(), state.clone());
+            Box::pin(async move {
+                let member = identity.await.map_err(IntoResponse::into_response)?;
+                crate::presence::encode_member(&member)
+                    .map_err(|err| error::MemberFailed::new(err).into_response())
+            })
+        }));
+        self
     }
 }
 
@@ -812,6 +930,7 @@ impl<E: SseEvent, S> Clone for SseRoutes<E, S> {
         Self {
             authorize: self.authorize.clone(),
             initial_state: self.initial_state.clone(),
+            identify: self.identify.clone(),
             settings: self.settings.clone(),
             event: PhantomData,
         }
@@ -824,6 +943,7 @@ impl<E: SseEvent, S> fmt::Debug for SseRoutes<E, S> {
             .field("path", &E::PATH)
             .field("authorize", &self.authorize.is_some())
             .field("initial_state", &self.initial_state.is_some())
+            .field("member", &self.identify.is_some())
             .field("keep_alive", &self.settings.keep_alive)
             .field("retry", &self.settings.retry)
             .field("write_timeout", &self.settings.write_timeout)
@@ -842,6 +962,29 @@ where
     fn from(routes: SseRoutes<E, S>) -> Self {
         routes.into_router()
     }
+}
+
+/// Counts the connection as `member` (none: a spectator, who is not a member) until the returned
+/// lease, which the connection holds for its life, is dropped.
+async fn enter_presence<E: SseEvent>(
+    backplane: &Backplane,
+    channel: &Channel<E>,
+    member: Option<Bytes>,
+) -> Result<Option<Interest>, crate::BackplaneError> {
+    match member {
+        Some(member) => Ok(Some(backplane.presence_enter(channel, member).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The data of a `presence` frame: the channel's members, read after the connection subscribed,
+/// so that every change after the list reaches it as a `join` or `leave`.
+async fn presence_list<E: SseEvent>(
+    backplane: &Backplane,
+    channel: &Channel<E>,
+) -> Result<String, crate::BackplaneError> {
+    let members = backplane.presence(channel).await?;
+    Ok(crate::presence::list_data(&members))
 }
 
 /// The key of the request: the path parameter named after the key field, parsed.

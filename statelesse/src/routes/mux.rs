@@ -26,7 +26,8 @@ use super::{
 };
 use crate::backplane::subscription::RawSubscription;
 use crate::backplane::transport::BoxFuture;
-use crate::protocol::{CURSOR_EVENT, GAP_EVENT, LAST_EVENT_ID_QUERY};
+use crate::backplane::transport::Interest;
+use crate::protocol::{CURSOR_EVENT, GAP_EVENT, LAST_EVENT_ID_QUERY, PRESENCE_EVENT};
 use crate::telemetry::{Rejection, RouteMetrics};
 use crate::{Backplane, BackplaneError, Channel, ChannelKey, EventId, EventKind, Gap, SseEvent};
 
@@ -337,20 +338,30 @@ where
         };
         span.record("resume", cursor.is_some());
         let permit = config.settings.admit()?;
-        for wanted in &wanted {
-            if let Some(decision) = wanted.channel.authorize(parts.clone(), &state)
-                && let Err(denied) = decision.await
-            {
-                return Err(Rejected(
-                    Rejection::Denied,
-                    name_denied(denied, wanted).await,
+        let members = identify(&wanted, &parts, &state).await?;
+        let backplane = Backplane::from_ref(&state);
+        // Entered before subscribing, as on single routes: no channel receives its own `join`.
+        let leases = enter(&backplane, &wanted, members)
+            .await
+            .map_err(|err| config.settings.unavailable(err))?;
+        let mut opened = open(&backplane, &wanted, cursor.as_ref())
+            .await
+            .map_err(|err| config.settings.unavailable(err))?;
+        let mut presence_frames = Vec::new();
+        for ((opened, wanted), lease) in opened.iter_mut().zip(&wanted).zip(leases) {
+            opened.lease = lease;
+            if let Some(listing) = wanted.channel.presence_list(&backplane) {
+                let members = listing
+                    .await
+                    .map_err(|err| config.settings.unavailable(err))?;
+                presence_frames.push(frame::tagged(
+                    None,
+                    &opened.label,
+                    PRESENCE_EVENT,
+                    &frame::data_line(&members),
                 ));
             }
         }
-        let backplane = Backplane::from_ref(&state);
-        let opened = open(&backplane, &wanted, cursor.as_ref())
-            .await
-            .map_err(|err| config.settings.unavailable(err))?;
         if cursor.is_some() {
             tracing::info!("SSE connection resumed");
         }
@@ -359,8 +370,9 @@ where
             self.fingerprint,
             Arc::clone(backplane.malformed_counter()),
         );
-        let mut head = config.settings.head(wanted.len() + 1);
+        let mut head = config.settings.head(2 * wanted.len() + 1);
         head.push_back(channels.start());
+        head.extend(presence_frames);
         for (n, wanted) in wanted.iter().enumerate() {
             // Indexed, not borrowed across the await: a subscription is `Send` but not `Sync`.
             if channels.open[n].resumed {
@@ -389,6 +401,59 @@ where
             permit,
         ))
     }
+}
+
+/// Runs every channel's authorization and member hooks, in the query's order: the member
+/// identity of each channel (`None` where it has no member hook), or the first refusal.
+async fn identify<S>(
+    wanted: &[Wanted<S>],
+    parts: &Parts,
+    state: &S,
+) -> Result<Vec<Option<Bytes>>, Rejected> {
+    let mut members = Vec::with_capacity(wanted.len());
+    for wanted in wanted {
+        if let Some(decision) = wanted.channel.authorize(parts.clone(), state)
+            && let Err(denied) = decision.await
+        {
+            return Err(Rejected(
+                Rejection::Denied,
+                name_denied(denied, wanted).await,
+            ));
+        }
+        let member = match wanted.channel.member(parts, state) {
+            None => None,
+            Some(identity) => match identity.await {
+                Ok(member) => Some(member),
+                Err(denied) => {
+                    let reason = if denied.status().is_server_error() {
+                        Rejection::MemberFailed
+                    } else {
+                        Rejection::Denied
+                    };
+                    return Err(Rejected(reason, name_denied(denied, wanted).await));
+                }
+            },
+        };
+        members.push(member);
+    }
+    Ok(members)
+}
+
+/// Counts the connection as the member of each channel that named one: the leases, one per
+/// channel.
+async fn enter<S>(
+    backplane: &Backplane,
+    wanted: &[Wanted<S>],
+    members: Vec<Option<Bytes>>,
+) -> Result<Vec<Option<Interest>>, BackplaneError> {
+    let mut leases = Vec::with_capacity(wanted.len());
+    for (wanted, member) in wanted.iter().zip(members) {
+        leases.push(match member {
+            Some(member) => Some(wanted.channel.enter_presence(backplane, member).await?),
+            None => None,
+        });
+    }
+    Ok(leases)
 }
 
 /// One channel a request asks for.
@@ -424,6 +489,10 @@ struct Opened {
     fingerprint: u64,
     /// Whether the cursor held its position.
     resumed: bool,
+    /// Whether `join` and `leave` are the channel's too (a presence type).
+    presence: bool,
+    /// The connection's place among the channel's members, released with the stream.
+    lease: Option<Interest>,
 }
 
 /// Subscribes to every channel of `wanted`, after its position in `cursor` if it has one.
@@ -443,6 +512,8 @@ async fn open<S>(
             label: format!("{n}:{}.", wanted.event).into(),
             fingerprint,
             resumed: after.is_some(),
+            presence: wanted.channel.presence(),
+            lease: None,
         });
     }
     Ok(opened)
@@ -475,6 +546,29 @@ trait WantedChannel<S>: Send + Sync {
     ) -> BoxFuture<'a, Result<RawSubscription, BackplaneError>>;
 
     fn initial_state(&self, state: &S) -> Option<BoxFuture<'static, Result<String, Response>>>;
+
+    /// Whether the channel keeps presence.
+    fn presence(&self) -> bool;
+
+    /// The member hook's identity of the request, for a presence route that has one.
+    fn member(
+        &self,
+        parts: &Parts,
+        state: &S,
+    ) -> Option<BoxFuture<'static, Result<Bytes, Response>>>;
+
+    /// Counts the connection as `member` of the channel, until the lease is dropped.
+    fn enter_presence<'a>(
+        &'a self,
+        backplane: &'a Backplane,
+        member: Bytes,
+    ) -> BoxFuture<'a, Result<Interest, BackplaneError>>;
+
+    /// For a presence channel, the data of its `presence` frame.
+    fn presence_list<'a>(
+        &'a self,
+        backplane: &'a Backplane,
+    ) -> Option<BoxFuture<'a, Result<String, BackplaneError>>>;
 }
 
 struct Typed<E: SseEvent, S>(Arc<SseRoutes<E, S>>);
@@ -536,6 +630,36 @@ impl<E: SseEvent, S: 'static> WantedChannel<S> for TypedChannel<E, S> {
         let hook = self.routes.initial_state.as_ref()?;
         Some(hook(&self.key, state))
     }
+
+    fn presence(&self) -> bool {
+        E::PRESENCE
+    }
+
+    fn member(
+        &self,
+        parts: &Parts,
+        state: &S,
+    ) -> Option<BoxFuture<'static, Result<Bytes, Response>>> {
+        let hook = self.routes.identify.as_ref()?;
+        Some(hook(parts.clone(), &self.key, state))
+    }
+
+    fn enter_presence<'a>(
+        &'a self,
+        backplane: &'a Backplane,
+        member: Bytes,
+    ) -> BoxFuture<'a, Result<Interest, BackplaneError>> {
+        Box::pin(backplane.presence_enter(&self.channel, member))
+    }
+
+    fn presence_list<'a>(
+        &'a self,
+        backplane: &'a Backplane,
+    ) -> Option<BoxFuture<'a, Result<String, BackplaneError>>> {
+        E::PRESENCE.then(|| -> BoxFuture<'a, _> {
+            Box::pin(super::presence_list(backplane, &self.channel))
+        })
+    }
 }
 
 /// The channels of one multiplexed connection: what its stream sends after its head.
@@ -594,7 +718,7 @@ impl Channels {
                 Poll::Ready(None) => return true,
                 Poll::Ready(Some(Ok(message))) => {
                     idle = 0;
-                    if !channel.kind.has_event(message.event()) {
+                    if !super::stream::forwards(channel.kind, channel.presence, message.event()) {
                         // As on single routes: never let a client take it for one of the type's.
                         self.malformed.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(channel = channel.subscription.channel(), id = %message.id(), event = ?message.event(), "dropping an event not of the channel's type");

@@ -18,6 +18,7 @@ use tracing::Span;
 
 use super::frame;
 use crate::backplane::subscription::RawSubscription;
+use crate::backplane::transport::Interest;
 use crate::telemetry::{OpenConnection, RouteMetrics};
 use crate::{EventKind, Gap};
 
@@ -41,6 +42,11 @@ const CHECKS_PER_TIMEOUT: u32 = 4;
 pub(crate) struct Events {
     pub(crate) subscription: RawSubscription,
     pub(crate) kind: EventKind,
+    /// Whether `join` and `leave` are the route's too (a presence type).
+    pub(crate) presence: bool,
+    /// The connection's place among the channel's members, released with the stream.
+    #[expect(dead_code, reason = "held for its drop, which leaves the channel")]
+    pub(crate) lease: Option<Interest>,
     pub(crate) malformed: Arc<AtomicU64>,
 }
 
@@ -67,12 +73,14 @@ impl Events {
         let Self {
             subscription,
             kind,
+            presence,
+            lease: _,
             malformed,
         } = self;
         while !chunk.is_full() {
             let frame = match Pin::new(&mut *subscription).poll_next(cx) {
                 Poll::Ready(Some(Ok(message))) => {
-                    if !kind.has_event(message.event()) {
+                    if !forwards(*kind, *presence, message.event()) {
                         // Not this route's event: a client must never take it for one (a forged
                         // `snapshot` or `gap`, or another type's event on the same channel).
                         malformed.fetch_add(1, Ordering::Relaxed);
@@ -102,6 +110,12 @@ impl Events {
         }
         false
     }
+}
+
+/// Whether a route of `kind` forwards events named `event`: the type's own, and on a presence
+/// type `join` and `leave`.
+pub(crate) fn forwards(kind: EventKind, presence: bool, event: &str) -> bool {
+    kind.has_event(event) || (presence && crate::protocol::is_presence_change(event))
 }
 
 /// The frames of one SSE connection: the head (retry hint, snapshot), then its subscription's
@@ -602,6 +616,8 @@ mod tests {
         let events = Events {
             subscription: bp.subscribe_name(channel).await,
             kind: EventKind::Keyed { name: "E" },
+            presence: false,
+            lease: None,
             malformed: Arc::clone(bp.malformed_counter()),
         };
         Some(Feed {

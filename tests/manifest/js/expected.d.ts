@@ -11,9 +11,14 @@
 export type Announcement = { text: string, level: Level, sent_at: number, };
 
 /**
- * A message in a chat room, keyed by a string.
+ * A message in a chat room, keyed by a string; the room keeps presence.
  */
 export type ChatMessage = { room: string, text: string, mentions: Page<Position>, meta: { [key in string]: JsonValue }, };
+
+/**
+ * Who is in a chat room: the member identity of its presence.
+ */
+export type Chatter = { id: number, nick: string, };
 
 /**
  * Everything that happens in one game, on one stream.

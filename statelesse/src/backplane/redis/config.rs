@@ -29,6 +29,7 @@ use crate::backplane::error::{BackplaneError, ErrorKind};
 /// | [subscriber buffer](Self::with_subscriber_buffer) | 1,024 events |
 /// | [replica acknowledgements](Self::with_replica_acks) awaited by each publish | 0 (none) |
 /// | [publish linger](Self::with_publish_linger) under load | none |
+/// | [presence time-to-live](Self::with_presence_ttl) of an instance's members without a heartbeat | 15 s |
 ///
 /// # Examples
 ///
@@ -62,9 +63,16 @@ pub struct RedisConfig {
     pub(super) replica_acks: u32,
     pub(super) publish_linger: Duration,
     pub(super) replay: ReplayConfig,
+    pub(super) presence_ttl: Duration,
     /// Further nodes to ask for a cluster's layout when the first one (`client`) cannot answer.
     pub(super) seeds: Vec<Client>,
 }
+
+/// The default time-to-live of an instance's presence entries: 15 seconds.
+pub(super) const DEFAULT_PRESENCE_TTL: Duration = Duration::from_secs(15);
+
+/// The shortest presence TTL accepted: the heartbeat runs every third of it.
+const SHORTEST_PRESENCE_TTL: Duration = Duration::from_millis(300);
 
 /// The longest timeout, backoff or interval accepted: a day.
 const LONGEST_WAIT: Duration = Duration::from_hours(24);
@@ -144,6 +152,7 @@ impl RedisConfig {
             replica_acks: 0,
             publish_linger: Duration::ZERO,
             replay: ReplayConfig::default(),
+            presence_ttl: DEFAULT_PRESENCE_TTL,
             seeds: Vec::new(),
         }
     }
@@ -239,6 +248,21 @@ impl RedisConfig {
     #[must_use]
     pub fn with_health_check_interval(mut self, interval: Duration) -> Self {
         self.health_check = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Sets how long this instance's presence entries live on Redis without a refresh; default
+    /// 15 seconds, at least 300 ms.
+    ///
+    /// The instance refreshes its entries every third of it, so a live instance's members never
+    /// expire, while the members of an instance that died without closing its connections
+    /// (`kill -9`, a lost host) disappear, with their `leave` events, within the TTL plus one
+    /// heartbeat (a third of the TTL) of its last refresh: see `docs/presence.md`. A shorter TTL
+    /// notices crashes sooner for more refreshes: one script call per channel with local
+    /// members, every third of the TTL.
+    #[must_use]
+    pub fn with_presence_ttl(mut self, ttl: Duration) -> Self {
+        self.presence_ttl = ttl;
         self
     }
 
@@ -340,6 +364,7 @@ impl RedisConfig {
             ("reconnect backoff", self.reconnect_max, LONGEST_WAIT),
             ("health check interval", self.health_check, LONGEST_WAIT),
             ("publish linger", self.publish_linger, LONGEST_LINGER),
+            ("presence TTL", self.presence_ttl, LONGEST_WAIT),
             (
                 "history TTL",
                 self.history_ttl.unwrap_or_default(),
@@ -354,6 +379,15 @@ impl RedisConfig {
                     ),
                 ));
             }
+        }
+        if self.presence_ttl < SHORTEST_PRESENCE_TTL {
+            return Err(BackplaneError::with_source(
+                ErrorKind::Config,
+                format!(
+                    "the presence TTL is {:?}, shorter than the least allowed, {SHORTEST_PRESENCE_TTL:?}",
+                    self.presence_ttl
+                ),
+            ));
         }
         self.check_tls()
     }
@@ -373,6 +407,7 @@ impl RedisConfig {
             buffer: self.subscriber_buffer,
             replica_acks: self.replica_acks,
             publish_linger: self.publish_linger,
+            presence_ttl: self.presence_ttl,
         }
     }
 
@@ -417,6 +452,7 @@ impl fmt::Debug for RedisConfig {
             .field("replica_acks", &self.replica_acks)
             .field("publish_linger", &self.publish_linger)
             .field("replay", &self.replay)
+            .field("presence_ttl", &self.presence_ttl)
             .field(
                 "seeds",
                 &self
@@ -442,7 +478,10 @@ pub(super) struct Settings {
     pub(super) health_check: Duration,
     pub(super) buffer: usize,
     pub(super) replica_acks: u32,
+    /// How long, under load, the publisher may wait for a fuller script call.
     pub(super) publish_linger: Duration,
+    /// How long an instance's presence entries live without a refresh.
+    pub(super) presence_ttl: Duration,
 }
 
 impl Settings {

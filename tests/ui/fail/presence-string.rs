@@ -1,0 +1,16 @@
+use statelesse::prelude::*;
+
+#[derive(Clone, Serialize, Deserialize, TS)]
+#[ts(crate = "statelesse::ts_rs")]
+pub struct Player {
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, TS, SseEvent)]
+#[ts(crate = "statelesse::ts_rs")]
+#[sse(domain = "game", key = "game_id", presence = "Player")]
+pub struct Moved {
+    pub game_id: u64,
+}
+
+fn main() {}
