@@ -44,6 +44,7 @@ impl OnRedis {
             .with_history_len(setup.history_len)
             .with_subscriber_buffer(setup.subscriber_buffer)
             .with_replay(setup.replay.clone())
+            .with_presence_ttl(setup.presence_ttl)
             .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
             .with_health_check_interval(Duration::from_secs(1))
     }
@@ -94,6 +95,26 @@ fn redis_stats(bp: &Backplane) -> statelesse::RedisDiagnostics {
 }
 
 // The shared suite.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_lists_the_members_of_every_instance() {
+    suite::presence_lists_the_members_of_every_instance(&OnRedis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_counts_a_member_with_many_connections_once() {
+    suite::presence_counts_a_member_with_many_connections_once(&OnRedis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_keeps_a_member_until_its_last_connection_closes() {
+    suite::presence_keeps_a_member_until_its_last_connection_closes(&OnRedis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_join_and_leave_reach_every_instance() {
+    suite::presence_join_and_leave_reach_every_instance(&OnRedis::start()).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_in_order_exactly_once() {

@@ -1,13 +1,20 @@
 //! Presence through the routes: who is connected to a channel, the `presence` frame a
-//! connection starts with, and the `join` and `leave` events, on single and multiplexed routes.
+//! connection starts with, and the `join` and `leave` events, on single and multiplexed routes;
+//! then across instances on Redis, one of them a process killed with `SIGKILL`.
 
 // Helpers outside `#[test]` functions unwrap too, as tests do (STYLE §5).
 #![allow(clippy::unwrap_used)]
 
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
 use axum::Router;
 use axum::http::StatusCode;
+use statelesse::RedisConfig;
 use statelesse::prelude::*;
 use statelesse::routes::{Denied, MuxRoutes};
+use statelesse_test_redis::RedisServer;
 use statelesse_tests::app::spawn_app;
 use statelesse_tests::sse::{Frame, SseClient};
 use statelesse_tests::suite::eventually;
@@ -193,4 +200,162 @@ async fn a_multiplexed_route_tags_the_presence_frames_with_their_channel() {
         (left.event(), member(&left)),
         ("1:LobbyEvent.leave", "bob".into())
     );
+}
+
+// Across instances on Redis.
+
+/// The presence TTL of the Redis tests: short, so that a killed instance's members go soon.
+const TTL: Duration = Duration::from_millis(1500);
+
+fn redis_config(url: &str, prefix: &str) -> RedisConfig {
+    RedisConfig::new(url)
+        .unwrap()
+        .with_prefix(prefix)
+        .with_presence_ttl(TTL)
+}
+
+/// The names `bp` lists in game 7's lobby, sorted.
+async fn lobby(bp: &Backplane) -> Vec<String> {
+    let mut names: Vec<String> = LobbyEvent::presence(bp, &7)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| member.member.name)
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_on_one_instance_is_seen_joining_and_leaving_on_another() {
+    let server = RedisServer::start();
+    let first = Backplane::redis(redis_config(&server.url(), "routes"))
+        .await
+        .unwrap();
+    let second = Backplane::redis(redis_config(&server.url(), "routes"))
+        .await
+        .unwrap();
+    let (a, b) = (spawn_app(app(&first)).await, spawn_app(app(&second)).await);
+    let mut watcher = join(&b.url("/sse/lobby/7"), Some("eve")).await;
+    assert_eq!(names(&watcher.next_event().await.unwrap()), ["eve"]);
+
+    let ada = join(&a.url("/sse/lobby/7"), Some("ada")).await;
+    let joined = watcher.next_event().await.unwrap();
+    assert_eq!((joined.event(), member(&joined)), ("join", "ada".into()));
+    assert_eq!(lobby(&first).await, ["ada", "eve"]);
+    assert_eq!(lobby(&second).await, ["ada", "eve"]);
+
+    drop(ada);
+    let left = watcher.next_event().await.unwrap();
+    assert_eq!((left.event(), member(&left)), ("leave", "ada".into()));
+    assert_eq!(lobby(&first).await, ["eve"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instances_members_leave_once_their_entries_expire() {
+    let server = RedisServer::start();
+    let bp = Backplane::redis(redis_config(&server.url(), "killed"))
+        .await
+        .unwrap();
+    let channel = LobbyEvent::channel(&7);
+    let mut raw = bp.subscribe(&channel).await.unwrap().into_raw();
+    let ada = serde_json::to_vec(&Player { name: "ada".into() }).unwrap();
+    // A member here: this instance's heartbeat sweeps the channel.
+    let _ada = bp
+        .transport()
+        .presence_enter(channel.name(), ada.into())
+        .await
+        .unwrap();
+    let mut ghost = Instance::start(&server.url(), "killed", "ghost");
+    assert_eq!(lobby(&bp).await, ["ada", "ghost"]);
+
+    ghost.kill();
+    // Its entry expires a TTL after its last refresh; the next heartbeat here (every third of
+    // the TTL) sweeps it and announces the leave, with no read needed.
+    let (event, name) = statelesse_tests::suite::next_presence_change(&mut raw).await;
+    assert_eq!((event.as_str(), name.as_str()), ("join", "ada"));
+    let (event, name) = statelesse_tests::suite::next_presence_change(&mut raw).await;
+    assert_eq!((event.as_str(), name.as_str()), ("join", "ghost"));
+    let (event, name) = statelesse_tests::suite::next_presence_change(&mut raw).await;
+    assert_eq!((event.as_str(), name.as_str()), ("leave", "ghost"));
+    assert_eq!(lobby(&bp).await, ["ada"]);
+    assert_eq!(LobbyEvent::presence_count(&bp, &7).await.unwrap(), 1);
+}
+
+/// Another instance, as a process of its own (this test binary, running
+/// [`presence_instance_process`]), killed with `SIGKILL`.
+struct Instance {
+    child: Child,
+}
+
+impl Instance {
+    /// Starts an instance on `url` with `prefix` whose member `name` is in game 7's lobby, and
+    /// waits until it entered.
+    fn start(url: &str, prefix: &str, name: &str) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "presence_instance_process",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(INSTANCE_ENV, format!("{url} {prefix} {name}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        // The test harness writes `test presence_instance_process ... ` before it.
+        let entered = stdout
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.ends_with("entered"));
+        assert!(entered, "the instance process ended before entering");
+        Self { child }
+    }
+
+    /// `kill -9`: the process gets no chance to leave.
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where [`Instance::start`] tells its process what to do: `<redis url> <prefix> <name>`.
+const INSTANCE_ENV: &str = "STATELESSE_PRESENCE_INSTANCE";
+
+/// The body of an [`Instance`] process: enters its member, says so, and waits to be killed.
+#[test]
+#[ignore = "the process of another instance, started by a_killed_instances_members_leave_once_their_entries_expire"]
+fn presence_instance_process() {
+    let Ok(spec) = std::env::var(INSTANCE_ENV) else {
+        return;
+    };
+    let mut parts = spec.split(' ');
+    let (url, prefix, name) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let bp = Backplane::redis(redis_config(url, prefix)).await.unwrap();
+        let member = serde_json::to_vec(&Player { name: name.into() }).unwrap();
+        let _lease = bp
+            .transport()
+            .presence_enter(LobbyEvent::channel(&7).name(), member.into())
+            .await
+            .unwrap();
+        println!("entered");
+        std::future::pending::<()>().await;
+    });
 }

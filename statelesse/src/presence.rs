@@ -256,6 +256,20 @@ pub(crate) fn is_valid_member(member: &[u8]) -> bool {
         && serde_json::from_slice::<serde::de::IgnoredAny>(member).is_ok()
 }
 
+/// Refuses an identity that is not one bounded JSON value: what a transport checks of
+/// `presence_enter`'s member.
+pub(crate) fn check_member(channel: &str, member: &[u8]) -> Result<(), BackplaneError> {
+    if is_valid_member(member) {
+        Ok(())
+    } else {
+        Err(BackplaneError::with_source(
+            ErrorKind::Encode,
+            format!("a member identity must be one JSON value of at most {MAX_MEMBER_BYTES} bytes"),
+        )
+        .on_channel(channel))
+    }
+}
+
 /// Sorts `entries` oldest first (then by identity, for a stable order) and keeps the first
 /// [`MAX_PRESENCE_MEMBERS`].
 pub(crate) fn sort_and_cap(entries: &mut Vec<PresenceEntry>) {

@@ -27,6 +27,9 @@ pub struct Setup {
     pub subscriber_buffer: usize,
     /// How history is replayed: page size, shared reads and read budget.
     pub replay: ReplayConfig,
+    /// How long an instance's presence entries live without a refresh (on Redis; a third of it
+    /// is the heartbeat that also reports connection counts).
+    pub presence_ttl: Duration,
 }
 
 impl Default for Setup {
@@ -35,6 +38,7 @@ impl Default for Setup {
             history_len: 1000,
             subscriber_buffer: 1024,
             replay: ReplayConfig::default(),
+            presence_ttl: Duration::from_millis(1500),
         }
     }
 }

@@ -404,16 +404,9 @@ impl Transport for MemoryTransport {
         channel: &'a str,
         member: Bytes,
     ) -> BoxFuture<'a, Result<Interest, BackplaneError>> {
-        let result = if let Some(err) = self.closed_error(channel) {
-            Err(err)
-        } else if presence::is_valid_member(&member) {
-            Ok(self.enter(channel, member))
-        } else {
-            Err(BackplaneError::with_source(
-                ErrorKind::Encode,
-                "a member identity must be one JSON value of at most 1 KiB",
-            )
-            .on_channel(channel))
+        let result = match self.closed_error(channel) {
+            Some(err) => Err(err),
+            None => presence::check_member(channel, &member).map(|()| self.enter(channel, member)),
         };
         Box::pin(std::future::ready(result))
     }

@@ -60,9 +60,16 @@ pub struct RedisConfig {
     pub(super) subscriber_buffer: usize,
     pub(super) replica_acks: u32,
     pub(super) replay: ReplayConfig,
+    pub(super) presence_ttl: Duration,
     /// Further nodes to ask for a cluster's layout when the first one (`client`) cannot answer.
     pub(super) seeds: Vec<Client>,
 }
+
+/// The default time-to-live of an instance's presence entries: 15 seconds.
+pub(super) const DEFAULT_PRESENCE_TTL: Duration = Duration::from_secs(15);
+
+/// The shortest presence TTL accepted: the heartbeat runs every third of it.
+const SHORTEST_PRESENCE_TTL: Duration = Duration::from_millis(300);
 
 /// The longest timeout, backoff or interval accepted: a day.
 const LONGEST_WAIT: Duration = Duration::from_hours(24);
@@ -138,6 +145,7 @@ impl RedisConfig {
             subscriber_buffer: 1024,
             replica_acks: 0,
             replay: ReplayConfig::default(),
+            presence_ttl: DEFAULT_PRESENCE_TTL,
             seeds: Vec::new(),
         }
     }
@@ -236,6 +244,21 @@ impl RedisConfig {
         self
     }
 
+    /// Sets how long this instance's presence entries live on Redis without a refresh; default
+    /// 15 seconds, at least 300 ms.
+    ///
+    /// The instance refreshes its entries every third of it, so a live instance's members never
+    /// expire, while the members of an instance that died without closing its connections
+    /// (`kill -9`, a lost host) disappear, with their `leave` events, within the TTL plus one
+    /// heartbeat (a third of the TTL) of its last refresh: see `docs/presence.md`. A shorter TTL
+    /// notices crashes sooner for more refreshes: one script call per channel with local
+    /// members, every third of the TTL.
+    #[must_use]
+    pub fn with_presence_ttl(mut self, ttl: Duration) -> Self {
+        self.presence_ttl = ttl;
+        self
+    }
+
     /// Sets how many replicas must have received each publish before it succeeds: after each
     /// script call, the publisher sends `WAIT <replicas> <half the command timeout>`, and when
     /// fewer replicas acknowledged in time, the call's publishes fail with [`ErrorKind::Timeout`]
@@ -312,6 +335,7 @@ impl RedisConfig {
             ("command timeout", self.command_timeout, LONGEST_WAIT),
             ("reconnect backoff", self.reconnect_max, LONGEST_WAIT),
             ("health check interval", self.health_check, LONGEST_WAIT),
+            ("presence TTL", self.presence_ttl, LONGEST_WAIT),
             (
                 "history TTL",
                 self.history_ttl.unwrap_or_default(),
@@ -326,6 +350,15 @@ impl RedisConfig {
                     ),
                 ));
             }
+        }
+        if self.presence_ttl < SHORTEST_PRESENCE_TTL {
+            return Err(BackplaneError::with_source(
+                ErrorKind::Config,
+                format!(
+                    "the presence TTL is {:?}, shorter than the least allowed, {SHORTEST_PRESENCE_TTL:?}",
+                    self.presence_ttl
+                ),
+            ));
         }
         self.check_tls()
     }
@@ -344,6 +377,7 @@ impl RedisConfig {
             health_check: self.health_check,
             buffer: self.subscriber_buffer,
             replica_acks: self.replica_acks,
+            presence_ttl: self.presence_ttl,
         }
     }
 
@@ -387,6 +421,7 @@ impl fmt::Debug for RedisConfig {
             .field("subscriber_buffer", &self.subscriber_buffer)
             .field("replica_acks", &self.replica_acks)
             .field("replay", &self.replay)
+            .field("presence_ttl", &self.presence_ttl)
             .field(
                 "seeds",
                 &self
@@ -412,6 +447,8 @@ pub(super) struct Settings {
     pub(super) health_check: Duration,
     pub(super) buffer: usize,
     pub(super) replica_acks: u32,
+    /// How long an instance's presence entries live without a refresh.
+    pub(super) presence_ttl: Duration,
 }
 
 impl Settings {

@@ -19,6 +19,7 @@ mod channels;
 mod cluster;
 mod config;
 pub(crate) mod envelope;
+mod presence;
 mod publisher;
 mod shared;
 mod slot;
@@ -211,6 +212,8 @@ struct Inner {
     closed: AtomicBool,
     prefix: String,
     replay: ReplayConfig,
+    /// This instance's members, and the task that writes them.
+    presence: Arc<presence::Presence>,
 }
 
 impl RedisTransport {
@@ -335,8 +338,9 @@ impl RedisTransport {
             None => Subscriber::starting(Arc::clone(&shared), receiver),
         };
         tokio::spawn(task.run());
-        Self {
+        let transport = Self {
             inner: Arc::new(Inner {
+                presence: presence::Presence::new(shared.settings.presence_ttl),
                 shared,
                 batcher: Arc::default(),
                 commands,
@@ -344,7 +348,13 @@ impl RedisTransport {
                 prefix: config.prefix,
                 replay: config.replay,
             }),
-        }
+        };
+        let weak = Arc::downgrade(&transport.inner);
+        transport
+            .inner
+            .presence
+            .spawn(move || weak.upgrade().map(|inner| Self { inner }));
+        transport
     }
 
     /// The prefix of every key and channel name this transport uses.
@@ -413,6 +423,61 @@ impl RedisTransport {
             channel,
         )
         .await
+    }
+}
+
+impl presence::Store for RedisTransport {
+    fn run<'a>(
+        &'a self,
+        channel: &'a str,
+        script: &'a ::redis::Script,
+        keys: [String; 3],
+        args: Vec<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<::redis::Value, BackplaneError>> {
+        Box::pin(run_script(&self.inner.shared, channel, script, keys, args))
+    }
+
+    fn publish(
+        &self,
+        events: Vec<OutgoingEvent>,
+    ) -> BoxFuture<'_, Vec<Result<EventId, BackplaneError>>> {
+        self.publish_many(events)
+    }
+
+    fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    fn count_malformed(&self) {
+        self.inner.shared.stats.count_malformed();
+    }
+}
+
+/// Runs `script` with `keys` and `args` on the publisher connection of `shared`, within the call
+/// timeout (loading it first if the server does not know it).
+async fn run_script(
+    shared: &Shared,
+    channel: &str,
+    script: &::redis::Script,
+    keys: [String; 3],
+    args: Vec<Vec<u8>>,
+) -> Result<::redis::Value, BackplaneError> {
+    let mut invocation = script.prepare_invoke();
+    for key in keys {
+        invocation.key(key);
+    }
+    for arg in args {
+        invocation.arg(arg);
+    }
+    let mut con = shared.publisher.clone();
+    match tokio::time::timeout(
+        shared.settings.call_timeout(),
+        invocation.invoke_async::<::redis::Value>(&mut con),
+    )
+    .await
+    {
+        Ok(result) => result.map_err(|err| redis_error(err).on_channel(channel)),
+        Err(_) => Err(BackplaneError::new(ErrorKind::Timeout).on_channel(channel)),
     }
 }
 
@@ -551,6 +616,55 @@ impl Transport for RedisTransport {
         self.inner.shared.hub.subscriber_count(channel)
     }
 
+    fn presence_enter<'a>(
+        &'a self,
+        channel: &'a str,
+        member: Bytes,
+    ) -> BoxFuture<'a, Result<Interest, BackplaneError>> {
+        Box::pin(async move {
+            if let Some(err) = self.closed_error(channel) {
+                return Err(err);
+            }
+            crate::presence::check_member(channel, &member)?;
+            self.wait_ready()
+                .await
+                .map_err(|err| err.on_channel(channel))?;
+            self.inner.presence.enter(channel, member).await
+        })
+    }
+
+    fn presence<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::presence::PresenceEntry>, BackplaneError>> {
+        Box::pin(async move {
+            if let Some(err) = self.closed_error(channel) {
+                return Err(err);
+            }
+            self.wait_ready()
+                .await
+                .map_err(|err| err.on_channel(channel))?;
+            let (members, _) = self.inner.presence.read(self, channel, false).await?;
+            Ok(members)
+        })
+    }
+
+    fn presence_count<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<usize, BackplaneError>> {
+        Box::pin(async move {
+            if let Some(err) = self.closed_error(channel) {
+                return Err(err);
+            }
+            self.wait_ready()
+                .await
+                .map_err(|err| err.on_channel(channel))?;
+            let (_, count) = self.inner.presence.read(self, channel, true).await?;
+            Ok(count)
+        })
+    }
+
     fn health(&self) -> Health {
         let shared = &self.inner.shared;
         match *shared.phase.borrow() {
@@ -585,6 +699,10 @@ impl Transport for RedisTransport {
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            // Before closing: this instance's members leave now, not when their entries expire.
+            if *self.inner.shared.phase.borrow() == Phase::Ready {
+                self.inner.presence.close(self).await;
+            }
             self.inner.closed.store(true, Ordering::Release);
             self.inner.shared.phase.send_replace(Phase::Closed);
             let (reply, done) = oneshot::channel();

@@ -23,17 +23,18 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::config::{RedisConfig, Settings};
 use super::envelope::{Names, Scripts};
+use super::presence::{Presence, Store};
 use super::publisher::{self, Batcher};
 use super::shared::{Phase, Shard, ShardReport, Shared, Stats};
 use super::slot::key_slot;
 use super::subscriber::{self, Command, Subscriber};
-use super::{history_page, install_tls_provider, refuse_collisions, subscribe_through};
+use super::{history_page, install_tls_provider, refuse_collisions, run_script, subscribe_through};
 use crate::backplane::Backplane;
 use crate::backplane::error::{BackplaneError, ErrorKind};
 use crate::backplane::hub::Hub;
 use crate::backplane::replay::config::ReplayConfig;
 use crate::backplane::transport::{
-    BoxFuture, HistoryPage, LiveFeed, OutgoingEvent, PageLimits, Transport,
+    BoxFuture, HistoryPage, Interest, LiveFeed, OutgoingEvent, PageLimits, Transport,
 };
 use crate::diagnostics::{Diagnostics, RedisDiagnostics, ShardDiagnostics};
 use crate::health::{CLOSED, Health, HealthStatus};
@@ -134,6 +135,8 @@ struct Inner {
     /// The cluster's own counters (refills given up), whose `connected` gauge every shard's
     /// connection shares.
     stats: Stats,
+    /// This instance's members, and the task that writes them.
+    presence: Arc<Presence>,
 }
 
 /// One node (a master) of the cluster, driven by the one-Redis pieces.
@@ -171,6 +174,7 @@ impl RedisClusterTransport {
         }
         let (reports, reports_receiver) = mpsc::unbounded_channel();
         let (commands, commands_receiver) = mpsc::unbounded_channel();
+        let settings_presence_ttl = settings.presence_ttl;
         let inner = Arc::new(Inner {
             hub: Arc::new(Hub::new(settings.buffer)),
             names: Names::new(&config.prefix),
@@ -187,6 +191,7 @@ impl RedisClusterTransport {
             prefix: config.prefix,
             replay: config.replay,
             stats: Stats::default(),
+            presence: Presence::new(settings_presence_ttl),
         });
         let masters = inner.map().masters();
         let mut phases = Vec::with_capacity(masters.len());
@@ -194,6 +199,10 @@ impl RedisClusterTransport {
             phases.push(inner.node(address)?.shared.phase.subscribe());
         }
         tokio::spawn(Router::new(Arc::clone(&inner), commands_receiver, reports_receiver).run());
+        let weak = Arc::downgrade(&inner);
+        inner
+            .presence
+            .spawn(move || weak.upgrade().map(|inner| Self { inner }));
         let transport = Self { inner };
         let connected = async {
             for phase in &mut phases {
@@ -515,6 +524,40 @@ impl Transport for RedisClusterTransport {
         self.inner.hub.subscriber_count(channel)
     }
 
+    fn presence_enter<'a>(
+        &'a self,
+        channel: &'a str,
+        member: Bytes,
+    ) -> BoxFuture<'a, Result<Interest, BackplaneError>> {
+        Box::pin(async move {
+            self.check_open(channel)?;
+            crate::presence::check_member(channel, &member)?;
+            self.inner.presence.enter(channel, member).await
+        })
+    }
+
+    fn presence<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::presence::PresenceEntry>, BackplaneError>> {
+        Box::pin(async move {
+            self.check_open(channel)?;
+            let (members, _) = self.inner.presence.read(self, channel, false).await?;
+            Ok(members)
+        })
+    }
+
+    fn presence_count<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<usize, BackplaneError>> {
+        Box::pin(async move {
+            self.check_open(channel)?;
+            let (_, count) = self.inner.presence.read(self, channel, true).await?;
+            Ok(count)
+        })
+    }
+
     /// Ready while every master's pub/sub connection is up, as [`RedisDiagnostics::connected`]
     /// says; degraded, with a reason per shard down, while some are reconnecting.
     fn health(&self) -> Health {
@@ -582,6 +625,8 @@ impl Transport for RedisClusterTransport {
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            // Before closing: this instance's members leave now, not when their entries expire.
+            self.inner.presence.close(self).await;
             self.inner.closed.store(true, Ordering::Release);
             let (reply, done) = oneshot::channel();
             if self
@@ -595,6 +640,52 @@ impl Transport for RedisClusterTransport {
             }
             self.inner.hub.clear();
         })
+    }
+}
+
+impl Store for RedisClusterTransport {
+    /// On the master of `channel`'s slot, read again from the cluster when the slot moved.
+    fn run<'a>(
+        &'a self,
+        channel: &'a str,
+        script: &'a ::redis::Script,
+        keys: [String; 3],
+        args: Vec<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<::redis::Value, BackplaneError>> {
+        Box::pin(async move {
+            let mut attempt = 0;
+            loop {
+                let version = *self.inner.version.borrow();
+                let result = match self.inner.route(channel) {
+                    Ok(node) => {
+                        run_script(&node.shared, channel, script, keys.clone(), args.clone()).await
+                    }
+                    Err(err) => Err(err),
+                };
+                match result {
+                    Err(err) if attempt < MAX_REDIRECTS && is_retryable(&err) => {
+                        attempt += 1;
+                        self.inner.fresher_map(version).await;
+                    }
+                    result => return result,
+                }
+            }
+        })
+    }
+
+    fn publish(
+        &self,
+        events: Vec<OutgoingEvent>,
+    ) -> BoxFuture<'_, Vec<Result<EventId, BackplaneError>>> {
+        self.publish_many(events)
+    }
+
+    fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    fn count_malformed(&self) {
+        self.inner.stats.count_malformed();
     }
 }
 
