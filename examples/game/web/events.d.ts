@@ -8,6 +8,9 @@
 /**
  * Everything that happens in one game, on one stream (`GET /sse/game/{game_id}`): a browser needs
  * one connection per game, not one per event type.
+ *
+ * The game keeps presence: its stream also tells who is connected to the game ([`Player`]),
+ * live, for the lobby.
  */
 export type GameEvent = { "PlayerJoined": PlayerJoined } | { "PlayerLeft": PlayerLeft } | { "RoundStarted": RoundStarted } | { "ScoreChanged": ScoreChanged };
 
@@ -45,6 +48,16 @@ userId: string,
  * The message.
  */
 text: string, };
+
+/**
+ * Someone connected to a game's stream, as its lobby lists them: the logged-in user the page's
+ * stream request speaks for (its login cookie), never a name the page sends.
+ */
+export type Player = { 
+/**
+ * The user's login name.
+ */
+name: string, };
 
 /**
  * A player joined a game.
@@ -332,7 +345,7 @@ export type GameEventMessage =
   | { event: "ScoreChanged"; data: Extract<GameEvent, { "ScoreChanged": unknown }>["ScoreChanged"] };
 
 /** Handlers of the `GameEvent` stream: one per event, and `onEvent` for every event. */
-export interface GameEventHandlers extends SseHandlers<GameSnapshot> {
+export interface GameEventHandlers extends SseHandlers<GameSnapshot>, SsePresenceHandlers<Player> {
   /** Receives each `PlayerJoined` event and its id. */
   onPlayerJoined?: (payload: Extract<GameEvent, { "PlayerJoined": unknown }>["PlayerJoined"], id: string) => void;
   /** Receives each `PlayerLeft` event and its id. */
@@ -469,6 +482,8 @@ export declare function subscribeMux(path: string, channels: readonly SseMuxChan
  *
  * Calls `handlers.onPlayerJoined(payload, id)` for each `PlayerJoined` event (and so on for
  * each event of the stream), then `handlers.onEvent(message, id)`.
+ * On each connect, calls `handlers.onPresence(members)` with who is on the channel; then
+ * `handlers.onJoin(member, since)` and `handlers.onLeave(member)` as members come and go.
  * After an error, reopens it as the response says, after the last event id it saw.
  * Returns the subscription: call it (or its `close`) to close the stream; `status` says
  * where it stands.
