@@ -228,6 +228,10 @@ $("leave").addEventListener("click", () => game && post(`/api/games/${game.gameI
 $("round-start").addEventListener("click", () => game && post(`/api/games/${game.gameId}/rounds`));
 $("point").addEventListener("click", () => game && post(`/api/games/${game.gameId}/score`, { player: me, points: 1 }));
 
-whoAmI().catch((error) => log("log", `error: ${error}`));
 const initial = new URLSearchParams(location.search).get("game");
-if (initial) openGame(Number(initial));
+// The game of the link once the page knows who is logged in: only a logged-in user follows one.
+whoAmI()
+  .catch((error) => log("log", `error: ${error}`))
+  .then(() => {
+    if (initial) openGame(Number(initial));
+  });
