@@ -5,15 +5,17 @@
 // Helpers outside `#[test]` functions unwrap too, as tests do (STYLE §5).
 #![allow(clippy::unwrap_used)]
 
+use std::borrow::Cow;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use statelesse::RedisConfig;
+use statelesse::backplane::transport::{BoxFuture, HistoryPage, LiveFeed, PageLimits, Transport};
 use statelesse::prelude::*;
 use statelesse::routes::{Denied, MuxRoutes};
+use statelesse::{Diagnostics, ErrorKind, MemoryTransport, RedisConfig};
 use statelesse_test_redis::RedisServer;
 use statelesse_tests::app::spawn_app;
 use statelesse_tests::sse::{Frame, SseClient};
@@ -358,4 +360,243 @@ fn presence_instance_process() {
         println!("entered");
         std::future::pending::<()>().await;
     });
+}
+
+/// The script calls (`EVALSHA`) Redis ran since its statistics were reset: presence writes and
+/// reads, and publishes, are each one.
+fn script_calls(server: &RedisServer) -> u64 {
+    let stats = server.cmd(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_members_first_and_last_connection_on_an_instance_touch_redis() {
+    let server = RedisServer::start();
+    // The default TTL: no heartbeat runs during the test.
+    let bp = Backplane::redis(RedisConfig::new(&server.url()).unwrap().with_prefix("cost"))
+        .await
+        .unwrap();
+    let transport = bp.transport();
+    let identity = |name: &str| -> bytes::Bytes {
+        serde_json::to_vec(&Player { name: name.into() })
+            .unwrap()
+            .into()
+    };
+    let room = |n: u64| LobbyEvent::channel(&n).name().to_owned();
+    // Loads the scripts, so that what follows counts no `NOSCRIPT` retry.
+    drop(
+        transport
+            .presence_enter(&room(1), identity("warm"))
+            .await
+            .unwrap(),
+    );
+    LobbyEvent::presence(&bp, &1).await.unwrap();
+    eventually("the warm-up left", || {
+        futures_util::FutureExt::now_or_never(LobbyEvent::presence_count(&bp, &1))
+            .is_some_and(|count| count.unwrap() == 0)
+    })
+    .await;
+    assert_eq!(server.cmd(&["CONFIG", "RESETSTAT"]).trim(), "OK");
+
+    // First connection: the presence script, then the publish of the `join`.
+    let first = transport
+        .presence_enter(&room(7), identity("ada"))
+        .await
+        .unwrap();
+    assert_eq!(script_calls(&server), 2);
+    let second = transport
+        .presence_enter(&room(7), identity("ada"))
+        .await
+        .unwrap();
+    assert_eq!(
+        script_calls(&server),
+        2,
+        "a second connection costs nothing"
+    );
+    drop(first);
+    // Had the close queued a write, it would be one more script call beside bob's two.
+    let _bob = transport
+        .presence_enter(&room(8), identity("bob"))
+        .await
+        .unwrap();
+    assert_eq!(
+        script_calls(&server),
+        4,
+        "closing a connection that is not the last costs nothing"
+    );
+    // Last connection: the presence script, then the publish of the `leave`.
+    drop(second);
+    eventually("ada's leave is written and published", || {
+        script_calls(&server) == 6
+    })
+    .await;
+    // A read is one script call.
+    assert!(LobbyEvent::presence(&bp, &7).await.unwrap().is_empty());
+    assert_eq!(script_calls(&server), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_entries_on_redis_are_skipped_and_counted() {
+    let server = RedisServer::start();
+    let bp = Backplane::redis(redis_config(&server.url(), "hostile"))
+        .await
+        .unwrap();
+    let channel = LobbyEvent::channel(&7);
+    let ada = serde_json::to_vec(&Player { name: "ada".into() }).unwrap();
+    let _ada = bp
+        .transport()
+        .presence_enter(channel.name(), ada.into())
+        .await
+        .unwrap();
+    let (set, hash) = (
+        format!("hostile:p:{{{}}}", channel.name()),
+        format!("hostile:pc:{{{}}}", channel.name()),
+    );
+    let forever = "99999999999999";
+    // No newline; an identity that is not JSON; a value that is not `<n>:<ms>`; no value.
+    for (entry, value) in [
+        ("no-newline", Some("1:1")),
+        ("x\n{not json", Some("1:1")),
+        ("x\n\"bob\"", Some("lots")),
+        ("y\n\"cid\"", None),
+    ] {
+        assert_eq!(server.cmd(&["ZADD", &set, forever, entry]).trim(), "1");
+        if let Some(value) = value {
+            assert_eq!(server.cmd(&["HSET", &hash, entry, value]).trim(), "1");
+        }
+    }
+    assert_eq!(lobby(&bp).await, ["ada"]);
+    assert_eq!(bp.diagnostics().redis.unwrap().malformed_messages, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_holds_the_oldest_members_up_to_its_cap_and_the_count_all_of_them() {
+    let server = RedisServer::start();
+    let bp = Backplane::redis(redis_config(&server.url(), "crowd"))
+        .await
+        .unwrap();
+    let channel = LobbyEvent::channel(&7);
+    let max = statelesse::presence::MAX_PRESENCE_MEMBERS;
+    let enters = (0..=max).map(|n| {
+        let member = serde_json::to_vec(&Player {
+            name: format!("p{n}"),
+        })
+        .unwrap();
+        bp.transport().presence_enter(channel.name(), member.into())
+    });
+    // Entered together, they share a few script calls.
+    let _leases: Vec<_> = futures_util::future::try_join_all(enters).await.unwrap();
+    let members = LobbyEvent::presence(&bp, &7).await.unwrap();
+    assert_eq!(members.len(), max);
+    assert!(
+        members
+            .windows(2)
+            .all(|pair| pair[0].since <= pair[1].since)
+    );
+    assert_eq!(LobbyEvent::presence_count(&bp, &7).await.unwrap(), max + 1);
+}
+
+/// A memory transport that keeps no presence: the trait's defaults.
+#[derive(Debug, Default)]
+struct NoPresence(MemoryTransport);
+
+impl Transport for NoPresence {
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        event: Cow<'static, str>,
+        data: bytes::Bytes,
+    ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
+        self.0.publish(channel, event, data)
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<LiveFeed, BackplaneError>> {
+        self.0.subscribe(channel)
+    }
+
+    fn history_page<'a>(
+        &'a self,
+        channel: &'a str,
+        after: EventId,
+        limits: PageLimits,
+    ) -> BoxFuture<'a, Result<HistoryPage, BackplaneError>> {
+        self.0.history_page(channel, after, limits)
+    }
+
+    fn local_subscriber_count(&self, channel: &str) -> usize {
+        self.0.local_subscriber_count(channel)
+    }
+
+    fn diagnostics(&self) -> Diagnostics {
+        self.0.diagnostics()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        self.0.shutdown()
+    }
+}
+
+#[tokio::test]
+async fn a_transport_without_presence_says_so_and_its_presence_routes_answer_503() {
+    let bp = Backplane::new(NoPresence::default());
+    let err = LobbyEvent::presence(&bp, &7).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let err = LobbyEvent::presence_count(&bp, &7).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let app = spawn_app(app(&bp)).await;
+    let refused = SseClient::request(&app.url("/sse/lobby/7"))
+        .header("x-player", "ada")
+        .send()
+        .await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // A route of a type without presence is unaffected.
+    SseClient::connect(&app.url("/sse/page?Started=7")).await;
+}
+
+#[tokio::test]
+async fn a_resuming_connection_gets_the_members_then_the_changes_it_missed() {
+    let bp = Backplane::in_memory();
+    let app = spawn_app(app(&bp)).await;
+    let url = app.url("/sse/lobby/7");
+    let count = |expected: usize| {
+        let bp = bp.clone();
+        move || {
+            futures_util::FutureExt::now_or_never(LobbyEvent::presence_count(&bp, &7))
+                .is_some_and(|count| count.unwrap() == expected)
+        }
+    };
+    let mut eve = join(&url, Some("eve")).await;
+    assert_eq!(names(&eve.next_event().await.unwrap()), ["eve"]);
+    let ada = join(&url, Some("ada")).await;
+    let joined = eve.next_event().await.unwrap();
+    drop(ada);
+    eventually("ada left", count(1)).await;
+    drop(eve);
+    eventually("eve left", count(0)).await;
+
+    let mut back = SseClient::request(&url)
+        .header("x-player", "eve")
+        .last_event_id(joined.id())
+        .open()
+        .await;
+    // The members of now first, then, from history, every change after the last id: its own
+    // `join` among them, which a fresh connection would not get.
+    assert_eq!(names(&back.next_event().await.unwrap()), ["eve"]);
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        let frame = back.next_event().await.unwrap();
+        replayed.push((frame.event().to_owned(), member(&frame)));
+    }
+    let expected = [("leave", "ada"), ("leave", "eve"), ("join", "eve")];
+    assert_eq!(
+        replayed,
+        expected.map(|(event, name)| (event.to_owned(), name.to_owned()))
+    );
 }

@@ -405,7 +405,9 @@ impl Manifest {
     ///
     /// The document has `events` (domain, name, kind, key field and TypeScript type, path
     /// template, client function, SSE event names with their payload types, and
-    /// `snapshotTsType` when [`with_snapshot`](Self::with_snapshot) gave one), `types` (each
+    /// `snapshotTsType` when [`with_snapshot`](Self::with_snapshot) gave one; for a presence type,
+    /// `presence` with its member's `memberTsType` and the `joinEvent`, `leaveEvent` and
+    /// `presenceEvent` names), `types` (each
     /// declaration) and `protocol` (the names of the `gap` and `snapshot` events and of the
     /// `lastEventId` query parameter).
     ///

@@ -112,6 +112,18 @@
 //! and answers `Ok(())` or a denial, any `IntoResponse` such as [`Denied::Forbidden`]; a denial is
 //! the response, and no stream is opened or subscribed.
 //!
+//! # Presence
+//!
+//! For an event type with `#[sse(presence = Member)]`, [`SseRoutes::member`] names the member
+//! each connection is (an authorization hook returning the identity; without it connections
+//! are spectators). Each connection then starts with a [`PRESENCE_EVENT`] frame, after the
+//! `retry` hint and before any snapshot, listing the channel's members on every instance
+//! (`[{"member":..,"connections":n,"since":ms}]`, no id), and receives the channel's
+//! [`JOIN_EVENT`] and [`LEAVE_EVENT`] events. The connection enters before it subscribes, so
+//! it is in its own list and does not receive its own member's `join` live (a resuming one
+//! finds it in the history it replays: apply joins and leaves idempotently). See
+//! [`docs/presence.md`](https://github.com/statelesse/statelesse/blob/main/docs/presence.md).
+//!
 //! # Bad input and limits
 //!
 //! Each failure is a response with a fixed status and a plain text body, before any stream opens:
@@ -121,8 +133,10 @@
 //! | the key segment does not parse as the key type | 400 | [`InvalidKey`] |
 //! | malformed `Last-Event-ID` / `lastEventId` | 400 | [`InvalidLastEventId`] |
 //! | denied by the authorization hook | the hook's (401/403 with [`Denied`]) | |
+//! | denied by the member hook of a presence route (which runs after it) | the hook's | |
+//! | the member identity does not serialize, or exceeds 1 KiB | 500 | [`MemberFailed`] |
 //! | past the [`ConnectionLimit`] | 503 + `Retry-After` | [`TooManyConnections`] |
-//! | the backplane cannot subscribe, or cannot read a resume's first page of history (server down, or this instance at its budget of concurrent reads: [`ErrorKind::Busy`](crate::ErrorKind::Busy)) | 503 + `Retry-After` | [`BackplaneUnavailable`] |
+//! | the backplane cannot subscribe, or enter or read a presence route's members, or cannot read a resume's first page of history (server down, or this instance at its budget of concurrent reads: [`ErrorKind::Busy`](crate::ErrorKind::Busy)) | 503 + `Retry-After` | [`BackplaneUnavailable`] |
 //! | the initial state does not serialize | 500 | [`SnapshotFailed`] |
 //!
 //! Checks run in that order; the connection slot is taken before the authorization hook runs.
@@ -759,21 +773,31 @@ where
         })?;
         span.record("resume", last_id.is_some());
         let permit = config.settings.admit()?;
+        let mut parts = Some(parts);
         if let Some(authorize) = &config.authorize {
-            authorize(parts.clone(), &key, &state)
-                .await
-                .map_err(|denied| Rejected(Rejection::Denied, denied))?;
+            // Cloned only when the member hook needs them too.
+            let given = match config.identify {
+                Some(_) => parts.clone(),
+                None => parts.take(),
+            };
+            if let Some(given) = given {
+                authorize(given, &key, &state)
+                    .await
+                    .map_err(|denied| Rejected(Rejection::Denied, denied))?;
+            }
         }
-        let member = match &config.identify {
-            Some(hook) => Some(hook(parts, &key, &state).await.map_err(|denied| {
-                let reason = if denied.status().is_server_error() {
-                    Rejection::MemberFailed
-                } else {
-                    Rejection::Denied
-                };
-                Rejected(reason, denied)
-            })?),
-            None => None,
+        let member = match (&config.identify, parts) {
+            (Some(hook), Some(parts)) => {
+                Some(hook(parts, &key, &state).await.map_err(|denied| {
+                    let reason = if denied.status().is_server_error() {
+                        Rejection::MemberFailed
+                    } else {
+                        Rejection::Denied
+                    };
+                    Rejected(reason, denied)
+                })?)
+            }
+            _ => None,
         };
         let backplane = Backplane::from_ref(&state);
         let channel = Channel::<E>::new(&key);

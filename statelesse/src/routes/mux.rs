@@ -420,7 +420,7 @@ async fn identify<S>(
                 name_denied(denied, wanted).await,
             ));
         }
-        let member = match wanted.channel.member(parts.clone(), state) {
+        let member = match wanted.channel.member(parts, state) {
             None => None,
             Some(identity) => match identity.await {
                 Ok(member) => Some(member),
@@ -553,7 +553,7 @@ trait WantedChannel<S>: Send + Sync {
     /// The member hook's identity of the request, for a presence route that has one.
     fn member(
         &self,
-        parts: Parts,
+        parts: &Parts,
         state: &S,
     ) -> Option<BoxFuture<'static, Result<Bytes, Response>>>;
 
@@ -637,11 +637,11 @@ impl<E: SseEvent, S: 'static> WantedChannel<S> for TypedChannel<E, S> {
 
     fn member(
         &self,
-        parts: Parts,
+        parts: &Parts,
         state: &S,
     ) -> Option<BoxFuture<'static, Result<Bytes, Response>>> {
         let hook = self.routes.identify.as_ref()?;
-        Some(hook(parts, &self.key, state))
+        Some(hook(parts.clone(), &self.key, state))
     }
 
     fn enter_presence<'a>(

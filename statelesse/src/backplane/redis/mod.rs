@@ -71,6 +71,8 @@ use subscriber::{Command, Subscriber};
 /// | pub/sub channel | `{prefix}:{<channel>}` | one envelope per publish call, carrying that call's events for the channel |
 /// | stream (history) | `{prefix}:h:{<channel>}` | one entry per publish call, field `b`: the same events as the envelope |
 ///
+/// | presence (types with `#[sse(presence = ..)]`) | `{prefix}:p:{<channel>}`, `{prefix}:pc:{<channel>}`, `{prefix}:pm:{<channel>}` | the channel's members per instance, see below |
+///
 /// For example `statelesse:{game:42:PlayerJoined}` and `statelesse:h:{game:42:PlayerJoined}`.
 /// A stream expires after the [history time-to-live](RedisConfig::with_history_ttl) without
 /// publishes.
@@ -172,6 +174,16 @@ use subscriber::{Command, Subscriber};
 /// [`RedisDiagnostics`] counts the reconnects, the recoveries (one per channel and reconnect) and
 /// the refills given up (one per subscriber whose read of history failed, which yields a
 /// [`Gap`](crate::Gap) and goes on with live events).
+///
+/// # Presence
+///
+/// Each instance counts its connections per member locally and writes to Redis only when a
+/// member's local count goes from 0 to 1 or from 1 to 0, in batches (one script call per
+/// channel with changes), plus a heartbeat every third of the
+/// [presence TTL](RedisConfig::with_presence_ttl). Entries of an instance that stopped
+/// refreshing expire after the TTL and are swept (with their members' `leave`) by the next
+/// script call on the channel. The model, its bounds and its cost:
+/// [`docs/presence.md`](https://github.com/statelesse/statelesse/blob/main/docs/presence.md).
 ///
 /// # Starting while Redis is down
 ///
