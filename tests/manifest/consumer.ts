@@ -13,11 +13,14 @@ import {
   subscribeMux,
   subscribeMessagePosted,
   subscribePlayerJoined,
+  muxMessagePosted,
+  type Chatter,
   type GameEventMessage,
   type PlayerLeft,
   type SseError,
   type SseGap,
   type SseHttpError,
+  type SseMember,
   type SseStatus,
   type SseSubscription,
 } from "./expected.js";
@@ -159,6 +162,26 @@ closers.push(
   }),
 );
 
+// A presence type: who is in the room, typed by its member type.
+const room = new Map<number, Chatter>();
+closers.push(
+  subscribeMessagePosted("lobby", {
+    onPresence(members: SseMember<Chatter>[]) {
+      room.clear();
+      for (const { member, connections, since } of members) {
+        room.set(member.id, member);
+        seen.push(connections + 1, since + 1);
+      }
+    },
+    onJoin(member, since) {
+      room.set(member.id, member);
+      seen.push(member.nick.toUpperCase(), since + 1);
+    },
+    onLeave: (member: Chatter) => room.delete(member.id),
+    onEvent: (payload) => seen.push(payload.text),
+  }),
+);
+
 // A keyless (broadcast) event takes no key.
 closers.push(
   subscribeAnnouncement({
@@ -198,6 +221,24 @@ closers.push(
   subscribePlayerJoined(42, {
     // @ts-expect-error: a keyed event has no variant handlers
     onJoined: () => undefined,
+  }),
+);
+closers.push(
+  subscribeMessagePosted("lobby", {
+    // @ts-expect-error: the members are Chatters, not PlayerLefts
+    onPresence: (members: SseMember<PlayerLeft>[]) => seen.push(members),
+  }),
+);
+closers.push(
+  subscribePlayerJoined(42, {
+    // @ts-expect-error: PlayerJoined keeps no presence
+    onJoin: () => undefined,
+  }),
+);
+closers.push(
+  subscribeGameEvent(7, {
+    // @ts-expect-error: GameEvent keeps no presence
+    onPresence: () => undefined,
   }),
 );
 closers.push(
@@ -247,6 +288,11 @@ const mux = subscribeMux(
     }),
     muxPlayerJoined(42, { onEvent: (payload) => seen.push(payload) }),
     muxAnnouncement({ onEvent: (payload) => seen.push(payload) }),
+    muxMessagePosted("lobby", {
+      onPresence: (members) => seen.push(members.map((entry) => entry.member.nick)),
+      onJoin: (member) => room.set(member.id, member),
+      onLeave: (member) => room.delete(member.id),
+    }),
   ],
   {
     onOpen: () => seen.push("open"),
@@ -277,6 +323,18 @@ mux.update([
   muxPlayerJoined(42, {
     // @ts-expect-error: a PlayerJoined handler cannot take a PlayerLeft
     onEvent: (payload: PlayerLeft) => seen.push(payload.reason),
+  }),
+]);
+mux.update([
+  muxMessagePosted("lobby", {
+    // @ts-expect-error: a Chatter has no name
+    onJoin: (member) => seen.push(member.name),
+  }),
+]);
+mux.update([
+  muxPlayerJoined(42, {
+    // @ts-expect-error: PlayerJoined keeps no presence
+    onLeave: () => undefined,
   }),
 ]);
 mux.close();

@@ -235,10 +235,35 @@ export interface SseMux {
   readonly status: SseStatus;
 }
 
+/** One member of a presence stream, as its `presence` event lists it. */
+export interface SseMember<M> {
+  /** Who: the identity the server's member hook gave the member's connections. */
+  member: M;
+  /** How many connections the member has open (on Redis, as of each instance's last heartbeat). */
+  connections: number;
+  /** When the member's first open connection opened, in milliseconds since the Unix epoch. */
+  since: number;
+}
+
+/**
+ * The handlers of a presence stream's members (an event type with `#[sse(presence = ..)]`).
+ * `onPresence` gets the whole list on every connect, also on a resume; then `onJoin` and
+ * `onLeave` change it. Apply them idempotently: a join of a member already listed, or a leave of
+ * one not listed, can come around a connect.
+ */
+export interface SsePresenceHandlers<M> {
+  /** Who is on the channel now, oldest first (the `presence` event): replaces any list kept so far. */
+  onPresence?: (members: SseMember<M>[]) => void;
+  /** A member's first connection opened, on any instance (the `join` event). */
+  onJoin?: (member: M, since: number) => void;
+  /** A member's last connection closed, or its instance stopped answering (the `leave` event). */
+  onLeave?: (member: M) => void;
+}
+
 // Handlers of each stream.
 
 /** Handlers of the `message-posted` stream. */
-export interface MessagePostedHandlers<S = unknown> extends SseHandlers<S> {
+export interface MessagePostedHandlers<S = unknown> extends SseHandlers<S>, SsePresenceHandlers<Chatter> {
   /** Receives each `message-posted` event and its id. */
   onEvent?: (payload: ChatMessage, id: string) => void;
 }
@@ -841,9 +866,27 @@ export function subscribeMux(
 }
 
 /**
+ * Hands a presence stream's `presence`, `join` and `leave` events to their handlers; says whether
+ * `event` was one of them.
+ */
+function ssePresence<M>(handlers: SsePresenceHandlers<M>, event: string, data: unknown): boolean {
+  const change = data as { member: M; since: number };
+  if (event === "presence") {
+    if (handlers.onPresence) handlers.onPresence(data as SseMember<M>[]);
+  } else if (event === "join") {
+    if (handlers.onJoin) handlers.onJoin(change.member, change.since);
+  } else if (event === "leave") {
+    if (handlers.onLeave) handlers.onLeave(change.member);
+  } else return false;
+  return true;
+}
+
+/**
  * Opens the `message-posted` stream of one `room` (domain `chat`): `GET /sse/chat/{room}/message-posted`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
+ * On each connect, calls `handlers.onPresence(members)` with who is on the channel; then
+ * `handlers.onJoin(member, since)` and `handlers.onLeave(member)` as members come and go.
  * After an error, reopens it as the response says, after the last event id it saw.
  * Returns the subscription: call it (or its `close`) to close the stream; `status` says
  * where it stands.
@@ -851,8 +894,9 @@ export function subscribeMux(
 export function subscribeMessagePosted<S = unknown>(room: string, handlers: MessagePostedHandlers<S>, options?: SseOptions): SseSubscription {
   return sseOpen(
     "/sse/chat/" + encodeURIComponent(String(room)) + "/message-posted",
-    ["message-posted"],
-    (_event, data, id) => {
+    ["message-posted", "presence", "join", "leave"],
+    (event, data, id) => {
+      if (ssePresence(handlers, event, data)) return;
       if (handlers.onEvent) handlers.onEvent(data as ChatMessage, id);
     },
     handlers,
@@ -870,8 +914,9 @@ export function muxMessagePosted<S = unknown>(room: string, handlers: MessagePos
   return {
     param: "message-posted",
     key: String(room),
-    names: ["message-posted"],
-    deliver: (_event, data, id) => {
+    names: ["message-posted", "presence", "join", "leave"],
+    deliver: (event, data, id) => {
+      if (ssePresence(handlers, event, data)) return;
       if (handlers.onEvent) handlers.onEvent(data as ChatMessage, id);
     },
     snapshot: (data) => {

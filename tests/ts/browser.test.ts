@@ -8,6 +8,7 @@ import { test } from "node:test";
 
 import { chromium, type Browser, type Page } from "playwright-core";
 
+import { subscribeGameEvent } from "#game/events.js";
 import { startProxy, type Proxy } from "./proxy.js";
 import { startGame } from "./server.js";
 
@@ -19,6 +20,8 @@ interface Shown {
   me: string;
   round: string;
   players: string[];
+  /** Who the lobby lists as connected to the game. */
+  lobby: string[];
   /** The game log's event lines, `{id} {text}`. */
   events: string[];
   snapshots: number;
@@ -40,11 +43,28 @@ async function shown(page: Page): Promise<Shown> {
       players: Array.from(document.querySelectorAll("#players tr"), (row) =>
         Array.from(row.querySelectorAll("td"), (cell) => cell.textContent).join(": "),
       ),
+      lobby: Array.from(document.querySelectorAll("#lobby li"), (item) => item.textContent ?? ""),
       events: log.filter((line) => line.startsWith("#")).map((line) => line.slice(1)),
       snapshots: log.filter((line) => line.startsWith("snapshot:")).length,
       announcements: untimed("#announcements li"),
       notifications: untimed("#notifications li"),
     };
+  });
+}
+
+/** Who the game's lobby lists now, `name×connections`: the list a new spectator (in Node) gets. */
+function lobbyNow(url: string, gameId: number): Promise<string[]> {
+  return new Promise((resolve) => {
+    const close = subscribeGameEvent(
+      gameId,
+      {
+        onPresence(members) {
+          close();
+          resolve(members.map(({ member, connections }) => `${member.name}×${connections}`));
+        },
+      },
+      { baseUrl: url },
+    );
   });
 }
 
@@ -156,6 +176,57 @@ test("the game page shows live events through the generated client, across a los
   assert.equal(reopened?.line, `GET /sse/page?SystemAnnouncement&Notification=ada&GameEvent=${gameId} HTTP/1.1`);
   assert.match(String(reopened?.headers["last-event-id"]), /^\d+-\d+(-\d+)?\.[A-Za-z0-9_-]+$/);
   // Chromium reports the lost connections as console errors; only errors of the page's own code count.
+  assert.deepEqual(problems, []);
+});
+
+test("the lobby lists who is connected to the game, live: a second player connects, opens a second tab, and disconnects", { timeout: 60_000 }, async (t) => {
+  const app = await startGame();
+  const browser = await launch();
+  t.after(async () => {
+    await browser.close();
+    await app.stop();
+  });
+  const problems: string[] = [];
+  /** A player's browser: its own cookies, so its own login. */
+  const player = async (name: string, path = "/") => {
+    const context = await browser.newContext({ locale: "en-GB" });
+    const page = await context.newPage();
+    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+    await page.goto(app.url + path);
+    await page.fill("#login input[name=player]", name);
+    await page.click("#login button");
+    await eventually(async () => assert.equal((await shown(page)).me, `logged in as ${name}`));
+    return { context, page };
+  };
+
+  const ada = await player("ada");
+  await ada.page.click("#create");
+  await ada.page.waitForSelector("#game:not([hidden])");
+  const gameId = Number(await ada.page.textContent("#game-id"));
+  await eventually(async () => assert.deepEqual((await shown(ada.page)).lobby, ["ada (you)"]));
+
+  // Bob opens the game's link and logs in: both pages list both, the oldest first.
+  const bob = await player("bob", `/?game=${gameId}`);
+  await eventually(async () => assert.deepEqual((await shown(bob.page)).lobby, ["ada", "bob (you)"]));
+  await eventually(async () => assert.deepEqual((await shown(ada.page)).lobby, ["ada (you)", "bob"]));
+
+  // Bob's second tab (same browser, same login): still one bob.
+  const bobTab = await bob.context.newPage();
+  await bobTab.goto(`${app.url}/?game=${gameId}`);
+  await eventually(async () => assert.deepEqual((await shown(bobTab)).lobby, ["ada", "bob (you)"]));
+  assert.deepEqual((await shown(ada.page)).lobby, ["ada (you)", "bob"]);
+
+  // One tab closed (the server counts one connection of bob's): bob is still listed. Both
+  // closed: he is gone.
+  assert.deepEqual(await lobbyNow(app.url, gameId), ["ada×1", "bob×2"]);
+  await bobTab.close();
+  await eventually(async () => assert.deepEqual(await lobbyNow(app.url, gameId), ["ada×1", "bob×1"]));
+  assert.deepEqual((await shown(ada.page)).lobby, ["ada (you)", "bob"]);
+  await bob.context.close();
+  await eventually(async () => assert.deepEqual((await shown(ada.page)).lobby, ["ada (you)"]));
+  const log = await ada.page.$$eval("#log li", (items) => items.map((item) => item.textContent ?? "").reverse());
+  const lobbyLines = log.map((line) => line.slice(line.indexOf(" ") + 1)).filter((line) => / (dis)?connected$/.test(line));
+  assert.deepEqual(lobbyLines, ["bob connected", "bob disconnected"], "one join and one leave for bob's two tabs");
   assert.deepEqual(problems, []);
 });
 

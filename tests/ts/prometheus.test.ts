@@ -6,10 +6,7 @@
 // Chromium takes a picture of Prometheus's own graph page of the first five queries, written to
 // the path in STATELESSE_SCREENSHOT when set (docs/observability-prometheus.png is one).
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -17,42 +14,17 @@ import { test } from "node:test";
 import { EventSource } from "eventsource";
 import { chromium, type Browser } from "playwright-core";
 
+import { freePort, start, startRedis } from "./processes.js";
 import { startGame, type Game } from "./server.js";
 
 const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
 const PROMETHEUS = process.env["PROMETHEUS"] ?? "prometheus";
-const REDIS_SERVER = process.env["REDIS_SERVER"] ?? "redis-server";
 const CLIENTS = 20;
 const LOAD_SECONDS = 8;
 
 interface Panel {
   title: string;
   targets: { expr: string }[];
-}
-
-/** A free TCP port on the loopback interface. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
-
-/** Spawns `command`, killed by `stop`. */
-function start(command: string, args: string[]): { child: ChildProcess; stop: () => Promise<void> } {
-  const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] });
-  return {
-    child,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill();
-        await once(child, "exit");
-      }
-    },
-  };
 }
 
 /** Retries `check` until it returns without throwing, for up to `timeoutMs`. */
@@ -125,8 +97,7 @@ test("Prometheus scrapes the game's documented series during a load run", { time
   );
 
   const dir = await mkdtemp(join(tmpdir(), "statelesse-prometheus-"));
-  const redisPort = await freePort();
-  const redis = start(REDIS_SERVER, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+  const redis = await startRedis();
   let game: Game | undefined;
   let prometheus: { stop: () => Promise<void> } | undefined;
   let browser: Browser | undefined;
@@ -140,7 +111,7 @@ test("Prometheus scrapes the game's documented series during a load run", { time
     await rm(dir, { recursive: true, force: true });
   });
 
-  game = await eventually(() => startGame({ redis: `redis://127.0.0.1:${redisPort}` }), 10_000);
+  game = await startGame({ redis: redis.url });
   const target = new URL(game.url).host;
   await writeFile(
     join(dir, "prometheus.yml"),

@@ -74,10 +74,21 @@ pub struct ScoreChanged {
     pub score: i64,
 }
 
+/// Someone connected to a game's stream, as its lobby lists them: the logged-in user the page's
+/// stream request speaks for (its login cookie), never a name the page sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Player {
+    /// The user's login name.
+    pub name: String,
+}
+
 /// Everything that happens in one game, on one stream (`GET /sse/game/{game_id}`): a browser needs
 /// one connection per game, not one per event type.
+///
+/// The game keeps presence: its stream also tells who is connected to the game ([`Player`]),
+/// live, for the lobby.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, SseEvent)]
-#[sse(domain = "game", key = "game_id")]
+#[sse(domain = "game", key = "game_id", presence = Player)]
 pub enum GameEvent {
     /// See [`PlayerJoined`].
     PlayerJoined(PlayerJoined),

@@ -8,7 +8,12 @@
 //! history, so every instance on one Redis computes the same state with no database.
 //!
 //! Who the browser's user is lives in a signed cookie: `POST /api/login` sets it, the user's
-//! notification stream checks it, and a cookie changed or made up by the browser is refused. The
+//! notification stream checks it, and a cookie changed or made up by the browser is refused.
+//!
+//! A game keeps presence (`#[sse(presence = Player)]`): its lobby lists who is connected to it,
+//! across instances. The page's stream follows a game for a logged-in user only, and counts that
+//! user, named by the cookie, as connected to the game while one of their pages follows it; the
+//! game's own route (`/sse/game/{id}`) serves spectators, who see the lobby without being in it. The
 //! signing key comes from `--cookie-key` (or `GAME_COOKIE_KEY`); without one each process makes a
 //! random key, and a login is then good on that process only. Instances behind one load balancer
 //! must therefore be given the same key, or a browser logged in on one is refused by the others.
@@ -31,7 +36,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use example_game_events::{
-    GameEvent, GameId, GameSnapshot, Notification, PlayerJoined, PlayerLeft, RoundStarted,
+    GameEvent, GameId, GameSnapshot, Notification, Player, PlayerJoined, PlayerLeft, RoundStarted,
     ScoreChanged, SystemAnnouncement,
 };
 use serde::Deserialize;
@@ -275,10 +280,22 @@ impl Game {
 /// The path of the page's one stream: its game, the announcements and its user's notifications.
 pub const PAGE_STREAM: &str = "/sse/page";
 
-/// The game stream's route: its snapshot first.
+/// The game stream's route: its snapshot first. Its connections are spectators: they see who is
+/// in the lobby (the `presence`, `join` and `leave` events) without being listed.
 fn game_routes() -> SseRoutes<GameEvent, App> {
     GameEvent::sse_routes().initial_state(|game_id: GameId, app: App| async move {
         snapshot(&app.backplane, game_id).await
+    })
+}
+
+/// The game channel of the page's stream: a logged-in user only, listed in the game's lobby as
+/// the user the signed cookie (or bearer token) names, for as long as one of their pages follows
+/// the game.
+fn lobby_routes() -> SseRoutes<GameEvent, App> {
+    game_routes().member(|parts, _game_id: GameId, app: App| async move {
+        user(&parts.headers, app.key)
+            .map(|name| Player { name })
+            .ok_or(Denied::Unauthorized)
     })
 }
 
@@ -299,7 +316,7 @@ fn router(app: App, settings: &Streams, shutdown: &Shutdown) -> Router {
         // What the page uses: one connection for all its channels.
         .merge(
             MuxRoutes::new(PAGE_STREAM)
-                .event(game_routes())
+                .event(lobby_routes())
                 .event(SystemAnnouncement::sse_routes())
                 .event(notification_routes())
                 .connection_limit(&limit)

@@ -2,7 +2,11 @@
 //!
 //! Run with: `cargo run -p example-game`, then open <http://127.0.0.1:3000>.
 //!
-//! Two instances on one Redis, each with its own browser, see each other's events:
+//! Log in, create a game and open its link in another browser (or a private window) as another
+//! player: each page's lobby lists who is connected to the game, and updates as pages open and
+//! close.
+//!
+//! Two instances on one Redis, each with its own browser, see each other's events and players:
 //!
 //! ```sh
 //! cargo run -p example-game -- --redis redis://127.0.0.1:6379 --port 3000

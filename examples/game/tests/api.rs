@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use example_game::{Game, Options, Secret, StartError};
+use example_game_events::{GameEvent, GameId};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use statelesse::{Backplane, PresenceExt as _};
 use statelesse_test_redis::RedisServer;
 use statelesse_tests::sse::{Frame, SseClient, SseRequest};
 use tokio::net::TcpListener;
@@ -19,6 +21,8 @@ use tokio::task::JoinHandle;
 /// A game server on `127.0.0.1:0`, run by [`Game::serve`]; aborted on drop.
 struct Server {
     addr: SocketAddr,
+    /// The server's backplane, to read what it stores.
+    backplane: Backplane,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -71,12 +75,14 @@ async fn serve(options: Options) -> Server {
     let game = Game::start(&options).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let backplane = game.backplane().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(game.serve(listener, async {
         let _ = stopped.await;
     }));
     Server {
         addr,
+        backplane,
         stop: Some(stop),
         task,
     }
@@ -145,12 +151,36 @@ impl Server {
         client
     }
 
-    /// Opens the game's stream and reads its `retry` hint and snapshot; returns the snapshot.
+    /// Opens the game's stream and reads its `retry` hint, who is in the lobby (the stream
+    /// connects as a spectator, not listed) and its snapshot; returns the snapshot.
     async fn watch(&self, game: u64) -> (SseClient, Value) {
+        let (client, _lobby, snapshot) = self.watch_lobby(game).await;
+        (client, snapshot)
+    }
+
+    /// As [`watch`](Self::watch); returns the lobby's members too.
+    async fn watch_lobby(&self, game: u64) -> (SseClient, Value, Value) {
         let mut client = self.subscribe(&format!("/sse/game/{game}")).await;
+        let lobby = client.next_event().await.unwrap();
+        assert_eq!(lobby.event(), "presence");
         let snapshot = client.next_event().await.unwrap();
         assert_eq!(snapshot.event(), "snapshot");
-        (client, snapshot.json())
+        (client, lobby.json(), snapshot.json())
+    }
+
+    /// Opens the page's stream for game `game` with `cookie`, and reads its head up to the
+    /// game's presence frame; returns the stream and the lobby's members.
+    async fn open_page(&self, game: u64, cookie: &str) -> (SseClient, Value) {
+        let mut page = self
+            .sse(&format!("/sse/page?GameEvent={game}"))
+            .header("cookie", cookie)
+            .open()
+            .await;
+        assert!(page.next_frame().await.unwrap().retry.is_some());
+        assert_eq!(page.next_event().await.unwrap().event(), "cursor");
+        let lobby = page.next_event().await.unwrap();
+        assert_eq!(lobby.event(), "0:GameEvent.presence");
+        (page, lobby.json())
     }
 
     /// Signals shutdown and waits, at most 5 seconds, for `serve` to return.
@@ -430,6 +460,7 @@ async fn a_resuming_game_stream_gets_the_missed_events_and_no_snapshot() {
         .open()
         .await;
     assert!(resumed.next_frame().await.unwrap().retry.is_some());
+    assert_eq!(resumed.next_event().await.unwrap().event(), "presence");
     assert_eq!(
         expect_event(&mut resumed, "PlayerJoined").await["player"],
         "grace"
@@ -529,6 +560,100 @@ async fn the_login_cookie_value_is_also_a_bearer_token() {
         bearer("bob", &tampered).await.status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// The names of a `presence` frame's members, oldest first.
+fn lobby_names(lobby: &Value) -> Vec<&str> {
+    lobby
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["member"]["name"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_page_stream_lists_its_logged_in_user_in_the_game_lobby() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    let (ada, bob) = (login(&server, "ada").await, login(&server, "bob").await);
+    let (_ada_page, lobby) = server.open_page(game, &ada).await;
+    assert_eq!(lobby_names(&lobby), ["ada"]);
+    assert_eq!(lobby[0]["connections"], 1);
+
+    let (mut spectator, lobby, _) = server.watch_lobby(game).await;
+    assert_eq!(lobby_names(&lobby), ["ada"], "a spectator is not listed");
+    let (bob_page, lobby) = server.open_page(game, &bob).await;
+    assert_eq!(lobby_names(&lobby), ["ada", "bob"]);
+    assert_eq!(
+        expect_event(&mut spectator, "join").await["member"],
+        json!({ "name": "bob" })
+    );
+    drop(bob_page);
+    assert_eq!(
+        expect_event(&mut spectator, "leave").await,
+        json!({ "member": { "name": "bob" } })
+    );
+}
+
+#[tokio::test]
+async fn a_user_with_two_pages_on_a_game_is_in_its_lobby_once_until_both_close() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    let ada = login(&server, "ada").await;
+    let (mut spectator, _, _) = server.watch_lobby(game).await;
+    let (first, _) = server.open_page(game, &ada).await;
+    assert_eq!(
+        expect_event(&mut spectator, "join").await["member"]["name"],
+        "ada"
+    );
+    let (second, lobby) = server.open_page(game, &ada).await;
+    assert_eq!(lobby_names(&lobby), ["ada"]);
+    assert_eq!(lobby[0]["connections"], 2);
+
+    drop(first);
+    // Once the server has counted the closed page out, ada is still listed, with one connection.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let members = loop {
+        let members = GameEvent::presence(&server.backplane, &GameId(u32::try_from(game).unwrap()))
+            .await
+            .unwrap();
+        if members.iter().map(|m| m.connections).sum::<u64>() == 1 {
+            break members;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed page is still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(members.len(), 1, "one page closed, ada stays");
+    assert_eq!(members[0].member.name, "ada");
+    drop(second);
+    // The spectator's next event after ada's one join is her leave: no join or leave between.
+    assert_eq!(
+        expect_event(&mut spectator, "leave").await["member"]["name"],
+        "ada"
+    );
+}
+
+#[tokio::test]
+async fn the_page_stream_follows_a_game_only_for_a_logged_in_user() {
+    let server = in_memory().await;
+    let game = server.create_game().await;
+    let anonymous = server
+        .sse(&format!("/sse/page?GameEvent={game}"))
+        .send()
+        .await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let forged = server
+        .sse(&format!("/sse/page?GameEvent={game}"))
+        .header("cookie", "user=ada")
+        .send()
+        .await;
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let announcements = server.sse("/sse/page?SystemAnnouncement").send().await;
+    assert_eq!(announcements.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -663,6 +788,7 @@ async fn redis_a_browser_on_one_instance_sees_api_calls_made_on_another() {
         .open()
         .await;
     assert!(stream.next_frame().await.unwrap().retry.is_some());
+    assert_eq!(stream.next_event().await.unwrap().event(), "presence");
     let snapshot = stream.next_event().await.unwrap();
     assert_eq!(snapshot.event(), "snapshot");
     assert_eq!(snapshot.json()["players"], json!([]));
@@ -749,6 +875,7 @@ async fn redis_a_game_stream_resumes_on_another_instance_without_missing_events(
         .open()
         .await;
     assert!(resumed.next_frame().await.unwrap().retry.is_some());
+    assert_eq!(resumed.next_event().await.unwrap().event(), "presence");
     assert_eq!(
         expect_event(&mut resumed, "PlayerJoined").await["player"],
         "grace"
@@ -756,6 +883,29 @@ async fn redis_a_game_stream_resumes_on_another_instance_without_missing_events(
     assert_eq!(expect_event(&mut resumed, "RoundStarted").await["round"], 1);
     a.score(game, "grace", 5).await;
     assert_eq!(expect_event(&mut resumed, "ScoreChanged").await["score"], 5);
+}
+
+#[tokio::test]
+async fn redis_a_games_lobby_lists_the_players_connected_to_either_instance() {
+    let redis = RedisServer::start();
+    let (a, b) = (on_redis(&redis).await, on_redis(&redis).await);
+    let game = a.create_game().await;
+    // Each instance signs its own logins: each player logs in where their page connects.
+    let (_ada_page, _) = a.open_page(game, &login(&a, "ada").await).await;
+    let (mut spectator, lobby, _) = a.watch_lobby(game).await;
+    assert_eq!(lobby_names(&lobby), ["ada"]);
+
+    let (bob_page, lobby) = b.open_page(game, &login(&b, "bob").await).await;
+    assert_eq!(lobby_names(&lobby), ["ada", "bob"]);
+    assert_eq!(
+        expect_event(&mut spectator, "join").await["member"]["name"],
+        "bob"
+    );
+    drop(bob_page);
+    assert_eq!(
+        expect_event(&mut spectator, "leave").await["member"]["name"],
+        "bob"
+    );
 }
 
 /// One sample of a Prometheus text exposition: its metric name, labels and value.

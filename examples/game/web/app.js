@@ -4,6 +4,7 @@
 import { muxGameEvent, muxNotification, muxSystemAnnouncement, subscribeMux } from "./events.js";
 
 /** @typedef {import("./events.js").GameSnapshot} GameSnapshot */
+/** @typedef {import("./events.js").Player} Player */
 
 /** @param {string} id */
 function $(id) {
@@ -41,6 +42,22 @@ let game = null;
 let me = "";
 /** The game the page follows. @type {number | null} */
 let gameId = null;
+/**
+ * Who is connected to the game, by name, oldest first: the server's list on each connect, then
+ * each join and leave (idempotent: a name is listed once, however many pages its user has open).
+ * @type {Map<string, Player>}
+ */
+const lobby = new Map();
+
+function renderLobby() {
+  $("lobby").replaceChildren(
+    ...Array.from(lobby.keys(), (name) => {
+      const item = document.createElement("li");
+      item.textContent = name === me ? `${name} (you)` : name;
+      return item;
+    }),
+  );
+}
 
 function render() {
   if (game === null) return;
@@ -72,8 +89,9 @@ async function reloadGame(id) {
 }
 
 /**
- * The page's channels, all on one connection: the announcements, the user's notifications once
- * logged in, and the game it follows (a snapshot first, then every event).
+ * The page's channels, all on one connection: the announcements, and once logged in the user's
+ * notifications and the game it follows (a snapshot first, then every event, and who is in the
+ * lobby: the server lists the logged-in user there while the page follows the game).
  */
 function channels() {
   const list = [
@@ -92,7 +110,7 @@ function channels() {
       }),
     );
   }
-  if (gameId !== null) {
+  if (me && gameId !== null) {
     const id = gameId;
     list.push(
       muxGameEvent(id, {
@@ -119,6 +137,21 @@ function channels() {
           if (player) player.score = changed.score;
           log("log", `#${eventId} ${changed.player} has ${points(changed.score)}`);
         },
+        onPresence(members) {
+          lobby.clear();
+          for (const { member } of members) lobby.set(member.name, member);
+          renderLobby();
+        },
+        onJoin(player) {
+          lobby.set(player.name, player);
+          log("log", `${player.name} connected`);
+          renderLobby();
+        },
+        onLeave(player) {
+          lobby.delete(player.name);
+          log("log", `${player.name} disconnected`);
+          renderLobby();
+        },
         onEvent: render,
         onGap() {
           log("log", "missed events no longer in history: reloading the game");
@@ -144,7 +177,12 @@ const stream = subscribeMux("/sse/page", channels(), {
 /** Follows game `id` instead of the one followed so far. @param {number} id */
 function openGame(id) {
   history.replaceState(null, "", `?game=${id}`);
+  if (gameId !== id) {
+    lobby.clear();
+    renderLobby();
+  }
   gameId = id;
+  if (!me) log("log", `log in to follow game ${id}`);
   stream.update(channels());
 }
 
@@ -190,6 +228,10 @@ $("leave").addEventListener("click", () => game && post(`/api/games/${game.gameI
 $("round-start").addEventListener("click", () => game && post(`/api/games/${game.gameId}/rounds`));
 $("point").addEventListener("click", () => game && post(`/api/games/${game.gameId}/score`, { player: me, points: 1 }));
 
-whoAmI().catch((error) => log("log", `error: ${error}`));
 const initial = new URLSearchParams(location.search).get("game");
-if (initial) openGame(Number(initial));
+// The game of the link once the page knows who is logged in: only a logged-in user follows one.
+whoAmI()
+  .catch((error) => log("log", `error: ${error}`))
+  .then(() => {
+    if (initial) openGame(Number(initial));
+  });

@@ -8,6 +8,9 @@
 /**
  * Everything that happens in one game, on one stream (`GET /sse/game/{game_id}`): a browser needs
  * one connection per game, not one per event type.
+ *
+ * The game keeps presence: its stream also tells who is connected to the game ([`Player`]),
+ * live, for the lobby.
  */
 export type GameEvent = { "PlayerJoined": PlayerJoined } | { "PlayerLeft": PlayerLeft } | { "RoundStarted": RoundStarted } | { "ScoreChanged": ScoreChanged };
 
@@ -45,6 +48,16 @@ userId: string,
  * The message.
  */
 text: string, };
+
+/**
+ * Someone connected to a game's stream, as its lobby lists them: the logged-in user the page's
+ * stream request speaks for (its login cookie), never a name the page sends.
+ */
+export type Player = { 
+/**
+ * The user's login name.
+ */
+name: string, };
 
 /**
  * A player joined a game.
@@ -297,6 +310,31 @@ export interface SseMux {
   readonly status: SseStatus;
 }
 
+/** One member of a presence stream, as its `presence` event lists it. */
+export interface SseMember<M> {
+  /** Who: the identity the server's member hook gave the member's connections. */
+  member: M;
+  /** How many connections the member has open (on Redis, as of each instance's last heartbeat). */
+  connections: number;
+  /** When the member's first open connection opened, in milliseconds since the Unix epoch. */
+  since: number;
+}
+
+/**
+ * The handlers of a presence stream's members (an event type with `#[sse(presence = ..)]`).
+ * `onPresence` gets the whole list on every connect, also on a resume; then `onJoin` and
+ * `onLeave` change it. Apply them idempotently: a join of a member already listed, or a leave of
+ * one not listed, can come around a connect.
+ */
+export interface SsePresenceHandlers<M> {
+  /** Who is on the channel now, oldest first (the `presence` event): replaces any list kept so far. */
+  onPresence?: (members: SseMember<M>[]) => void;
+  /** A member's first connection opened, on any instance (the `join` event). */
+  onJoin?: (member: M, since: number) => void;
+  /** A member's last connection closed, or its instance stopped answering (the `leave` event). */
+  onLeave?: (member: M) => void;
+}
+
 // Handlers of each stream.
 
 /** An event of the `GameEvent` stream, discriminated by its SSE event name. */
@@ -307,7 +345,7 @@ export type GameEventMessage =
   | { event: "ScoreChanged"; data: Extract<GameEvent, { "ScoreChanged": unknown }>["ScoreChanged"] };
 
 /** Handlers of the `GameEvent` stream: one per event, and `onEvent` for every event. */
-export interface GameEventHandlers extends SseHandlers<GameSnapshot> {
+export interface GameEventHandlers extends SseHandlers<GameSnapshot>, SsePresenceHandlers<Player> {
   /** Receives each `PlayerJoined` event and its id. */
   onPlayerJoined?: (payload: Extract<GameEvent, { "PlayerJoined": unknown }>["PlayerJoined"], id: string) => void;
   /** Receives each `PlayerLeft` event and its id. */
@@ -444,6 +482,8 @@ export declare function subscribeMux(path: string, channels: readonly SseMuxChan
  *
  * Calls `handlers.onPlayerJoined(payload, id)` for each `PlayerJoined` event (and so on for
  * each event of the stream), then `handlers.onEvent(message, id)`.
+ * On each connect, calls `handlers.onPresence(members)` with who is on the channel; then
+ * `handlers.onJoin(member, since)` and `handlers.onLeave(member)` as members come and go.
  * After an error, reopens it as the response says, after the last event id it saw.
  * Returns the subscription: call it (or its `close`) to close the stream; `status` says
  * where it stands.

@@ -536,10 +536,28 @@ export function subscribeMux(
 }
 
 /**
+ * Hands a presence stream's `presence`, `join` and `leave` events to their handlers; says whether
+ * `event` was one of them.
+ */
+function ssePresence(handlers, event, data) {
+  const change = data;
+  if (event === "presence") {
+    if (handlers.onPresence) handlers.onPresence(data);
+  } else if (event === "join") {
+    if (handlers.onJoin) handlers.onJoin(change.member, change.since);
+  } else if (event === "leave") {
+    if (handlers.onLeave) handlers.onLeave(change.member);
+  } else return false;
+  return true;
+}
+
+/**
  * Opens the `GameEvent` stream of one `game_id` (domain `game`): `GET /sse/game/{game_id}`.
  *
  * Calls `handlers.onPlayerJoined(payload, id)` for each `PlayerJoined` event (and so on for
  * each event of the stream), then `handlers.onEvent(message, id)`.
+ * On each connect, calls `handlers.onPresence(members)` with who is on the channel; then
+ * `handlers.onJoin(member, since)` and `handlers.onLeave(member)` as members come and go.
  * After an error, reopens it as the response says, after the last event id it saw.
  * Returns the subscription: call it (or its `close`) to close the stream; `status` says
  * where it stands.
@@ -547,8 +565,9 @@ export function subscribeMux(
 export function subscribeGameEvent(gameId, handlers, options) {
   return sseOpen(
     "/sse/game/" + encodeURIComponent(String(gameId)),
-    ["PlayerJoined", "PlayerLeft", "RoundStarted", "ScoreChanged"],
+    ["PlayerJoined", "PlayerLeft", "RoundStarted", "ScoreChanged", "presence", "join", "leave"],
     (event, data, id) => {
+      if (ssePresence(handlers, event, data)) return;
       const message = { event, data };
       switch (message.event) {
         case "PlayerJoined":
@@ -581,8 +600,9 @@ export function muxGameEvent(gameId, handlers) {
   return {
     param: "GameEvent",
     key: String(gameId),
-    names: ["PlayerJoined", "PlayerLeft", "RoundStarted", "ScoreChanged"],
+    names: ["PlayerJoined", "PlayerLeft", "RoundStarted", "ScoreChanged", "presence", "join", "leave"],
     deliver: (event, data, id) => {
+      if (ssePresence(handlers, event, data)) return;
       const message = { event, data };
       switch (message.event) {
         case "PlayerJoined":

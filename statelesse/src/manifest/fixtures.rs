@@ -7,9 +7,19 @@ use crate::event::{EventKind, SseEvent};
 
 /// Implements `SseEvent` by hand (the derive's paths name `::statelesse`, not this crate).
 macro_rules! event {
+    ($ty:ty, presence: $member:ty, key: $key:ty = $value:expr, $field:expr, $kind:expr, $path:literal) => {
+        event!(@impl $ty, true, $key, $value, $field, $kind, $path);
+        impl crate::Presence for $ty {
+            type Member = $member;
+        }
+    };
     ($ty:ty, key: $key:ty = $value:expr, $field:expr, $kind:expr, $path:literal) => {
+        event!(@impl $ty, false, $key, $value, $field, $kind, $path);
+    };
+    (@impl $ty:ty, $presence:expr, $key:ty, $value:expr, $field:expr, $kind:expr, $path:literal) => {
         impl SseEvent for $ty {
             type Key = $key;
+            const PRESENCE: bool = $presence;
             const DOMAIN: &'static str = "game";
             const KEY_FIELD: Option<&'static str> = $field;
             const KIND: EventKind = $kind;
@@ -87,3 +97,23 @@ pub(super) struct Painted {
     color: Color,
 }
 event!(Painted, key: u64 = 0, Some("game_id"), EventKind::Keyed { name: "Painted" }, "/sse/game/{game_id}/painted");
+
+/// The member identity of the presence fixtures.
+#[derive(Clone, Serialize, Deserialize, TS)]
+pub(super) struct Seat {
+    name: String,
+}
+
+/// A presence type: its handlers take the presence handlers.
+#[derive(Serialize, Deserialize, TS)]
+pub(super) struct Seated {
+    game_id: u64,
+}
+event!(Seated, presence: Seat, key: u64 = 0, Some("game_id"), EventKind::Keyed { name: "Seated" }, "/sse/game/{game_id}/seated");
+
+/// A presence stream with a variant whose handler would be `onJoin`.
+#[derive(Serialize, Deserialize, TS)]
+pub(super) enum Table {
+    Join(Seated),
+}
+event!(Table, presence: Seat, key: u64 = 0, Some("game_id"), EventKind::Stream { name: "Table", variants: &["Join"] }, "/sse/game/{game_id}/table");

@@ -20,6 +20,9 @@
 //!   `subscribeLobbyJoined`);
 //! - for an enum stream, one handler per variant (`onScoreChanged(payload, id)`), plus
 //!   `onEvent(message, id)` with a discriminated union `{ event: "ScoreChanged", data: .. } | ..`;
+//! - for a presence type (`#[sse(presence = Member)]`), `onPresence(members)`, `onJoin(member,
+//!   since)` and `onLeave(member)`, typed by the member type's TypeScript type (which is declared
+//!   with the payload types); other types' handlers do not take them;
 //! - `events`, a constant with each event's domain, SSE event names, key field and type, and route
 //!   path template.
 //!

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
 use super::error::ManifestError;
-use super::syntax::{COMMON_HANDLERS, RUNTIME_NAMES, key_param_name, pascal_case};
+use super::syntax::{
+    COMMON_HANDLERS, PRESENCE_HANDLERS, RUNTIME_NAMES, key_param_name, pascal_case,
+};
 use crate::event::EventKind;
 use crate::registry::EventInfo;
 
@@ -158,7 +160,8 @@ impl EventModel {
         names
     }
 
-    /// Checks that no two handlers of an enum stream share a name, nor take a common one.
+    /// Checks that no two handlers of an enum stream share a name, nor take a common one (or, for
+    /// a presence type, a presence handler's).
     fn check_handlers(&self) -> Result<(), ManifestError> {
         if !self.is_stream() {
             return Ok(());
@@ -166,6 +169,11 @@ impl EventModel {
         let mut handlers = Names::default();
         for name in COMMON_HANDLERS {
             handlers.claim(name, || "a handler of every stream".to_owned())?;
+        }
+        if self.presence.is_some() {
+            for name in PRESENCE_HANDLERS {
+                handlers.claim(name, || "a handler of every presence stream".to_owned())?;
+            }
         }
         for (handler, payload) in self.variant_handlers() {
             handlers.claim(&handler, || {
@@ -253,7 +261,7 @@ mod tests {
     use super::*;
     use crate::manifest::Manifest;
     use crate::manifest::collect::ManifestRegistration;
-    use crate::manifest::fixtures::{Clashing, Game, Joined, Lobby};
+    use crate::manifest::fixtures::{Clashing, Game, Joined, Lobby, Table};
 
     #[test]
     fn a_variant_handler_cannot_take_a_common_handler_name() {
@@ -264,6 +272,24 @@ mod tests {
             matches!(&error, ManifestError::NameClash { name, .. } if name == "onGap"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_variant_handler_of_a_presence_stream_cannot_take_a_presence_handler_name() {
+        let error = Manifest::from_registrations(&[ManifestRegistration::of_presence::<Table>()])
+            .render_typescript()
+            .unwrap_err();
+        assert!(
+            matches!(&error, ManifestError::NameClash { name, .. } if name == "onJoin"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_variant_handler_may_take_a_presence_handler_name_without_presence() {
+        Manifest::from_registrations(&[ManifestRegistration::of::<Table>()])
+            .render_typescript()
+            .unwrap();
     }
 
     #[test]

@@ -21,12 +21,14 @@ pub(super) const RUNTIME_NAMES: &[&str] = &[
     "SseHeaders",
     "SseHttpError",
     "SseListenable",
+    "SseMember",
     "SseMessageEventLike",
     "SseMux",
     "SseMuxChannel",
     "SseMuxHandlers",
     "SseOptions",
     "SseParsedEvent",
+    "SsePresenceHandlers",
     "SseReader",
     "SseResponse",
     "SseStatus",
@@ -36,6 +38,7 @@ pub(super) const RUNTIME_NAMES: &[&str] = &[
     "sseConnect",
     "sseOpen",
     "sseParser",
+    "ssePresence",
     "sseRetryAfter",
     "subscribeMux",
 ];
@@ -50,6 +53,10 @@ pub(super) const COMMON_HANDLERS: &[&str] = &[
     "onSnapshot",
     "onStatusChange",
 ];
+
+/// Handlers a presence type's stream accepts besides the common ones; its variant handlers must
+/// not take these names either.
+pub(super) const PRESENCE_HANDLERS: &[&str] = &["onJoin", "onLeave", "onPresence"];
 
 /// Names a key parameter must not take (JavaScript reserved words and the names a client's body
 /// uses); such a parameter gets a `Key` suffix.
@@ -94,6 +101,7 @@ pub(super) const RESERVED_PARAMS: &[&str] = &[
     "public",
     "return",
     "sseOpen",
+    "ssePresence",
     "static",
     "super",
     "switch",

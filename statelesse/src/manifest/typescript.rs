@@ -10,7 +10,10 @@ use std::fmt::Write as _;
 use super::error::ManifestError;
 use super::model::{EventModel, Model, PathPart, TypeDecl};
 use super::syntax::string;
-use crate::protocol::{CURSOR_EVENT, GAP_EVENT, LAST_EVENT_ID_QUERY, SNAPSHOT_EVENT};
+use crate::protocol::{
+    CURSOR_EVENT, GAP_EVENT, JOIN_EVENT, LAST_EVENT_ID_QUERY, LEAVE_EVENT, PRESENCE_EVENT,
+    SNAPSHOT_EVENT,
+};
 
 /// The first line of every generated file.
 ///
@@ -31,6 +34,9 @@ const RUNTIME_CODE: &str = include_str!("runtime/client.ts.in");
 /// The multiplexed client's runtime, built on the same transport (`sseConnect`): the same
 /// markers.
 const MUX_RUNTIME_CODE: &str = include_str!("runtime/mux.ts.in");
+
+/// What the clients of presence types share, in a module that has one: the same markers.
+const PRESENCE_RUNTIME_CODE: &str = include_str!("runtime/presence.ts.in");
 
 /// The `.d.ts` declarations of the runtime's exported values.
 const RUNTIME_DECLARATIONS: &str = "\
@@ -133,6 +139,12 @@ fn event_types(out: &mut String, event: &EventModel) {
         Some(ts_type) => ("", ts_type.as_str()),
         None => ("<S = unknown>", "S"),
     };
+    // Only a presence type's handlers take `onPresence`, `onJoin` and `onLeave`.
+    let presence = event
+        .presence
+        .as_ref()
+        .map(|member| format!(", SsePresenceHandlers<{member}>"))
+        .unwrap_or_default();
     let name = comment(event.info.name());
     if event.is_stream() {
         let _ = writeln!(
@@ -160,7 +172,7 @@ fn event_types(out: &mut String, event: &EventModel) {
         );
         let _ = writeln!(
             out,
-            "export interface {client}Handlers{generic} extends SseHandlers<{snapshot}> {{"
+            "export interface {client}Handlers{generic} extends SseHandlers<{snapshot}>{presence} {{"
         );
         for (handler, payload) in event.variant_handlers() {
             let _ = writeln!(
@@ -179,7 +191,7 @@ fn event_types(out: &mut String, event: &EventModel) {
         let _ = writeln!(out, "/** Handlers of the `{name}` stream. */");
         let _ = writeln!(
             out,
-            "export interface {client}Handlers{generic} extends SseHandlers<{snapshot}> {{"
+            "export interface {client}Handlers{generic} extends SseHandlers<{snapshot}>{presence} {{"
         );
         let _ = writeln!(
             out,
@@ -238,6 +250,13 @@ fn values(out: &mut String, model: &Model, form: Form) {
             &runtime_code(MUX_RUNTIME_CODE),
             form == Form::TypeScript,
         ));
+        if model.events.iter().any(|event| event.presence.is_some()) {
+            out.push('\n');
+            out.push_str(&typed(
+                &runtime_code(PRESENCE_RUNTIME_CODE),
+                form == Form::TypeScript,
+            ));
+        }
     }
 
     for event in &model.events {
@@ -252,6 +271,9 @@ fn runtime_code(code: &str) -> String {
     code.replace("__GAP_EVENT__", &string(GAP_EVENT))
         .replace("__SNAPSHOT_EVENT__", &string(SNAPSHOT_EVENT))
         .replace("__CURSOR_EVENT__", &string(CURSOR_EVENT))
+        .replace("__PRESENCE_EVENT__", &string(PRESENCE_EVENT))
+        .replace("__JOIN_EVENT__", &string(JOIN_EVENT))
+        .replace("__LEAVE_EVENT__", &string(LEAVE_EVENT))
         .replace(
             "__LAST_EVENT_ID_QUERY__",
             &string(&format!("{LAST_EVENT_ID_QUERY}=")),
@@ -274,10 +296,16 @@ fn client(out: &mut String, event: &EventModel, form: Form) {
         ),
         _ => "Calls `handlers.onEvent(payload, id)` for each event".to_owned(),
     };
+    let presence = if event.presence.is_some() {
+        "\n * On each connect, calls `handlers.onPresence(members)` with who is on the channel; then\n \
+         * `handlers.onJoin(member, since)` and `handlers.onLeave(member)` as members come and go."
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
         "/**\n * Opens the `{name}` stream{of_key} (domain `{domain}`): `GET {path}`.\n *\n \
-         * {handlers}.\n \
+         * {handlers}.{presence}\n \
          * After an error, reopens it as the response says, after the last event id it saw.\n \
          * Returns the subscription: call it (or its `close`) to close the stream; `status` says\n \
          * where it stands.\n */",
@@ -326,11 +354,7 @@ fn client(out: &mut String, event: &EventModel, form: Form) {
     }
 
     let path = path_expression(event);
-    let names: Vec<String> = event
-        .payloads
-        .iter()
-        .map(|payload| string(payload.event))
-        .collect();
+    let names = event_names(event);
     let mut body = String::new();
     let _ = writeln!(
         body,
@@ -342,15 +366,34 @@ fn client(out: &mut String, event: &EventModel, form: Form) {
     out.push_str(&typed(&body, form == Form::TypeScript));
 }
 
+/// The SSE event names a client listens to, as JavaScript strings: its payloads', and a presence
+/// type's `presence`, `join` and `leave`.
+fn event_names(event: &EventModel) -> Vec<String> {
+    let presence = [PRESENCE_EVENT, JOIN_EVENT, LEAVE_EVENT];
+    event
+        .payloads
+        .iter()
+        .map(|payload| payload.event)
+        .chain(presence.into_iter().filter(|_| event.presence.is_some()))
+        .map(string)
+        .collect()
+}
+
 /// The function a client hands each decoded event to: the variant's handler then `onEvent` for
 /// an enum stream, `onEvent` otherwise; written for a client body's first level of indentation.
 fn deliver(event: &EventModel) -> String {
     let client = &event.client;
+    // A presence type's members' events go to their own handlers, and not to `onEvent`.
+    let presence = if event.presence.is_some() {
+        "\n      if (ssePresence(handlers, event, data)) return;"
+    } else {
+        ""
+    };
     let mut body = String::new();
     if event.is_stream() {
         let _ = writeln!(
             body,
-            "(event, data, id) => {{\n      \
+            "(event, data, id) => {{{presence}\n      \
              const message = {{ event, data }}« as {client}Message»;\n      \
              switch (message.event) {{"
         );
@@ -365,9 +408,14 @@ fn deliver(event: &EventModel) -> String {
         }
         body.push_str("      }\n      if (handlers.onEvent) handlers.onEvent(message, id);\n    }");
     } else {
+        let event_param = if presence.is_empty() {
+            "_event"
+        } else {
+            "event"
+        };
         let _ = write!(
             body,
-            "(_event, data, id) => {{\n      \
+            "({event_param}, data, id) => {{{presence}\n      \
              if (handlers.onEvent) handlers.onEvent(data« as {}», id);\n    }}",
             event.ts_type
         );
@@ -429,11 +477,7 @@ fn mux_client(out: &mut String, event: &EventModel, form: Form) {
             let _ = writeln!(out, "export function mux{client}({plain_params}) {{");
         }
     }
-    let names: Vec<String> = event
-        .payloads
-        .iter()
-        .map(|payload| string(payload.event))
-        .collect();
+    let names = event_names(event);
     let mut body = String::new();
     let _ = writeln!(
         body,
@@ -587,7 +631,7 @@ mod tests {
     use super::*;
     use crate::manifest::Manifest;
     use crate::manifest::collect::ManifestRegistration;
-    use crate::manifest::fixtures::{Game, Joined, Painted};
+    use crate::manifest::fixtures::{Game, Joined, Painted, Seated};
     use crate::manifest::syntax::RUNTIME_NAMES;
 
     #[test]
@@ -654,6 +698,44 @@ mod tests {
         assert!(dts.contains("export declare function subscribeGame(gameId: number, handlers: GameHandlers, options?: SseOptions): SseSubscription;"));
         let json = manifest.render_json().unwrap();
         assert_eq!(json.matches(r#""snapshotTsType": "Joined""#).count(), 1);
+    }
+
+    #[test]
+    fn only_a_presence_type_takes_presence_handlers() {
+        let manifest = Manifest::from_registrations(&[
+            ManifestRegistration::of_presence::<Seated>(),
+            ManifestRegistration::of::<Joined>(),
+        ]);
+        let ts = manifest.render_typescript().unwrap();
+        assert!(ts.contains(
+            "export interface SeatedHandlers<S = unknown> extends SseHandlers<S>, SsePresenceHandlers<Seat> {"
+        ));
+        assert!(ts.contains("export type Seat = "));
+        assert!(
+            ts.contains("export interface JoinedHandlers<S = unknown> extends SseHandlers<S> {")
+        );
+        // Both clients listen to the members' events, and hand them to the presence handlers.
+        assert_eq!(
+            ts.matches(r#"["Seated", "presence", "join", "leave"]"#)
+                .count(),
+            2
+        );
+        assert_eq!(
+            ts.matches("if (ssePresence(handlers, event, data)) return;")
+                .count(),
+            2
+        );
+        assert!(!ts.contains(r#"["Joined", "presence""#));
+        assert!(ts.contains("function ssePresence<M>("));
+    }
+
+    #[test]
+    fn a_module_without_presence_types_has_no_presence_runtime() {
+        let ts = Manifest::from_registrations(&[ManifestRegistration::of::<Joined>()])
+            .render_typescript()
+            .unwrap();
+        assert!(!ts.contains("ssePresence"));
+        assert!(!ts.contains(r#""join""#));
     }
 
     #[test]

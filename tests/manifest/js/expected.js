@@ -518,9 +518,27 @@ export function subscribeMux(
 }
 
 /**
+ * Hands a presence stream's `presence`, `join` and `leave` events to their handlers; says whether
+ * `event` was one of them.
+ */
+function ssePresence(handlers, event, data) {
+  const change = data;
+  if (event === "presence") {
+    if (handlers.onPresence) handlers.onPresence(data);
+  } else if (event === "join") {
+    if (handlers.onJoin) handlers.onJoin(change.member, change.since);
+  } else if (event === "leave") {
+    if (handlers.onLeave) handlers.onLeave(change.member);
+  } else return false;
+  return true;
+}
+
+/**
  * Opens the `message-posted` stream of one `room` (domain `chat`): `GET /sse/chat/{room}/message-posted`.
  *
  * Calls `handlers.onEvent(payload, id)` for each event.
+ * On each connect, calls `handlers.onPresence(members)` with who is on the channel; then
+ * `handlers.onJoin(member, since)` and `handlers.onLeave(member)` as members come and go.
  * After an error, reopens it as the response says, after the last event id it saw.
  * Returns the subscription: call it (or its `close`) to close the stream; `status` says
  * where it stands.
@@ -528,8 +546,9 @@ export function subscribeMux(
 export function subscribeMessagePosted(room, handlers, options) {
   return sseOpen(
     "/sse/chat/" + encodeURIComponent(String(room)) + "/message-posted",
-    ["message-posted"],
-    (_event, data, id) => {
+    ["message-posted", "presence", "join", "leave"],
+    (event, data, id) => {
+      if (ssePresence(handlers, event, data)) return;
       if (handlers.onEvent) handlers.onEvent(data, id);
     },
     handlers,
@@ -547,8 +566,9 @@ export function muxMessagePosted(room, handlers) {
   return {
     param: "message-posted",
     key: String(room),
-    names: ["message-posted"],
-    deliver: (_event, data, id) => {
+    names: ["message-posted", "presence", "join", "leave"],
+    deliver: (event, data, id) => {
+      if (ssePresence(handlers, event, data)) return;
       if (handlers.onEvent) handlers.onEvent(data, id);
     },
     snapshot: (data) => {

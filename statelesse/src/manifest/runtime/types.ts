@@ -168,3 +168,28 @@ export interface SseMux {
   /** Where the stream stands now. */
   readonly status: SseStatus;
 }
+
+/** One member of a presence stream, as its `presence` event lists it. */
+export interface SseMember<M> {
+  /** Who: the identity the server's member hook gave the member's connections. */
+  member: M;
+  /** How many connections the member has open (on Redis, as of each instance's last heartbeat). */
+  connections: number;
+  /** When the member's first open connection opened, in milliseconds since the Unix epoch. */
+  since: number;
+}
+
+/**
+ * The handlers of a presence stream's members (an event type with `#[sse(presence = ..)]`).
+ * `onPresence` gets the whole list on every connect, also on a resume; then `onJoin` and
+ * `onLeave` change it. Apply them idempotently: a join of a member already listed, or a leave of
+ * one not listed, can come around a connect.
+ */
+export interface SsePresenceHandlers<M> {
+  /** Who is on the channel now, oldest first (the `presence` event): replaces any list kept so far. */
+  onPresence?: (members: SseMember<M>[]) => void;
+  /** A member's first connection opened, on any instance (the `join` event). */
+  onJoin?: (member: M, since: number) => void;
+  /** A member's last connection closed, or its instance stopped answering (the `leave` event). */
+  onLeave?: (member: M) => void;
+}
