@@ -155,6 +155,48 @@ async fn a_presence_route_without_an_identity_is_a_spectator() {
     assert!(LobbyEvent::presence(&bp, &7).await.unwrap().is_empty());
 }
 
+/// A member hook that may answer "nobody": signed-in connections are members, the others
+/// spectators, on a single route and on a multiplexed one alike.
+#[tokio::test]
+async fn a_member_or_spectator_hook_lets_anonymous_connections_watch() {
+    let bp = Backplane::in_memory();
+    let open_lobby = || {
+        LobbyEvent::sse_routes().member_or_spectator(|parts, _: u64, _: Backplane| async move {
+            Ok::<_, Denied>(player_of(&parts).ok())
+        })
+    };
+    let app = spawn_app(
+        Router::new()
+            .merge(open_lobby())
+            .merge(MuxRoutes::new("/sse/page").event(open_lobby()))
+            .with_state(bp.clone()),
+    )
+    .await;
+    let mut anonymous = join(&app.url("/sse/lobby/7"), None).await;
+    assert_eq!(
+        anonymous.next_event().await.unwrap().json(),
+        serde_json::json!([])
+    );
+    let mut anonymous_page = join(&app.url("/sse/page?LobbyEvent=7"), None).await;
+    assert_eq!(anonymous_page.next_event().await.unwrap().event(), "cursor");
+    assert_eq!(
+        anonymous_page.next_event().await.unwrap().json(),
+        serde_json::json!([])
+    );
+
+    let _ada = join(&app.url("/sse/lobby/7"), Some("ada")).await;
+    let joined = anonymous.next_event().await.unwrap();
+    assert_eq!((joined.event(), member(&joined)), ("join", "ada".into()));
+    let joined = anonymous_page.next_event().await.unwrap();
+    assert_eq!(
+        (joined.event(), member(&joined)),
+        ("0:LobbyEvent.join", "ada".into())
+    );
+    let members = LobbyEvent::presence(&bp, &7).await.unwrap();
+    assert_eq!(members.len(), 1, "the anonymous connections are no members");
+    assert_eq!(members[0].member, Player { name: "ada".into() });
+}
+
 #[tokio::test]
 async fn a_refused_identity_is_the_response_and_no_member() {
     let bp = Backplane::in_memory();

@@ -306,8 +306,9 @@ type AuthorizeHook<K, S> =
     dyn Fn(Parts, &K, &S) -> BoxFuture<'static, Result<(), Response>> + Send + Sync;
 type InitialStateHook<K, S> =
     dyn Fn(&K, &S) -> BoxFuture<'static, Result<String, Response>> + Send + Sync;
+/// The member identity of a request, as JSON; `None` for a spectator.
 type MemberHook<K, S> =
-    dyn Fn(Parts, &K, &S) -> BoxFuture<'static, Result<Bytes, Response>> + Send + Sync;
+    dyn Fn(Parts, &K, &S) -> BoxFuture<'static, Result<Option<Bytes>, Response>> + Send + Sync;
 
 /// A builder of an event type's SSE route, from [`SseRouteExt::sse_routes`].
 ///
@@ -787,16 +788,14 @@ where
             }
         }
         let member = match (&config.identify, parts) {
-            (Some(hook), Some(parts)) => {
-                Some(hook(parts, &key, &state).await.map_err(|denied| {
-                    let reason = if denied.status().is_server_error() {
-                        Rejection::MemberFailed
-                    } else {
-                        Rejection::Denied
-                    };
-                    Rejected(reason, denied)
-                })?)
-            }
+            (Some(hook), Some(parts)) => hook(parts, &key, &state).await.map_err(|denied| {
+                let reason = if denied.status().is_server_error() {
+                    Rejection::MemberFailed
+                } else {
+                    Rejection::Denied
+                };
+                Rejected(reason, denied)
+            })?,
             _ => None,
         };
         let backplane = Backplane::from_ref(&state);
@@ -895,19 +894,67 @@ where
     /// # let _: axum::Router<Backplane> = route.into_router();
     /// ```
     #[must_use]
-    pub fn member<F, Fut, R>(mut self, hook: F) -> Self
+    pub fn member<F, Fut, R>(self, hook: F) -> Self
     where
         F: Fn(Parts, E::Key, S) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<E::Member, R>> + Send + 'static,
         R: IntoResponse,
         E::Key: Clone,
     {
+        self.member_or_spectator(move |parts, key, state| {
+            let identity = hook(parts, key, state);
+            async move { identity.await.map(Some) }
+        })
+    }
+
+    /// Names each connection's member, as [`member`](Self::member) does, or lets it in as a
+    /// spectator: the hook's `Ok(None)` opens the stream (with the `presence` frame, `join` and
+    /// `leave`) without counting the connection as anyone's. For a route that anonymous visitors
+    /// may follow while signed-in ones are listed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use statelesse::prelude::*;
+    /// use statelesse::routes::Denied;
+    ///
+    /// #[derive(Clone, Serialize, Deserialize)]
+    /// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+    /// pub struct Player {
+    ///     pub name: String,
+    /// }
+    ///
+    /// #[derive(Clone, Serialize, Deserialize, SseEvent)]
+    /// # #[cfg_attr(feature = "typescript", derive(statelesse::ts_rs::TS), ts(crate = "statelesse::ts_rs"))]
+    /// #[sse(domain = "game", key = "game_id", presence = Player)]
+    /// pub struct Moved {
+    ///     pub game_id: u64,
+    /// }
+    ///
+    /// let route = Moved::sse_routes().member_or_spectator(|parts, _: u64, _: Backplane| async move {
+    ///     // Stand-in for a session lookup: no session, a spectator.
+    ///     let player = parts.headers.get("x-player").and_then(|name| name.to_str().ok());
+    ///     Ok::<_, Denied>(player.map(|name| Player { name: name.to_owned() }))
+    /// });
+    /// # let _: axum::Router<Backplane> = route.into_router();
+    /// ```
+    #[must_use]
+    pub fn member_or_spectator<F, Fut, R>(mut self, hook: F) -> Self
+    where
+        F: Fn(Parts, E::Key, S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Option<E::Member>, R>> + Send + 'static,
+        R: IntoResponse,
+        E::Key: Clone,
+    {
         self.identify = Some(Arc::new(move |parts: Parts, key: &E::Key, state: &S| {
             let identity = hook(parts, key.clone(), state.clone());
             Box::pin(async move {
-                let member = identity.await.map_err(IntoResponse::into_response)?;
-                crate::presence::encode_member(&member)
-                    .map_err(|err| error::MemberFailed::new(err).into_response())
+                match identity.await.map_err(IntoResponse::into_response)? {
+                    None => Ok(None),
+                    Some(member) => crate::presence::encode_member(&member)
+                        .map(Some)
+                        .map_err(|err| error::MemberFailed::new(err).into_response()),
+                }
             })
         }));
         self

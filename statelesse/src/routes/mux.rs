@@ -404,7 +404,7 @@ where
 }
 
 /// Runs every channel's authorization and member hooks, in the query's order: the member
-/// identity of each channel (`None` where it has no member hook), or the first refusal.
+/// identity of each channel (`None` where the connection is a spectator), or the first refusal.
 async fn identify<S>(
     wanted: &[Wanted<S>],
     parts: &Parts,
@@ -423,7 +423,7 @@ async fn identify<S>(
         let member = match wanted.channel.member(parts, state) {
             None => None,
             Some(identity) => match identity.await {
-                Ok(member) => Some(member),
+                Ok(member) => member,
                 Err(denied) => {
                     let reason = if denied.status().is_server_error() {
                         Rejection::MemberFailed
@@ -555,7 +555,7 @@ trait WantedChannel<S>: Send + Sync {
         &self,
         parts: &Parts,
         state: &S,
-    ) -> Option<BoxFuture<'static, Result<Bytes, Response>>>;
+    ) -> Option<BoxFuture<'static, Result<Option<Bytes>, Response>>>;
 
     /// Counts the connection as `member` of the channel, until the lease is dropped.
     fn enter_presence<'a>(
@@ -639,7 +639,7 @@ impl<E: SseEvent, S: 'static> WantedChannel<S> for TypedChannel<E, S> {
         &self,
         parts: &Parts,
         state: &S,
-    ) -> Option<BoxFuture<'static, Result<Bytes, Response>>> {
+    ) -> Option<BoxFuture<'static, Result<Option<Bytes>, Response>>> {
         let hook = self.routes.identify.as_ref()?;
         Some(hook(parts.clone(), &self.key, state))
     }
