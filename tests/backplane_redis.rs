@@ -603,6 +603,21 @@ async fn assert_waiting<F: Future + Unpin>(publish: &mut F) {
     assert!(tokio::time::timeout(moment, publish).await.is_err());
 }
 
+/// The events of [`held_call_of_two`].
+static HELD: [Tick; 2] = [Tick { room: 1, n: 1 }, Tick { room: 1, n: 2 }];
+
+/// Makes Redis hold write commands for 200 ms and publishes events 1 and 2 of room 1 with
+/// `publish_many`, one script call: that publish, held in flight.
+async fn held_call_of_two(
+    server: &RedisServer,
+    bp: &Backplane,
+) -> impl Future<Output = Vec<Result<EventId, statelesse::BackplaneError>>> + Unpin {
+    hold_writes(server, 200);
+    let mut held = Box::pin(bp.publish_many(&HELD));
+    assert_waiting(&mut held).await;
+    futures_util::FutureExt::map(held, Result::unwrap)
+}
+
 /// A backplane on `fleet` with a publish linger of `linger`, its script already loaded.
 async fn lingering(fleet: &OnRedis, linger: Duration) -> Backplane {
     let config = fleet
@@ -650,13 +665,10 @@ async fn a_publish_linger_gathers_what_arrives_under_load_into_one_call() {
     let mut subscription = Tick::stream(&bp, &1).await.unwrap();
     assert_eq!(fleet.server.cmd(&["CONFIG", "RESETSTAT"]), "OK");
     // Load: Redis holds a call of two events in flight, and a publish queues behind it.
-    hold_writes(&fleet.server, 200);
-    let held = [Tick { room: 1, n: 1 }, Tick { room: 1, n: 2 }];
-    let mut first = Box::pin(bp.publish_many(&held));
-    assert_waiting(&mut first).await;
+    let first = held_call_of_two(&fleet.server, &bp).await;
     let mut second = Box::pin(bp.publish(&Tick { room: 1, n: 3 }));
     assert_waiting(&mut second).await;
-    assert!(first.await.unwrap().iter().all(Result::is_ok));
+    assert!(first.await.iter().all(Result::is_ok));
     let later = [Tick { room: 1, n: 4 }, Tick { room: 1, n: 5 }];
     let (second, later) = tokio::join!(second, bp.publish_many(&later));
     second.unwrap();
@@ -691,13 +703,10 @@ async fn a_publish_linger_never_holds_lone_publishes() {
 async fn a_publish_linger_ends_when_the_last_calls_callers_are_back() {
     let fleet = OnRedis::start();
     let bp = lingering(&fleet, Duration::from_secs(1)).await;
-    hold_writes(&fleet.server, 200);
-    let held = [Tick { room: 1, n: 1 }, Tick { room: 1, n: 2 }];
-    let mut first = Box::pin(bp.publish_many(&held));
-    assert_waiting(&mut first).await;
+    let first = held_call_of_two(&fleet.server, &bp).await;
     let mut second = Box::pin(bp.publish(&Tick { room: 1, n: 3 }));
     assert_waiting(&mut second).await;
-    assert!(first.await.unwrap().iter().all(Result::is_ok));
+    assert!(first.await.iter().all(Result::is_ok));
     let back = async {
         let (second, third) = tokio::join!(second, bp.publish(&Tick { room: 1, n: 4 }));
         second.unwrap();
@@ -714,14 +723,11 @@ async fn a_publish_linger_ends_when_the_last_calls_callers_are_back() {
 async fn a_publish_linger_never_holds_a_full_call() {
     let fleet = OnRedis::start();
     let bp = lingering(&fleet, Duration::from_secs(1)).await;
-    hold_writes(&fleet.server, 200);
-    let held = [Tick { room: 1, n: 1 }, Tick { room: 1, n: 2 }];
-    let mut first = Box::pin(bp.publish_many(&held));
-    assert_waiting(&mut first).await;
+    let first = held_call_of_two(&fleet.server, &bp).await;
     let full: Vec<Tick> = (3..259).map(|n| Tick { room: 1, n }).collect();
     let mut queued = Box::pin(bp.publish_many(&full));
     assert_waiting(&mut queued).await;
-    assert!(first.await.unwrap().iter().all(Result::is_ok));
+    assert!(first.await.iter().all(Result::is_ok));
     let results = tokio::time::timeout(Duration::from_millis(900), queued)
         .await
         .expect("a full call waits for no linger")

@@ -414,6 +414,17 @@ impl RedisTransport {
         }
     }
 
+    /// Whether an operation on `channel` may go ahead: not after a shutdown, and once the
+    /// transport has finished starting; else why not, on `channel`.
+    async fn ready_for(&self, channel: &str) -> Result<(), BackplaneError> {
+        if let Some(err) = self.closed_error(channel) {
+            return Err(err);
+        }
+        self.wait_ready()
+            .await
+            .map_err(|err| err.on_channel(channel))
+    }
+
     /// Waits, for at most the connect timeout, until a lazily built transport first connected.
     async fn wait_ready(&self) -> Result<(), BackplaneError> {
         let mut phase = self.inner.shared.phase.subscribe();
@@ -583,12 +594,7 @@ impl Transport for RedisTransport {
         channel: &'a str,
     ) -> BoxFuture<'a, Result<LiveFeed, BackplaneError>> {
         Box::pin(async move {
-            if let Some(err) = self.closed_error(channel) {
-                return Err(err);
-            }
-            self.wait_ready()
-                .await
-                .map_err(|err| err.on_channel(channel))?;
+            self.ready_for(channel).await?;
             self.subscribe_now(channel)
                 .await
                 .map_err(|err| err.on_channel(channel))
@@ -602,12 +608,7 @@ impl Transport for RedisTransport {
         limits: PageLimits,
     ) -> BoxFuture<'a, Result<HistoryPage, BackplaneError>> {
         Box::pin(async move {
-            if let Some(err) = self.closed_error(channel) {
-                return Err(err);
-            }
-            self.wait_ready()
-                .await
-                .map_err(|err| err.on_channel(channel))?;
+            self.ready_for(channel).await?;
             let page = (limits.events > 0).then_some((after, limits));
             let state = publisher::read_stream(&self.inner.shared, channel, page)
                 .await
@@ -634,13 +635,8 @@ impl Transport for RedisTransport {
         member: Bytes,
     ) -> BoxFuture<'a, Result<Interest, BackplaneError>> {
         Box::pin(async move {
-            if let Some(err) = self.closed_error(channel) {
-                return Err(err);
-            }
             crate::presence::check_member(channel, &member)?;
-            self.wait_ready()
-                .await
-                .map_err(|err| err.on_channel(channel))?;
+            self.ready_for(channel).await?;
             self.inner.presence.enter(channel, member).await
         })
     }
@@ -650,12 +646,7 @@ impl Transport for RedisTransport {
         channel: &'a str,
     ) -> BoxFuture<'a, Result<Vec<crate::presence::PresenceEntry>, BackplaneError>> {
         Box::pin(async move {
-            if let Some(err) = self.closed_error(channel) {
-                return Err(err);
-            }
-            self.wait_ready()
-                .await
-                .map_err(|err| err.on_channel(channel))?;
+            self.ready_for(channel).await?;
             let (members, _) = self.inner.presence.read(self, channel, false).await?;
             Ok(members)
         })
@@ -666,12 +657,7 @@ impl Transport for RedisTransport {
         channel: &'a str,
     ) -> BoxFuture<'a, Result<usize, BackplaneError>> {
         Box::pin(async move {
-            if let Some(err) = self.closed_error(channel) {
-                return Err(err);
-            }
-            self.wait_ready()
-                .await
-                .map_err(|err| err.on_channel(channel))?;
+            self.ready_for(channel).await?;
             let (_, count) = self.inner.presence.read(self, channel, true).await?;
             Ok(count)
         })
