@@ -568,7 +568,8 @@ test("100 clients reconnecting after a server restart spread over the backoff wi
 
 for (const transport of Object.keys(TRANSPORTS)) {
   // `EventSource` sends no header: the notifications, which need the login cookie, go by `fetch`
-  // only; the game, which needs a login too, gets the cookie as a browser's `EventSource` sends it.
+  // only; the game, whose lobby lists the logged-in user, gets the cookie as a browser's
+  // `EventSource` sends it.
   const withNotes = transport === "fetch";
   test(`${transport}: one multiplexed connection for a game, the announcements${withNotes ? " and a user's notifications" : ""} survives a dropped connection: every event once`, async (t) => {
     const app = await game(t);

@@ -11,9 +11,10 @@
 //! notification stream checks it, and a cookie changed or made up by the browser is refused.
 //!
 //! A game keeps presence (`#[sse(presence = Player)]`): its lobby lists who is connected to it,
-//! across instances. The page's stream follows a game for a logged-in user only, and counts that
-//! user, named by the cookie, as connected to the game while one of their pages follows it; the
-//! game's own route (`/sse/game/{id}`) serves spectators, who see the lobby without being in it. The
+//! across instances. The page's stream counts a logged-in user, named by the cookie, as connected
+//! to the game while one of their pages follows it; a page without a login (or with a cookie the
+//! browser made up) follows the game as a spectator, who sees the lobby without being in it, as
+//! every connection of the game's own route (`/sse/game/{id}`) does. The
 //! signing key comes from `--cookie-key` (or `GAME_COOKIE_KEY`); without one each process makes a
 //! random key, and a login is then good on that process only. Instances behind one load balancer
 //! must therefore be given the same key, or a browser logged in on one is refused by the others.
@@ -288,14 +289,12 @@ fn game_routes() -> SseRoutes<GameEvent, App> {
     })
 }
 
-/// The game channel of the page's stream: a logged-in user only, listed in the game's lobby as
-/// the user the signed cookie (or bearer token) names, for as long as one of their pages follows
-/// the game.
+/// The game channel of the page's stream: a logged-in user is listed in the game's lobby as the
+/// user the signed cookie (or bearer token) names, for as long as one of their pages follows the
+/// game; a page without a valid login watches as a spectator.
 fn lobby_routes() -> SseRoutes<GameEvent, App> {
-    game_routes().member(|parts, _game_id: GameId, app: App| async move {
-        user(&parts.headers, app.key)
-            .map(|name| Player { name })
-            .ok_or(Denied::Unauthorized)
+    game_routes().member_or_spectator(|parts, _game_id: GameId, app: App| async move {
+        Ok::<_, Infallible>(user(&parts.headers, app.key).map(|name| Player { name }))
     })
 }
 

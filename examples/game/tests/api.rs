@@ -638,22 +638,17 @@ async fn a_user_with_two_pages_on_a_game_is_in_its_lobby_once_until_both_close()
 }
 
 #[tokio::test]
-async fn the_page_stream_follows_a_game_only_for_a_logged_in_user() {
+async fn a_page_without_a_valid_login_follows_a_game_unlisted() {
     let server = in_memory().await;
     let game = server.create_game().await;
-    let anonymous = server
-        .sse(&format!("/sse/page?GameEvent={game}"))
-        .send()
-        .await;
-    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    let forged = server
-        .sse(&format!("/sse/page?GameEvent={game}"))
-        .header("cookie", "user=ada")
-        .send()
-        .await;
-    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
-    let announcements = server.sse("/sse/page?SystemAnnouncement").send().await;
-    assert_eq!(announcements.status(), StatusCode::OK);
+    let ada = login(&server, "ada").await;
+    let (_ada_page, _) = server.open_page(game, &ada).await;
+    // No login, and a cookie the browser made up: both watch as spectators.
+    for cookie in ["", "user=ada"] {
+        let (_page, lobby) = server.open_page(game, cookie).await;
+        assert_eq!(lobby_names(&lobby), ["ada"], "{cookie:?}");
+        assert_eq!(lobby[0]["connections"], 1, "{cookie:?} is not ada");
+    }
 }
 
 #[tokio::test]

@@ -89,9 +89,10 @@ async function reloadGame(id) {
 }
 
 /**
- * The page's channels, all on one connection: the announcements, and once logged in the user's
- * notifications and the game it follows (a snapshot first, then every event, and who is in the
- * lobby: the server lists the logged-in user there while the page follows the game).
+ * The page's channels, all on one connection: the announcements, the game it follows (a snapshot
+ * first, then every event, and who is in the lobby: the server lists the logged-in user there
+ * while the page follows the game; without a login the page watches unlisted), and once logged in
+ * the user's notifications.
  */
 function channels() {
   const list = [
@@ -110,7 +111,7 @@ function channels() {
       }),
     );
   }
-  if (me && gameId !== null) {
+  if (gameId !== null) {
     const id = gameId;
     list.push(
       muxGameEvent(id, {
@@ -182,7 +183,6 @@ function openGame(id) {
     renderLobby();
   }
   gameId = id;
-  if (!me) log("log", `log in to follow game ${id}`);
   stream.update(channels());
 }
 
@@ -229,7 +229,8 @@ $("round-start").addEventListener("click", () => game && post(`/api/games/${game
 $("point").addEventListener("click", () => game && post(`/api/games/${game.gameId}/score`, { player: me, points: 1 }));
 
 const initial = new URLSearchParams(location.search).get("game");
-// The game of the link once the page knows who is logged in: only a logged-in user follows one.
+// The game of the link once the page knows who is logged in, so that a logged-in user's page
+// enters the lobby in its first connection rather than in a reconnect.
 whoAmI()
   .catch((error) => log("log", `error: ${error}`))
   .then(() => {
