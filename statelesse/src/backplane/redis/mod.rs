@@ -554,13 +554,8 @@ impl Transport for RedisTransport {
             self.check_ready().map_err(|err| err.on_channel(channel))?;
             let inner = &self.inner;
             let event = (channel.into(), event, data);
-            let mut results = publisher::publish(&inner.shared, &inner.batcher, [event]).await;
-            results.pop().unwrap_or_else(|| {
-                Err(
-                    BackplaneError::with_source(ErrorKind::Protocol, "no result")
-                        .on_channel(channel),
-                )
-            })
+            let results = publisher::publish(&inner.shared, &inner.batcher, [event]).await;
+            publisher::lone_result(results, channel)
         })
     }
 

@@ -479,12 +479,7 @@ impl Sender {
         let mut unsure = Vec::new();
         for ((pending, refresh), result) in batch.events.into_iter().zip(batch.refresh).zip(results)
         {
-            let result = result.unwrap_or_else(|| {
-                Err(BackplaneError::with_source(
-                    ErrorKind::Protocol,
-                    "no result",
-                ))
-            });
+            let result = result.unwrap_or_else(|| Err(no_result()));
             if refresh && result.is_err() {
                 unsure.push(pending.channel.clone());
             }
@@ -500,6 +495,21 @@ impl Sender {
             }
         }
     }
+}
+
+/// The error of an event a publish path found no result for: a bug, never the caller's doing.
+pub(super) fn no_result() -> BackplaneError {
+    BackplaneError::with_source(ErrorKind::Protocol, "no result")
+}
+
+/// The result of a publish of one event on `channel`: the one of `results`.
+pub(super) fn lone_result(
+    mut results: Vec<Result<EventId, BackplaneError>>,
+    channel: &str,
+) -> Result<EventId, BackplaneError> {
+    results
+        .pop()
+        .unwrap_or_else(|| Err(no_result().on_channel(channel)))
 }
 
 /// The indices of `events` grouped by hash slot, each group in the events' order.

@@ -304,12 +304,7 @@ impl RedisClusterTransport {
             .into_iter()
             .zip(events)
             .map(|(result, (channel, _, _))| {
-                result.unwrap_or_else(|| {
-                    Err(
-                        BackplaneError::with_source(ErrorKind::Protocol, "no result")
-                            .on_channel(channel),
-                    )
-                })
+                result.unwrap_or_else(|| Err(publisher::no_result().on_channel(channel)))
             })
             .collect()
     }
@@ -435,13 +430,8 @@ impl Transport for RedisClusterTransport {
     ) -> BoxFuture<'a, Result<EventId, BackplaneError>> {
         Box::pin(async move {
             self.check_open(channel)?;
-            let mut results = self.publish_events(&[(channel.into(), event, data)]).await;
-            results.pop().unwrap_or_else(|| {
-                Err(
-                    BackplaneError::with_source(ErrorKind::Protocol, "no result")
-                        .on_channel(channel),
-                )
-            })
+            let results = self.publish_events(&[(channel.into(), event, data)]).await;
+            publisher::lone_result(results, channel)
         })
     }
 
